@@ -308,7 +308,9 @@ impl Packet {
             pos = end;
         }
 
-        let rest = text.get(pos..).ok_or_else(|| invalid("bad packet layout"))?;
+        let rest = text
+            .get(pos..)
+            .ok_or_else(|| invalid("bad packet layout"))?;
         let data = if rest.is_empty() {
             None
         } else {
@@ -382,7 +384,332 @@ fn validate(kind: PacketType, data: Option<&Value>) -> Result<(), ProtocolError>
             Some(Value::Object(_)) | Some(Value::String(_)) => Ok(()),
             // A refusal without a reason is still a refusal.
             None => Ok(()),
-            Some(_) => Err(invalid("CONNECT_ERROR payload must be an object or a string")),
+            Some(_) => Err(invalid(
+                "CONNECT_ERROR payload must be an object or a string",
+            )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Every example string of the socket.io-protocol v5 spec (packet encoding examples,
+    /// exchange examples and sample session) as the Socket.IO part, without the Engine.IO `4`.
+    const V5_EXAMPLES: &[&str] = &[
+        "0",
+        "0/admin,",
+        "0/admin,{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}",
+        "0{\"sid\":\"wZX3oN0bSVIhsaknAAAI\"}",
+        "0/admin,{\"token\":\"123\"}",
+        "0/admin,{\"sid\":\"iLnRaVGHY4B75TeVAAAB\"}",
+        "0/admin,{\"sid\":\"-G5j-67EZFp-q59rADQM\"}",
+        "4{\"message\":\"Not authorized\"}",
+        "2[\"foo\"]",
+        "2[\"bar\"]",
+        "2/admin,[\"bar\"]",
+        "2[\"hey\",\"Jude\"]",
+        "2[\"hello\"]",
+        "2[\"world\"]",
+        "51-[\"baz\",{\"_placeholder\":true,\"num\":0}]",
+        "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
+        "212[\"foo\"]",
+        "312[]",
+        "312[\"bar\"]",
+        "2/admin,13[\"foo\"]",
+        "3/admin,13[\"bar\"]",
+        "514-[\"foo\",{\"_placeholder\":true,\"num\":0}]",
+        "314[\"bar\"]",
+        "215[\"foo\"]",
+        "61-15[\"bar\",{\"_placeholder\":true,\"num\":0}]",
+        "2/admin,1[\"tellme\"]",
+        "61-/admin,1[{\"_placeholder\":true,\"num\":0}]",
+        "1",
+        "1/admin,",
+    ];
+
+    /// Every example string of the socket.io-protocol v4 spec (socket.io 2.x).
+    const V4_EXAMPLES: &[&str] = &[
+        "0",
+        "0/admin,",
+        "0/admin?token=1234,",
+        "0/admin?token=1234&uid=abcd,",
+        "1/admin,",
+        "2[\"hello\",1]",
+        "2/admin,456[\"project:delete\",123]",
+        "3/admin,456[]",
+        "4/admin,\"Not authorized\"",
+        "51-[\"hello\",{\"_placeholder\":true,\"num\":0}]",
+        "51-/admin,456[\"project:delete\",{\"_placeholder\":true,\"num\":0}]",
+        "61-/admin,456[{\"_placeholder\":true,\"num\":0}]",
+        "2[\"hey\",\"Jude\"]",
+        "2/admin,1[\"tellme\"]",
+        "61-/admin,1[{\"_placeholder\":true,\"num\":0}]",
+    ];
+
+    fn decode(text: &str) -> Packet {
+        Packet::decode_text(text).unwrap().0
+    }
+
+    fn err(text: &str) -> ProtocolError {
+        Packet::decode_text(text).unwrap_err()
+    }
+
+    fn is_invalid_packet(e: &ProtocolError) -> bool {
+        matches!(e, ProtocolError::InvalidPacket(_))
+    }
+
+    #[test]
+    fn spec_examples_round_trip_byte_for_byte() {
+        for text in V5_EXAMPLES.iter().chain(V4_EXAMPLES) {
+            let (mut packet, count) = Packet::decode_text(text).unwrap();
+            // The text part alone encodes the announced count from the attachments.
+            packet.attachments = vec![Bytes::from_static(b"\x01\x02\x03\x04"); count];
+            assert_eq!(packet.encode(), *text, "re-encoding {text}");
+        }
+    }
+
+    #[test]
+    fn spec_examples_decode_to_the_documented_fields() {
+        assert_eq!(decode("0"), Packet::connect("/", None));
+        assert_eq!(
+            decode("0/admin,{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}"),
+            Packet::connect("/admin", Some(json!({"sid": "oSO0OpakMV_3jnilAAAA"})))
+        );
+        assert_eq!(
+            decode("4{\"message\":\"Not authorized\"}"),
+            Packet::connect_error("/", json!({"message": "Not authorized"}))
+        );
+        assert_eq!(
+            decode("4/admin,\"Not authorized\""),
+            Packet::connect_error("/admin", json!("Not authorized"))
+        );
+        assert_eq!(
+            decode("2/admin,[\"bar\"]"),
+            Packet::event("/admin", json!(["bar"]), vec![], None)
+        );
+        assert_eq!(
+            decode("2[\"hello\",1]"),
+            Packet::event("/", json!(["hello", 1]), vec![], None)
+        );
+        assert_eq!(
+            decode("212[\"foo\"]"),
+            Packet::event("/", json!(["foo"]), vec![], Some(12))
+        );
+        assert_eq!(
+            decode("3/admin,13[\"bar\"]"),
+            Packet::ack("/admin", 13, json!(["bar"]), vec![])
+        );
+        assert_eq!(
+            decode("3/admin,456[]"),
+            Packet::ack("/admin", 456, json!([]), vec![])
+        );
+        assert_eq!(decode("1"), Packet::disconnect("/"));
+        assert_eq!(decode("1/admin,"), Packet::disconnect("/admin"));
+        assert_eq!(
+            decode("0/admin?token=1234,").nsp,
+            "/admin?token=1234".to_owned()
+        );
+
+        let (packet, count) =
+            Packet::decode_text("61-/admin,456[{\"_placeholder\":true,\"num\":0}]").unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(packet.kind, PacketType::BinaryAck);
+        assert_eq!(packet.nsp, "/admin");
+        assert_eq!(packet.id, Some(456));
+        assert_eq!(packet.data, Some(json!([placeholder(0)])));
+        assert!(packet.attachments.is_empty());
+
+        let (packet, count) = Packet::decode_text(
+            "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
+        )
+        .unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(packet.kind, PacketType::BinaryEvent);
+        assert_eq!(packet.event_name(), Some("baz"));
+        assert_eq!(placeholder_nums(packet.data.as_ref().unwrap()), vec![0, 1]);
+    }
+
+    #[test]
+    fn constructors_pick_binary_types_and_encode_counts() {
+        let one = vec![Bytes::from_static(b"\x01\x02\x03\x04")];
+        let event = Packet::event("/", json!(["baz", placeholder(0)]), one.clone(), None);
+        assert_eq!(event.kind, PacketType::BinaryEvent);
+        assert_eq!(
+            event.encode(),
+            "51-[\"baz\",{\"_placeholder\":true,\"num\":0}]"
+        );
+        let ack = Packet::ack("/", 15, json!(["bar", placeholder(0)]), one);
+        assert_eq!(ack.kind, PacketType::BinaryAck);
+        assert_eq!(
+            ack.encode(),
+            "61-15[\"bar\",{\"_placeholder\":true,\"num\":0}]"
+        );
+        assert_eq!(
+            Packet::event("/", json!(["foo"]), vec![], None).kind,
+            PacketType::Event
+        );
+        assert_eq!(Packet::ack("/", 1, json!([]), vec![]).kind, PacketType::Ack);
+        assert_eq!(Packet::disconnect("").encode(), "1");
+    }
+
+    #[test]
+    fn lenient_forms_decode_and_encode_canonically() {
+        // Namespace running to the end of the text, without a comma.
+        assert_eq!(decode("1/admin"), Packet::disconnect("/admin"));
+        assert_eq!(decode("1/admin").encode(), "1/admin,");
+        // The main namespace written out.
+        assert_eq!(decode("0/,"), Packet::connect("/", None));
+        // Leading zeros in the ack id.
+        assert_eq!(decode("2007[\"a\"]").encode(), "27[\"a\"]");
+        // Whitespace inside the JSON.
+        assert_eq!(decode("2 [ \"a\" , 1 ]").encode(), "2[\"a\",1]");
+        // The largest ack id.
+        assert_eq!(decode("318446744073709551615[]").id, Some(u64::MAX));
+        // Zero attachments on a binary type.
+        assert_eq!(Packet::decode_text("50-[\"a\"]").unwrap().1, 0);
+        // A refusal without a reason, and a disconnect with a stray payload.
+        assert_eq!(decode("4/admin,").data, None);
+        assert_eq!(decode("1{\"x\":1}").kind, PacketType::Disconnect);
+        // Reserved names are the socket layer's business, not the codec's.
+        assert_eq!(decode("2[\"connect\"]").event_name(), Some("connect"));
+    }
+
+    #[test]
+    fn empty_and_unknown_types() {
+        assert_eq!(err(""), ProtocolError::Empty);
+        assert_eq!(err("7"), ProtocolError::UnknownPacketType("7".into()));
+        assert_eq!(
+            err("x[\"a\"]"),
+            ProtocolError::UnknownPacketType("x".into())
+        );
+        assert_eq!(err("é"), ProtocolError::UnknownPacketType("é".into()));
+        assert_eq!(err("{}"), ProtocolError::UnknownPacketType("{".into()));
+    }
+
+    #[test]
+    fn malformed_attachment_counts() {
+        assert!(is_invalid_packet(&err("5-[\"a\"]")));
+        assert!(is_invalid_packet(&err("5x-[\"a\"]")));
+        assert!(is_invalid_packet(&err("51x-[\"a\"]")));
+        assert!(is_invalid_packet(&err("5[\"a\"]")));
+        assert!(is_invalid_packet(&err("51")));
+        assert!(is_invalid_packet(&err("5")));
+        assert!(is_invalid_packet(&err("6/admin,1-[]")));
+        // Too many digits to be a real count, and more than u64 can hold.
+        assert!(is_invalid_packet(&err("599999999999-[\"a\"]")));
+        assert!(is_invalid_packet(&err(&format!(
+            "5{}-[\"a\"]",
+            "9".repeat(10_000)
+        ))));
+        // Ten digits are still a count; the decoder's limit rejects it.
+        let count = Packet::decode_text("59999999999-[\"a\"]").unwrap().1;
+        assert_eq!(u64::try_from(count).unwrap(), 9_999_999_999);
+    }
+
+    #[test]
+    fn ack_id_overflow() {
+        assert!(is_invalid_packet(&err("318446744073709551616[]")));
+        assert!(is_invalid_packet(&err(&format!(
+            "2/admin,{}[\"a\"]",
+            "1".repeat(5_000)
+        ))));
+    }
+
+    #[test]
+    fn bad_json_is_invalid_json() {
+        for text in [
+            "2[\"a\"",
+            "2[\"a\"]]",
+            "2[\"a\",]",
+            "0{sid}",
+            "2/admin,x",
+            "2,[\"a\"]",
+            "4\"unterminated",
+            "2[\"\\ud800\"]",
+        ] {
+            assert!(
+                matches!(err(text), ProtocolError::InvalidJson(_)),
+                "{text}: {:?}",
+                err(text)
+            );
+        }
+        // serde_json's depth limit turns deep nesting into an error, not a stack overflow.
+        let deep = format!("2[\"a\",{}{}]", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(err(&deep), ProtocolError::InvalidJson(_)));
+    }
+
+    #[test]
+    fn wrong_payload_shapes() {
+        for text in [
+            "2",
+            "2{\"a\":1}",
+            "2\"a\"",
+            "2[]",
+            "2[1]",
+            "2[null,\"a\"]",
+            "2[[\"a\"]]",
+            "51-{}",
+            "3",
+            "3{}",
+            "312\"a\"",
+            "61-",
+            "0[]",
+            "0\"x\"",
+            "0/admin,true",
+            "4[]",
+            "4true",
+            "4/admin,null",
+        ] {
+            assert!(is_invalid_packet(&err(text)), "{text}: {:?}", err(text));
+        }
+    }
+
+    #[test]
+    fn placeholder_helpers() {
+        assert_eq!(placeholder_num(&placeholder(3)), Some(3));
+        assert_eq!(
+            placeholder_num(&json!({"_placeholder": true, "num": -1})),
+            None
+        );
+        assert_eq!(
+            placeholder_num(&json!({"_placeholder": true, "num": 1.5})),
+            None
+        );
+        assert_eq!(
+            placeholder_num(&json!({"_placeholder": "true", "num": 0})),
+            None
+        );
+        assert_eq!(
+            placeholder_num(&json!({"_placeholder": true, "num": 0, "x": 1})),
+            None
+        );
+        let data = json!(["e", {"a": [placeholder(2), {"b": placeholder(0)}]}, placeholder(1)]);
+        assert_eq!(placeholder_nums(&data), vec![2, 0, 1]);
+        assert_eq!(check_placeholders(&data, 3), Ok(()));
+        assert_eq!(
+            check_placeholders(&data, 2),
+            Err(ProtocolError::BadPlaceholder { num: 2, count: 2 })
+        );
+        let huge = json!([{"_placeholder": true, "num": u64::MAX}]);
+        assert_eq!(
+            check_placeholders(&huge, 1),
+            Err(ProtocolError::BadPlaceholder {
+                num: u64::MAX,
+                count: 1
+            })
+        );
+    }
+
+    #[test]
+    fn packet_type_digits() {
+        for c in '0'..='6' {
+            assert_eq!(PacketType::from_char(c).unwrap().as_char(), c);
+        }
+        assert_eq!(PacketType::from_char('7'), None);
+        assert!(is_reserved_event("disconnecting"));
+        assert!(!is_reserved_event("message"));
     }
 }
