@@ -25,6 +25,9 @@ pub enum Error {
     /// A namespace name must start with `/`.
     #[error("invalid namespace {0:?}: a namespace starts with '/'")]
     InvalidNamespace(String),
+    /// An extra header's name or value is not valid HTTP.
+    #[error("invalid header {0:?}")]
+    InvalidHeader(String),
     /// Arguments could not be turned into JSON.
     #[error("arguments cannot be serialised: {0}")]
     Serialize(String),
@@ -71,6 +74,9 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// An acknowledgement was answered twice.
+    #[error("acknowledgement {0} was already sent")]
+    AckAlreadySent(u64),
     /// The client was closed with `disconnect()` or dropped.
     #[error("client is closed")]
     Closed,

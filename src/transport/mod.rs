@@ -28,3 +28,60 @@ impl fmt::Display for Transport {
         f.write_str(self.as_str())
     }
 }
+
+pub(crate) mod connect;
+pub(crate) mod polling;
+pub(crate) mod url;
+pub(crate) mod websocket;
+
+use crate::proto::engineio::Packet;
+use crate::Error;
+use polling::PollingTransport;
+use websocket::WebSocketTransport;
+
+/// The transport carrying a session right now.
+pub(crate) enum Active {
+    WebSocket(WebSocketTransport),
+    Polling(PollingTransport),
+}
+
+impl Active {
+    /// Which kind this is.
+    pub(crate) fn kind(&self) -> Transport {
+        match self {
+            Active::WebSocket(_) => Transport::WebSocket,
+            Active::Polling(_) => Transport::Polling,
+        }
+    }
+
+    /// Sends packets (WebSocket: written and flushed; polling: queued for the next POST).
+    pub(crate) async fn send(&mut self, packets: Vec<Packet>) -> Result<(), Error> {
+        match self {
+            Active::WebSocket(ws) => ws.send(packets).await,
+            Active::Polling(polling) => {
+                polling.send(packets);
+                Ok(())
+            }
+        }
+    }
+
+    /// Next packets from the server; `Ok(None)` when the server closed the connection.
+    /// Cancel-safe.
+    pub(crate) async fn recv(&mut self) -> Result<Option<Vec<Packet>>, Error> {
+        match self {
+            Active::WebSocket(ws) => match ws.recv().await? {
+                None => Ok(None),
+                Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
+            },
+            Active::Polling(polling) => polling.recv().await.map(Some),
+        }
+    }
+
+    /// Closes politely (best effort, bounded in time).
+    pub(crate) async fn close(self) {
+        match self {
+            Active::WebSocket(ws) => ws.close().await,
+            Active::Polling(polling) => polling.close().await,
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Connection options (named and defaulted as in the official JS client) and the builder.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::AckSender;
+use crate::proto::engineio::EngineVersion;
+use crate::{Args, Error, Transport};
+
+/// A handler for one event: gets the arguments and, when the server asked for one, an ack sender.
+pub type Handler = Arc<dyn Fn(Args, Option<AckSender>) + Send + Sync>;
+/// A handler for every event: also gets the event name.
+pub type AnyHandler = Arc<dyn Fn(&str, Args, Option<AckSender>) + Send + Sync>;
+
+/// Handlers of one socket (namespace).
+#[derive(Clone, Default)]
+pub(crate) struct Handlers {
+    pub(crate) by_event: HashMap<String, Handler>,
+    pub(crate) any: Option<AnyHandler>,
+}
+
+impl Handlers {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_event.is_empty() && self.any.is_none()
+    }
+}
+
+/// Options of one connection.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) url: String,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) transports: Vec<Transport>,
+    pub(crate) upgrade: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) upgrade_timeout: Duration,
+    pub(crate) version: EngineVersion,
+    pub(crate) max_receive: usize,
+    pub(crate) max_attachments: usize,
+    pub(crate) event_buffer: usize,
+}
+
+impl Config {
+    fn new(url: &str) -> Config {
+        Config {
+            url: url.to_string(),
+            path: "/socket.io/".to_string(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            transports: vec![Transport::WebSocket, Transport::Polling],
+            upgrade: true,
+            timeout: Duration::from_secs(20),
+            upgrade_timeout: Duration::from_secs(10),
+            version: EngineVersion::V4,
+            max_receive: 100 * 1024 * 1024,
+            max_attachments: 1000,
+            event_buffer: 4096,
+        }
+    }
+}
+
+/// Builds a [`Client`](crate::Client) or an [`AsyncClient`](crate::AsyncClient).
+///
+/// ```no_run
+/// # fn main() -> Result<(), sio_client::Error> {
+/// use sio_client::Client;
+/// let client = Client::builder("http://localhost:3000")
+///     .auth(serde_json::json!({ "token": "abc" }))
+///     .on("news", |args, _ack| println!("news: {:?}", args.values()))
+///     .connect()?;
+/// client.emit("hello", "world")?;
+/// # Ok(()) }
+/// ```
+pub struct ClientBuilder {
+    pub(crate) config: Config,
+    pub(crate) namespace: String,
+    pub(crate) auth: Result<Option<Value>, String>,
+    pub(crate) handlers: Handlers,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Auth values and headers are secrets: never print them.
+        f.debug_struct("ClientBuilder")
+            .field("url", &self.config.url)
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// A builder for `url` (`http`, `https`, `ws` or `wss`). The namespace is `/` unless set.
+    pub fn new(url: impl Into<String>) -> ClientBuilder {
+        let url = url.into();
+        ClientBuilder {
+            config: Config::new(&url),
+            namespace: "/".to_string(),
+            auth: Ok(None),
+            handlers: Handlers::default(),
+        }
+    }
+
+    /// The namespace to connect (default `/`).
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The auth payload sent with the namespace CONNECT (socket.io 3+), or as query parameters
+    /// to socket.io 2 servers.
+    pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
+        self.auth = serde_json::to_value(auth)
+            .map(Some)
+            .map_err(|e| e.to_string());
+        self
+    }
+
+    /// Adds a query parameter to every request.
+    pub fn query(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.query.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a header to every HTTP request and to the WebSocket upgrade (`extraHeaders`).
+    pub fn extra_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The server's Engine.IO path (default `/socket.io/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.config.path = path.into();
+        self
+    }
+
+    /// Transports in order of preference (default WebSocket, then polling). The first one that
+    /// works carries the connection; a polling connection later upgrades to WebSocket when
+    /// WebSocket is in the list and [`upgrade`](Self::upgrade) is on. `[Polling, WebSocket]` is
+    /// the JS client's default: start on polling, then upgrade.
+    pub fn transports(mut self, transports: impl IntoIterator<Item = Transport>) -> Self {
+        self.config.transports = transports.into_iter().collect();
+        self
+    }
+
+    /// Whether a polling connection tries to upgrade to WebSocket (default on).
+    pub fn upgrade(mut self, upgrade: bool) -> Self {
+        self.config.upgrade = upgrade;
+        self
+    }
+
+    /// How long `connect` may take (default 20 s, as the JS client's `timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// The Engine.IO protocol version: `V4` for socket.io 3.x/4.x servers (default), `V3` for
+    /// socket.io 2.x servers.
+    pub fn protocol_version(mut self, version: EngineVersion) -> Self {
+        self.config.version = version;
+        self
+    }
+
+    /// Largest message accepted from the server, in bytes (default 100 MiB).
+    pub fn max_receive(mut self, bytes: usize) -> Self {
+        self.config.max_receive = bytes;
+        self
+    }
+
+    /// How many events [`events`](crate::Client::events) holds for the application before the
+    /// oldest are dropped (default 4096; a warning is logged when it happens).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.config.event_buffer = events.max(1);
+        self
+    }
+
+    /// Calls `handler` for every `event` the server emits on this namespace. Handlers run off
+    /// the connection's task, in order, one at a time: a slow handler delays later events but
+    /// never heartbeats. Events handled here do not appear in `events()`.
+    pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(Args, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers.by_event.insert(event.into(), Arc::new(handler));
+        self
+    }
+
+    /// Calls `handler` for every event that has no handler of its own.
+    pub fn on_any<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&str, Args, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers.any = Some(Arc::new(handler));
+        self
+    }
+
+    pub(crate) fn take_auth(&mut self) -> Result<Option<Value>, Error> {
+        std::mem::replace(&mut self.auth, Ok(None)).map_err(Error::Serialize)
+    }
+}
+
+/// Checks a namespace name at the call site.
+pub(crate) fn check_namespace(namespace: &str) -> Result<(), Error> {
+    if namespace.starts_with('/') && !namespace.contains(',') {
+        Ok(())
+    } else {
+        Err(Error::InvalidNamespace(namespace.to_string()))
+    }
+}

@@ -1,0 +1,149 @@
+//! What a client reports to the application: events, disconnect reasons, ack senders.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::driver::Command;
+use crate::{Args, Error, Transport};
+
+/// Why a namespace got disconnected. The strings are the official JS client's reasons.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DisconnectReason {
+    /// The server disconnected the socket (`socket.disconnect()` on the server).
+    IoServerDisconnect,
+    /// The application called `disconnect()`.
+    IoClientDisconnect,
+    /// The server stopped answering heartbeats.
+    PingTimeout,
+    /// The connection was closed (server gone, network cut, engine.io close packet).
+    TransportClose,
+    /// The connection failed with an error.
+    TransportError,
+    /// The server sent bytes that do not parse.
+    ParseError,
+}
+
+impl DisconnectReason {
+    /// The JS client's reason string (`"io server disconnect"`, `"ping timeout"`, …).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DisconnectReason::IoServerDisconnect => "io server disconnect",
+            DisconnectReason::IoClientDisconnect => "io client disconnect",
+            DisconnectReason::PingTimeout => "ping timeout",
+            DisconnectReason::TransportClose => "transport close",
+            DisconnectReason::TransportError => "transport error",
+            DisconnectReason::ParseError => "parse error",
+        }
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something that happened on a socket (one namespace of a connection).
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The namespace is connected.
+    Connected {
+        /// Namespace.
+        namespace: String,
+        /// Transport carrying the connection.
+        transport: Transport,
+    },
+    /// The server emitted an event.
+    Message {
+        /// Namespace.
+        namespace: String,
+        /// Event name.
+        event: String,
+        /// Its arguments.
+        args: Args,
+        /// Present when the server asked for an acknowledgement.
+        ack: Option<AckSender>,
+    },
+    /// The namespace is disconnected.
+    Disconnected {
+        /// Namespace.
+        namespace: String,
+        /// Why.
+        reason: DisconnectReason,
+    },
+    /// The connection moved to another transport (e.g. upgraded from polling to WebSocket).
+    TransportChanged {
+        /// Transport before.
+        from: Transport,
+        /// Transport now.
+        to: Transport,
+    },
+    /// An error the connection met (what led to a disconnect, or a refused namespace).
+    Error(Arc<Error>),
+}
+
+/// Answers a server's acknowledgement request; usable once (clones share that one use).
+#[derive(Clone)]
+pub struct AckSender {
+    commands: mpsc::WeakUnboundedSender<Command>,
+    namespace: Arc<str>,
+    id: u64,
+    used: Arc<AtomicBool>,
+}
+
+impl fmt::Debug for AckSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AckSender")
+            .field("namespace", &self.namespace)
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+impl AckSender {
+    pub(crate) fn new(
+        commands: mpsc::WeakUnboundedSender<Command>,
+        namespace: Arc<str>,
+        id: u64,
+    ) -> AckSender {
+        AckSender {
+            commands,
+            namespace,
+            id,
+            used: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The ack id the server gave.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sends the acknowledgement with `args` (a tuple for several values, `()` for none).
+    /// Fails if already sent, or if the client is gone.
+    pub fn send<T: Serialize + ?Sized>(&self, args: &T) -> Result<(), Error> {
+        let args = Args::from_serialize(args)?;
+        self.send_args(args)
+    }
+
+    /// Like [`send`](Self::send) with arguments already built.
+    pub fn send_args(&self, args: Args) -> Result<(), Error> {
+        if self.used.swap(true, Ordering::AcqRel) {
+            return Err(Error::AckAlreadySent(self.id));
+        }
+        let commands = self.commands.upgrade().ok_or(Error::Closed)?;
+        commands
+            .send(Command::Ack {
+                namespace: self.namespace.clone(),
+                id: self.id,
+                args,
+            })
+            .map_err(|_| Error::Closed)
+    }
+}

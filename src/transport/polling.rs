@@ -1,0 +1,279 @@
+//! HTTP long-polling transport: one GET waiting for packets and at most one POST carrying queued
+//! packets at any time; everything queued while a POST is in flight goes in the next one, batched
+//! up to the server's `maxPayload`.
+
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+
+use crate::proto::engineio::{decode_payload, encode_payload, EngineVersion, Handshake, Packet};
+use crate::proto::ProtocolError;
+use crate::transport::url::Endpoint;
+use crate::{Error, Transport};
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Settings shared by every request of one polling session.
+#[derive(Clone)]
+pub(crate) struct HttpSettings {
+    pub(crate) http: reqwest::Client,
+    pub(crate) endpoint: Arc<Endpoint>,
+    pub(crate) headers: HeaderMap,
+    /// Largest response body accepted, in bytes.
+    pub(crate) max_response: usize,
+}
+
+impl HttpSettings {
+    fn url(&self, sid: Option<&str>) -> url::Url {
+        self.endpoint.url(Transport::Polling, sid, next_stamp())
+    }
+}
+
+/// A process-wide request counter: unique `t` values without reading the clock.
+fn next_stamp() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STAMP: AtomicU64 = AtomicU64::new(0);
+    STAMP.fetch_add(1, Ordering::Relaxed)
+}
+
+fn transport_error(message: impl Into<String>) -> Error {
+    Error::Transport {
+        transport: Transport::Polling,
+        message: message.into(),
+    }
+}
+
+/// Reads a response body, refusing to buffer more than `limit` bytes.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<String, Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| transport_error(e.to_string()))?
+    {
+        if body.len().saturating_add(chunk.len()) > limit {
+            return Err(Error::Protocol(ProtocolError::PayloadTooLarge {
+                size: body.len().saturating_add(chunk.len()),
+                max: limit,
+            }));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| Error::Protocol(ProtocolError::InvalidUtf8))
+}
+
+/// Performs one GET and returns its body; a non-200 status is an error carrying the body.
+async fn get(settings: HttpSettings, sid: Option<String>) -> Result<String, Error> {
+    let response = settings
+        .http
+        .get(settings.url(sid.as_deref()))
+        .headers(settings.headers.clone())
+        .send()
+        .await
+        .map_err(|e| transport_error(e.to_string()))?;
+    let status = response.status();
+    let body = read_body(response, settings.max_response).await?;
+    if status != reqwest::StatusCode::OK {
+        return Err(transport_error(format!("GET answered {status}: {body}")));
+    }
+    Ok(body)
+}
+
+/// Performs one POST of an encoded payload; the server answers `ok`.
+async fn post(settings: HttpSettings, sid: String, body: String) -> Result<(), Error> {
+    let response = settings
+        .http
+        .post(settings.url(Some(&sid)))
+        .headers(settings.headers.clone())
+        // The Node server answers 400 to application/octet-stream bodies.
+        .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| transport_error(e.to_string()))?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        let body = read_body(response, 64 * 1024).await.unwrap_or_default();
+        return Err(transport_error(format!("POST answered {status}: {body}")));
+    }
+    Ok(())
+}
+
+/// The handshake GET: returns the open packet's handshake and any packets that came with it.
+pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec<Packet>), Error> {
+    let response = settings
+        .http
+        .get(settings.url(None))
+        .headers(settings.headers.clone())
+        .send()
+        .await
+        .map_err(|e| Error::Handshake {
+            transport: Transport::Polling,
+            status: None,
+            body: e.to_string(),
+        })?;
+    let status = response.status();
+    let body = read_body(response, settings.max_response).await?;
+    if status != reqwest::StatusCode::OK {
+        return Err(Error::Handshake {
+            transport: Transport::Polling,
+            status: Some(status.as_u16()),
+            body,
+        });
+    }
+    let mut packets = decode_payload(settings.endpoint.version(), &body)?.into_iter();
+    match packets.next() {
+        Some(Packet::Open(handshake)) => Ok((handshake, packets.collect())),
+        _ => Err(Error::Handshake {
+            transport: Transport::Polling,
+            status: Some(status.as_u16()),
+            body: format!("expected an open packet, got {body:?}"),
+        }),
+    }
+}
+
+/// An established long-polling session.
+pub(crate) struct PollingTransport {
+    settings: HttpSettings,
+    sid: String,
+    version: EngineVersion,
+    max_payload: usize,
+    queue: VecDeque<Packet>,
+    get: Option<BoxFuture<Result<String, Error>>>,
+    post: Option<BoxFuture<Result<(), Error>>>,
+    paused: bool,
+}
+
+impl PollingTransport {
+    /// Wraps a session opened by [`handshake`].
+    pub(crate) fn new(settings: HttpSettings, handshake: &Handshake) -> PollingTransport {
+        let version = settings.endpoint.version();
+        let max_payload = handshake
+            .max_payload
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(usize::MAX);
+        PollingTransport {
+            settings,
+            sid: handshake.sid.clone(),
+            version,
+            max_payload,
+            queue: VecDeque::new(),
+            get: None,
+            post: None,
+            paused: false,
+        }
+    }
+
+    /// Queues packets for the next POST.
+    pub(crate) fn send(&mut self, packets: impl IntoIterator<Item = Packet>) {
+        self.queue.extend(packets);
+    }
+
+    /// Stops starting GETs and POSTs (for an upgrade); in-flight requests finish.
+    pub(crate) fn pause(&mut self) {
+        self.paused = true;
+    }
+
+    /// No request in flight (after `pause`, the moment the upgrade may complete).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.get.is_none() && self.post.is_none()
+    }
+
+    /// Takes the packets still queued (handed to the transport that replaces this one).
+    pub(crate) fn take_queue(&mut self) -> Vec<Packet> {
+        self.queue.drain(..).collect()
+    }
+
+    /// Takes as many queued packets as fit in the server's maxPayload (at least one).
+    fn next_batch(&mut self) -> Option<String> {
+        if self.queue.is_empty() {
+            return None;
+        }
+        let mut batch = Vec::new();
+        let mut size = 0usize;
+        while let Some(packet) = self.queue.front() {
+            // Each packet costs its text plus a separator; an estimate that errs large.
+            let cost = packet_size(packet).saturating_add(8);
+            if !batch.is_empty() && size.saturating_add(cost) > self.max_payload {
+                break;
+            }
+            size = size.saturating_add(cost);
+            if let Some(packet) = self.queue.pop_front() {
+                batch.push(packet);
+            }
+        }
+        Some(encode_payload(self.version, &batch))
+    }
+
+    /// Drives the requests; ready with the packets of each completed GET.
+    /// A completed POST yields an empty batch, so a caller waiting for `is_idle` (an upgrade in
+    /// progress) gets to look again.
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Vec<Packet>, Error>> {
+        let mut posted = false;
+        loop {
+            if self.post.is_none() && !self.paused {
+                if let Some(body) = self.next_batch() {
+                    let fut = post(self.settings.clone(), self.sid.clone(), body);
+                    self.post = Some(Box::pin(fut));
+                }
+            }
+            match self.post.as_mut().map(|f| f.as_mut().poll(cx)) {
+                Some(Poll::Ready(result)) => {
+                    self.post = None;
+                    result?;
+                    posted = true;
+                    if self.queue.is_empty() || self.paused {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+        if self.get.is_none() && !self.paused {
+            let fut = get(self.settings.clone(), Some(self.sid.clone()));
+            self.get = Some(Box::pin(fut));
+        }
+        if let Some(Poll::Ready(result)) = self.get.as_mut().map(|f| f.as_mut().poll(cx)) {
+            self.get = None;
+            let body = result?;
+            let packets = decode_payload(self.version, &body)?;
+            return Poll::Ready(Ok(packets));
+        }
+        if posted {
+            return Poll::Ready(Ok(Vec::new()));
+        }
+        Poll::Pending
+    }
+
+    /// Next batch of received packets. Cancel-safe (state lives in `self`).
+    pub(crate) async fn recv(&mut self) -> Result<Vec<Packet>, Error> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Sends a close packet, best effort, and drops the in-flight requests.
+    pub(crate) async fn close(mut self) {
+        self.get = None;
+        if let Some(post) = self.post.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), post).await;
+        }
+        self.queue.push_back(Packet::Close);
+        self.paused = false;
+        if let Some(body) = self.next_batch() {
+            let fut = post(self.settings.clone(), self.sid.clone(), body);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), fut).await;
+        }
+    }
+}
+
+/// Encoded size of one packet, for batching.
+fn packet_size(packet: &Packet) -> usize {
+    match packet {
+        Packet::Message(crate::proto::engineio::Data::Text(t)) => t.len() + 1,
+        Packet::Message(crate::proto::engineio::Data::Binary(b)) => b.len() / 3 * 4 + 6,
+        _ => 16,
+    }
+}
