@@ -60,9 +60,10 @@ impl Handshake {
         let ping_timeout = heartbeat_millis(&object, "pingTimeout")?;
         let max_payload = match object.get("maxPayload") {
             None | Some(Value::Null) => None,
-            Some(value) => Some(non_negative_number(value).ok_or_else(|| {
-                invalid("\"maxPayload\" is not a non-negative number")
-            })?),
+            Some(value) => Some(
+                non_negative_number(value)
+                    .ok_or_else(|| invalid("\"maxPayload\" is not a non-negative number"))?,
+            ),
         };
         Ok(Handshake {
             sid,

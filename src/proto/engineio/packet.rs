@@ -91,7 +91,9 @@ impl Packet {
     /// a binary frame holding the raw bytes (v4) or `0x04` followed by the bytes (v3).
     pub fn to_frame(&self, version: EngineVersion) -> Frame {
         match (self, version) {
-            (Packet::Message(Data::Binary(bytes)), EngineVersion::V4) => Frame::Binary(bytes.clone()),
+            (Packet::Message(Data::Binary(bytes)), EngineVersion::V4) => {
+                Frame::Binary(bytes.clone())
+            }
             (Packet::Message(Data::Binary(bytes)), EngineVersion::V3) => {
                 let mut framed = Vec::with_capacity(bytes.len().saturating_add(1));
                 framed.push(4);

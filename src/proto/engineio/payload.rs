@@ -141,7 +141,9 @@ fn split_utf16_units(text: &str, units: usize) -> Result<(&str, &str), ProtocolE
     }
     match (text.get(..end), text.get(end..)) {
         (Some(element), Some(rest)) => Ok((element, rest)),
-        _ => Err(invalid_length("length does not end on a character boundary")),
+        _ => Err(invalid_length(
+            "length does not end on a character boundary",
+        )),
     }
 }
 
