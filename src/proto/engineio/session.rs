@@ -35,7 +35,8 @@ enum Heartbeat {
     /// v4: the server pings; it is gone when no ping arrives by `deadline`.
     ServerPings { deadline: Option<Instant> },
     /// v3: the client pings. Between a pong and the next ping, `next_ping` is set; between a
-    /// ping and its pong, `pong_deadline` is.
+    /// ping and its pong, `pong_deadline` is. Unlike the v3 reference client, other packets do
+    /// not push the pong deadline back: the pong itself must arrive within `pingTimeout`.
     ClientPings {
         next_ping: Option<Instant>,
         pong_deadline: Option<Instant>,
