@@ -138,6 +138,9 @@ impl Args {
     /// An argument past the end reads as absent: `Option<T>` gives `None`, other types an
     /// error. Into `serde_json::Value`, a binary value comes back as its placeholder object
     /// (look it up in [`attachments`](Self::attachments) or use [`binary`](Self::binary)).
+    /// Following serde's usual rule, a `String` accepts a binary value that is valid UTF-8 (so
+    /// in an untagged enum put a `Bytes` variant before a `String` one). A placeholder whose
+    /// `num` has no attachment is an error, wherever it sits (unless the target ignores it).
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Result<T, Error> {
         match self.values.get(index) {
             Some(value) => T::deserialize(de::ValueDe::new(value, &self.attachments))
