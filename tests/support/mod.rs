@@ -1,0 +1,9 @@
+//! Shared machinery for the integration tests: `mod support;` in a test file.
+//!
+//! Each test binary compiles this module on its own and usually uses only part of it,
+//! so unused items are expected rather than a sign of dead code.
+#![allow(dead_code, unused_imports)]
+
+pub mod node;
+
+pub use node::{NodeOptions, NodeServer, SioVersion};

@@ -1,0 +1,364 @@
+//! Real socket.io servers from npm (`tests/node/server.js`), one Node process each.
+//!
+//! The server listens on 127.0.0.1 with an ephemeral port, reports it as one JSON line on
+//! stdout, and exits when its stdin closes. [`NodeServer`] keeps that stdin open for as long
+//! as it lives, so a test binary that dies any way at all (panic, abort, SIGKILL) never
+//! leaves a server behind; dropping the handle kills the process outright.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::Duration;
+
+/// How long a server may take to print its port. Generous because CI has two cores and
+/// several test binaries may be compiling or starting Node at the same time.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
+
+/// The server's stderr is kept for failure messages; a runaway log must not eat memory.
+const STDERR_CAP: usize = 1 << 20;
+
+const NEED_NODE: &str =
+    "the interop tests start real socket.io servers and need Node.js 18+ and npm on PATH";
+
+/// Which socket.io server major version to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SioVersion {
+    /// socket.io 4.8.x (Engine.IO protocol 4, Socket.IO protocol 5).
+    V4,
+    /// socket.io 2.5.x (Engine.IO protocol 3, Socket.IO protocol 4).
+    V2,
+}
+
+impl SioVersion {
+    /// The `EIO` query value this server speaks.
+    pub fn eio(self) -> u8 {
+        match self {
+            SioVersion::V4 => 4,
+            SioVersion::V2 => 3,
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            SioVersion::V4 => "4",
+            SioVersion::V2 => "2",
+        }
+    }
+}
+
+/// Server settings; `None` keeps socket.io's own default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// `pingInterval` in milliseconds.
+    pub ping_interval_ms: Option<u64>,
+    /// `pingTimeout` in milliseconds.
+    pub ping_timeout_ms: Option<u64>,
+    /// `maxHttpBufferSize` in bytes.
+    pub max_payload: Option<u64>,
+    /// `connectionStateRecovery` (v4 only; server.js refuses it for v2).
+    pub recovery: bool,
+}
+
+/// A running socket.io server process. Dropping it kills the process.
+pub struct NodeServer {
+    version: SioVersion,
+    options: NodeOptions,
+    port: u16,
+    proc: Option<Running>,
+    /// Logs of processes this handle ran before (see [`NodeServer::restart`]).
+    old_stderr: String,
+}
+
+struct Running {
+    child: Child,
+    // Held only so the server's stdin stays open; server.js exits when it closes.
+    _stdin: ChildStdin,
+    stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl NodeServer {
+    /// Starts a server on an ephemeral port. Panics (with the server's stderr) if Node.js
+    /// is missing, `npm ci` fails, or the server does not report its port within 20 s.
+    pub fn start(version: SioVersion, options: NodeOptions) -> NodeServer {
+        ensure_node_deps();
+        match spawn(version, &options, 0) {
+            Ok((proc, port)) => NodeServer {
+                version,
+                options,
+                port,
+                proc: Some(proc),
+                old_stderr: String::new(),
+            },
+            Err(msg) => panic!("starting the socket.io {version:?} server failed: {msg}"),
+        }
+    }
+
+    /// [`NodeServer::start`] with socket.io's default settings.
+    pub fn start_default(version: SioVersion) -> NodeServer {
+        NodeServer::start(version, NodeOptions::default())
+    }
+
+    /// The TCP port on 127.0.0.1; stays the same across [`NodeServer::restart`].
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The server version this handle runs.
+    pub fn version(&self) -> SioVersion {
+        self.version
+    }
+
+    /// The options this handle was started with.
+    pub fn options(&self) -> &NodeOptions {
+        &self.options
+    }
+
+    /// The OS process id, or `None` after [`NodeServer::kill`].
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.as_ref().map(|p| p.child.id())
+    }
+
+    /// Whether a process is currently running (not killed through this handle).
+    pub fn is_running(&self) -> bool {
+        self.proc.is_some()
+    }
+
+    /// Everything the server processes of this handle wrote to stderr so far (capped).
+    pub fn stderr(&self) -> String {
+        let mut out = self.old_stderr.clone();
+        if let Some(p) = &self.proc {
+            out.push_str(&snapshot(&p.stderr));
+        }
+        out
+    }
+
+    /// Kills the process with SIGKILL and reaps it: when this returns the port no longer
+    /// accepts connections. Existing connections are cut without a close frame, as in a
+    /// server crash. Idempotent.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            self.old_stderr.push_str(&snapshot(&p.stderr));
+        }
+    }
+
+    /// Kills the current process (if any) and starts a fresh one with the same version and
+    /// options on the SAME port, for reconnection tests. The new server shares no state with
+    /// the old one (new session ids, no recovery data).
+    pub fn restart(&mut self) {
+        self.kill();
+        match spawn(self.version, &self.options, self.port) {
+            Ok((proc, port)) => {
+                debug_assert_eq!(port, self.port);
+                self.proc = Some(proc);
+            }
+            Err(msg) => panic!(
+                "restarting the socket.io {:?} server on port {} failed: {msg}\n--- earlier stderr ---\n{}",
+                self.version, self.port, self.old_stderr
+            ),
+        }
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl std::fmt::Debug for NodeServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeServer")
+            .field("version", &self.version)
+            .field("port", &self.port)
+            .field("pid", &self.pid())
+            .finish()
+    }
+}
+
+/// The directory holding `server.js`, `package.json` and `node_modules`.
+pub fn node_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("node")
+}
+
+fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Checks for Node.js once per test binary and installs the npm packages if they are
+/// missing. Panics with a readable explanation otherwise. [`NodeServer::start`] calls it;
+/// only tests that run `server.js` by hand need it.
+pub fn ensure_node_deps() {
+    static READY: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(msg) = READY.get_or_init(prepare) {
+        panic!("{NEED_NODE}: {msg}");
+    }
+}
+
+fn prepare() -> Result<(), String> {
+    let out = Command::new("node")
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("could not run `node --version`: {e}"))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let major = version
+        .strip_prefix('v')
+        .and_then(|v| v.split('.').next())
+        .and_then(|m| m.parse::<u32>().ok());
+    match major {
+        Some(m) if m >= 18 => {}
+        _ => return Err(format!("`node --version` printed {version:?}")),
+    }
+
+    let dir = node_dir();
+    let installed = ["socket.io", "socket.io-v2"].iter().all(|pkg| {
+        dir.join("node_modules")
+            .join(pkg)
+            .join("package.json")
+            .is_file()
+    });
+    if installed {
+        return Ok(());
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("could not run `npm ci` in {}: {e}", dir.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`npm ci --no-audit --no-fund` in {} failed ({}):\n{}{}",
+            dir.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn spawn(version: SioVersion, options: &NodeOptions, port: u16) -> Result<(Running, u16), String> {
+    let dir = node_dir();
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("server.js"))
+        .args(["--sio", version.flag()])
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if port != 0 {
+        cmd.args(["--port", &port.to_string()]);
+    }
+    if let Some(ms) = options.ping_interval_ms {
+        cmd.args(["--ping-interval", &ms.to_string()]);
+    }
+    if let Some(ms) = options.ping_timeout_ms {
+        cmd.args(["--ping-timeout", &ms.to_string()]);
+    }
+    if let Some(bytes) = options.max_payload {
+        cmd.args(["--max-payload", &bytes.to_string()]);
+    }
+    if options.recovery {
+        cmd.arg("--recovery");
+    }
+
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("{NEED_NODE}: could not spawn node: {e}"))?;
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err("child pipes were not set up".to_owned());
+    };
+
+    // Both pipes are drained for the whole life of the process: a full pipe would block
+    // the server's writes and stall it in the middle of a test.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr_thread = {
+        let log = Arc::clone(&log);
+        thread::spawn(move || drain_stderr(stderr, &log))
+    };
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = match lines.next() {
+            Some(Ok(line)) => Ok(line),
+            Some(Err(e)) => Err(format!("reading stdout failed: {e}")),
+            None => Err("the server closed stdout without reporting a port".to_owned()),
+        };
+        let _ = tx.send(first);
+        for _ in lines.by_ref() {}
+    });
+
+    let outcome = match rx.recv_timeout(STARTUP_DEADLINE) {
+        Ok(Ok(line)) => parse_port(&line),
+        Ok(Err(msg)) => Err(msg),
+        Err(_) => Err(format!(
+            "no port reported within {} s",
+            STARTUP_DEADLINE.as_secs()
+        )),
+    };
+    match outcome {
+        Ok(actual) if port == 0 || actual == port => Ok((
+            Running {
+                child,
+                _stdin: stdin,
+                stderr: log,
+            },
+            actual,
+        )),
+        other => {
+            let reason = match other {
+                Ok(actual) => format!("asked for port {port}, server reported {actual}"),
+                Err(msg) => msg,
+            };
+            let _ = child.kill();
+            let status = child.wait();
+            // The process is gone, so stderr hits EOF and the reader finishes.
+            let _ = stderr_thread.join();
+            Err(format!(
+                "{reason} (exit: {status:?})\n--- server stderr ---\n{}",
+                snapshot(&log)
+            ))
+        }
+    }
+}
+
+fn parse_port(line: &str) -> Result<u16, String> {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("port")?.as_u64())
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("expected a line like {{\"port\":N}} on stdout, got {line:?}"))
+}
+
+fn drain_stderr(mut stderr: impl Read, log: &Mutex<Vec<u8>>) {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stderr.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if let Ok(mut buf) = log.lock() {
+                    let room = STDERR_CAP.saturating_sub(buf.len());
+                    buf.extend_from_slice(&chunk[..n.min(room)]);
+                }
+            }
+        }
+    }
+}
