@@ -187,7 +187,9 @@ impl ClientBuilder {
     where
         F: Fn(Args, Option<AckSender>) + Send + Sync + 'static,
     {
-        self.handlers.by_event.insert(event.into(), Arc::new(handler));
+        self.handlers
+            .by_event
+            .insert(event.into(), Arc::new(handler));
         self
     }
 

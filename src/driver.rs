@@ -81,7 +81,10 @@ impl Shared {
     }
 
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        self.attempts.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -116,7 +119,12 @@ async fn run(
         if let (EngineVersion::V3, Some(Value::Object(auth))) = (config.version, &handshake_auth) {
             query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
         }
-        let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, config.version)?);
+        let endpoint = Arc::new(Endpoint::new(
+            &config.url,
+            &config.path,
+            &query,
+            config.version,
+        )?);
         let settings = connect::http_settings(&config, endpoint)?;
         let opened = tokio::time::timeout(config.timeout, connect::open(&config, &settings))
             .await
@@ -152,6 +160,7 @@ async fn run(
         sockets: HashMap::new(),
         ack_deadlines: BinaryHeap::new(),
         upgrade: None,
+        preface: Vec::new(),
         settings,
         config,
         shared,
@@ -161,10 +170,18 @@ async fn run(
     if can_upgrade && driver.transport.kind() == Transport::Polling {
         driver.start_upgrade();
     }
+    // Namespaces asked for before the handshake join first: a socket.io 2 server's `40` can come
+    // in the handshake's own response and must find its socket.
+    while let Ok(command) = commands.try_recv() {
+        driver.on_command(command);
+    }
     driver.feed(now, opened.initial);
     driver.run(&mut commands).await;
     driver.shared.closed.store(true, Ordering::Release);
-    refuse_pending(&mut commands, &Error::Disconnected("connection closed".into()));
+    refuse_pending(
+        &mut commands,
+        &Error::Disconnected("connection closed".into()),
+    );
     driver.transport.close().await;
 }
 
@@ -277,6 +294,8 @@ struct Driver {
     /// Ack deadlines, lazily cleaned: an entry whose ack was answered is skipped when popped.
     ack_deadlines: BinaryHeap<Reverse<(Instant, Arc<str>, u64)>>,
     upgrade: Option<Upgrade>,
+    /// Packets that must precede the session's own on the next flush (after an upgrade).
+    preface: Vec<EnginePacket>,
     settings: HttpSettings,
     done: Option<DisconnectReason>,
 }
@@ -329,7 +348,7 @@ impl Driver {
                 self.fail_upgrade("probe could not be sent");
             }
         }
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.preface);
         while let Some(packet) = self.session.poll_transmit() {
             out.push(packet);
         }
@@ -379,14 +398,20 @@ impl Driver {
             let Some(Reverse((_, nsp, id))) = self.ack_deadlines.pop() else {
                 break;
             };
-            if let Some(ack) = self.sockets.get_mut(&nsp).and_then(|s| s.pending.remove(&id)) {
+            if let Some(ack) = self
+                .sockets
+                .get_mut(&nsp)
+                .and_then(|s| s.pending.remove(&id))
+            {
                 let _ = ack.reply.send(Err(Error::AckTimeout(ack.timeout)));
             }
         }
         let expired: Vec<Arc<str>> = self
             .sockets
             .iter()
-            .filter(|(_, s)| matches!(s.phase, Phase::Connecting { deadline, .. } if deadline <= now))
+            .filter(
+                |(_, s)| matches!(s.phase, Phase::Connecting { deadline, .. } if deadline <= now),
+            )
             .map(|(n, _)| n.clone())
             .collect();
         for nsp in expired {
@@ -473,9 +498,9 @@ impl Driver {
                 }
                 let Some(socket) = self.sockets.get_mut(&namespace) else {
                     if let Some(ack) = ack {
-                        let _ = ack
-                            .reply
-                            .send(Err(Error::Disconnected(format!("{namespace} is not connected"))));
+                        let _ = ack.reply.send(Err(Error::Disconnected(format!(
+                            "{namespace} is not connected"
+                        ))));
                     }
                     return;
                 };
@@ -656,7 +681,12 @@ impl Driver {
             }
             PacketType::Disconnect => {
                 if let Some((namespace, socket)) = self.sockets.remove_entry(packet.nsp.as_str()) {
-                    close_socket(&namespace, socket, DisconnectReason::IoServerDisconnect, None);
+                    close_socket(
+                        &namespace,
+                        socket,
+                        DisconnectReason::IoServerDisconnect,
+                        None,
+                    );
                 }
                 if self.sockets.is_empty() {
                     self.done = Some(DisconnectReason::IoServerDisconnect);
@@ -668,13 +698,17 @@ impl Driver {
                     return Ok(());
                 };
                 let Some(Value::Array(mut values)) = packet.data else {
-                    return Err(ProtocolError::InvalidPacket("event without arguments".into()));
+                    return Err(ProtocolError::InvalidPacket(
+                        "event without arguments".into(),
+                    ));
                 };
                 if values.is_empty() {
                     return Err(ProtocolError::InvalidPacket("event without a name".into()));
                 }
                 let Value::String(event) = values.remove(0) else {
-                    return Err(ProtocolError::InvalidPacket("event name is not a string".into()));
+                    return Err(ProtocolError::InvalidPacket(
+                        "event name is not a string".into(),
+                    ));
                 };
                 let ack = packet
                     .id
@@ -700,7 +734,9 @@ impl Driver {
                     .get_mut(packet.nsp.as_str())
                     .and_then(|s| s.pending.remove(&id))
                 {
-                    let _ = ack.reply.send(Ok(Args::from_wire(values, packet.attachments)));
+                    let _ = ack
+                        .reply
+                        .send(Ok(Args::from_wire(values, packet.attachments)));
                 }
             }
         }
@@ -725,10 +761,11 @@ impl Driver {
     }
 
     fn start_upgrade(&mut self) {
-        let url = self
-            .settings
-            .endpoint
-            .url(Transport::WebSocket, Some(&self.session.handshake().sid), 0);
+        let url = self.settings.endpoint.url(
+            Transport::WebSocket,
+            Some(&self.session.handshake().sid),
+            0,
+        );
         let headers = self.config.headers.clone();
         let version = self.version;
         let max = self.config.max_receive;
@@ -800,9 +837,7 @@ impl Driver {
             first.extend(polling.take_queue());
         }
         // The upgrade packet and what polling still held go first, in order.
-        for packet in first.into_iter().rev() {
-            self.session.requeue_front(packet);
-        }
+        self.preface = first;
         self.shared.set_transport(Transport::WebSocket);
         tracing::debug!("upgraded to WebSocket");
         for socket in self.sockets.values() {

@@ -36,7 +36,10 @@ pub(crate) struct Opened {
 }
 
 /// The HTTP client and settings shared by every request of one connection.
-pub(crate) fn http_settings(config: &Config, endpoint: Arc<Endpoint>) -> Result<HttpSettings, Error> {
+pub(crate) fn http_settings(
+    config: &Config,
+    endpoint: Arc<Endpoint>,
+) -> Result<HttpSettings, Error> {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(config.timeout)
@@ -59,7 +62,8 @@ pub(crate) fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Erro
     for (name, value) in headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| Error::InvalidHeader(name.clone()))?;
-        let value = HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader(name.to_string()))?;
+        let value =
+            HeaderValue::from_str(value).map_err(|_| Error::InvalidHeader(name.to_string()))?;
         map.append(name, value);
     }
     Ok(map)
@@ -92,7 +96,9 @@ async fn open_websocket(
         Ok(Ok(None)) => Err(handshake_error("closed before the open packet".into())),
         Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame)? {
             Packet::Open(handshake) => Ok((Active::WebSocket(ws), handshake, Vec::new())),
-            other => Err(handshake_error(format!("expected an open packet, got {other:?}"))),
+            other => Err(handshake_error(format!(
+                "expected an open packet, got {other:?}"
+            ))),
         },
     }
 }

@@ -178,6 +178,11 @@ impl PollingTransport {
         self.paused = true;
     }
 
+    /// Starts requests again after an upgrade that failed.
+    pub(crate) fn resume(&mut self) {
+        self.paused = false;
+    }
+
     /// No request in flight (after `pause`, the moment the upgrade may complete).
     pub(crate) fn is_idle(&self) -> bool {
         self.get.is_none() && self.post.is_none()

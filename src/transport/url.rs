@@ -134,26 +134,47 @@ mod tests {
     fn builds_polling_and_websocket_urls() {
         let e = ep("http://127.0.0.1:3000");
         let u = e.url(Transport::Polling, None, 5);
-        assert_eq!(u.as_str(), "http://127.0.0.1:3000/socket.io/?EIO=4&transport=polling&t=5");
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:3000/socket.io/?EIO=4&transport=polling&t=5"
+        );
         let u = e.url(Transport::WebSocket, Some("abc"), 5);
-        assert_eq!(u.as_str(), "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket&sid=abc");
+        assert_eq!(
+            u.as_str(),
+            "ws://127.0.0.1:3000/socket.io/?EIO=4&transport=websocket&sid=abc"
+        );
         let e = ep("https://example.com/chat?x=1");
         let u = e.url(Transport::WebSocket, None, 0);
-        assert_eq!(u.as_str(), "wss://example.com/socket.io/?x=1&EIO=4&transport=websocket");
+        assert_eq!(
+            u.as_str(),
+            "wss://example.com/socket.io/?x=1&EIO=4&transport=websocket"
+        );
     }
 
     #[test]
     fn v3_polling_asks_for_base64() {
-        let e = Endpoint::new("ws://h", "engine.io", &[("k".into(), "v w".into())], EngineVersion::V3).unwrap();
+        let e = Endpoint::new(
+            "ws://h",
+            "engine.io",
+            &[("k".into(), "v w".into())],
+            EngineVersion::V3,
+        )
+        .unwrap();
         let u = e.url(Transport::Polling, Some("s"), 64);
-        assert_eq!(u.as_str(), "http://h/engine.io/?k=v+w&EIO=3&transport=polling&sid=s&t=10&b64=1");
+        assert_eq!(
+            u.as_str(),
+            "http://h/engine.io/?k=v+w&EIO=3&transport=polling&sid=s&t=10&b64=1"
+        );
     }
 
     #[test]
     fn rejects_bad_urls() {
         for bad in ["", "not a url", "ftp://h/", "file:///tmp/x", "http://"] {
             let r = Endpoint::new(bad, "/socket.io/", &[], EngineVersion::V4);
-            assert!(matches!(r, Err(Error::InvalidUrl { .. })), "{bad:?} gave {r:?}");
+            assert!(
+                matches!(r, Err(Error::InvalidUrl { .. })),
+                "{bad:?} gave {r:?}"
+            );
         }
     }
 }

@@ -1,0 +1,179 @@
+//! The async facade, for tokio applications.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::Stream;
+use serde::Serialize;
+
+use crate::config::{ClientBuilder, Handlers};
+use crate::event::AckSender;
+use crate::socket::{self, SocketCore};
+use crate::transport::connect::Attempt;
+use crate::{runtime, Args, Error, Event, Transport};
+
+/// A connected socket.io namespace, for async code. Cheap to clone; the namespace is left when
+/// the last clone is dropped (or on [`disconnect`](Self::disconnect)).
+#[derive(Clone)]
+pub struct AsyncClient {
+    core: Arc<SocketCore>,
+}
+
+impl std::fmt::Debug for AsyncClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncClient")
+            .field("namespace", &self.core.namespace)
+            .field("transport", &self.core.transport())
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Connects from async code; resolves once the namespace is connected. The connection runs
+    /// on the current tokio runtime (or the crate's own when there is none).
+    pub async fn connect_async(self) -> Result<AsyncClient, Error> {
+        let pending = socket::start(self, runtime::current_or_shared()?)?;
+        Ok(AsyncClient {
+            core: Arc::new(pending.wait().await?),
+        })
+    }
+}
+
+impl AsyncClient {
+    /// A builder for a client of the server at `url`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url)
+    }
+
+    /// The namespace of this handle.
+    pub fn namespace(&self) -> &str {
+        &self.core.namespace
+    }
+
+    /// The transport carrying the connection now.
+    pub fn transport(&self) -> Transport {
+        self.core.transport()
+    }
+
+    /// The transports tried when the connection was opened, with their outcomes.
+    pub fn connect_report(&self) -> Vec<Attempt> {
+        self.core.attempts()
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.core.is_connected()
+    }
+
+    /// Emits `event` with `args`: a tuple for several arguments, `()` for none, anything else
+    /// `Serialize` for one. `bytes::Bytes` values anywhere inside are sent as binary.
+    pub async fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
+        self.core.emit(event, args)
+    }
+
+    /// Emits `event` and waits for the server's acknowledgement, at most `timeout`.
+    pub async fn emit_with_ack<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<Args, Error> {
+        self.core.emit_with_ack(event, args, timeout)?.await
+    }
+
+    /// The stream of events of this namespace (messages without a handler, connection state
+    /// changes). Several streams share one queue: each event goes to one reader. The stream
+    /// ends when the connection is closed for good.
+    pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {
+        let queue = self.core.queue.clone();
+        futures_util::stream::unfold(queue, |queue| async move {
+            let event = queue.pop().await?;
+            Some((event, queue))
+        })
+    }
+
+    /// Joins another namespace over the same connection.
+    pub fn socket(&self, namespace: impl Into<String>) -> SocketBuilder {
+        SocketBuilder::new(self.core.clone(), namespace.into())
+    }
+
+    /// Leaves the namespace; the connection closes when no namespace is left.
+    pub fn disconnect(&self) {
+        self.core.disconnect();
+    }
+}
+
+/// Options for joining another namespace on an existing connection.
+pub struct SocketBuilder {
+    parent: Arc<SocketCore>,
+    namespace: String,
+    auth: Result<Option<serde_json::Value>, String>,
+    handlers: Handlers,
+}
+
+impl std::fmt::Debug for SocketBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SocketBuilder")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketBuilder {
+    pub(crate) fn new(parent: Arc<SocketCore>, namespace: String) -> SocketBuilder {
+        SocketBuilder {
+            parent,
+            namespace,
+            auth: Ok(None),
+            handlers: Handlers::default(),
+        }
+    }
+
+    /// The auth payload for this namespace.
+    pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
+        self.auth = serde_json::to_value(auth)
+            .map(Some)
+            .map_err(|e| e.to_string());
+        self
+    }
+
+    /// A handler for `event` on this namespace (see [`ClientBuilder::on`]).
+    pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(Args, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers
+            .by_event
+            .insert(event.into(), Arc::new(handler));
+        self
+    }
+
+    /// A handler for every event without its own (see [`ClientBuilder::on_any`]).
+    pub fn on_any<F>(mut self, handler: F) -> Self
+    where
+        F: Fn(&str, Args, Option<AckSender>) + Send + Sync + 'static,
+    {
+        self.handlers.any = Some(Arc::new(handler));
+        self
+    }
+
+    fn start(self) -> Result<socket::Pending, Error> {
+        let auth = self.auth.map_err(Error::Serialize)?;
+        self.parent.join(&self.namespace, auth, self.handlers)
+    }
+
+    /// Joins from async code.
+    pub async fn connect_async(self) -> Result<AsyncClient, Error> {
+        let pending = self.start()?;
+        Ok(AsyncClient {
+            core: Arc::new(pending.wait().await?),
+        })
+    }
+
+    /// Joins, blocking until the namespace is connected.
+    pub fn connect(self) -> Result<crate::Client, Error> {
+        let pending = self.start()?;
+        let core = runtime::block_on(pending.wait())?;
+        Ok(crate::Client::from_core(Arc::new(core)))
+    }
+}

@@ -1,0 +1,135 @@
+//! The blocking facade, for desktop and command-line programs that do not use async.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::async_client::SocketBuilder;
+use crate::config::ClientBuilder;
+use crate::socket::{self, SocketCore};
+use crate::transport::connect::Attempt;
+use crate::{runtime, Args, Error, Event, Transport};
+
+/// A connected socket.io namespace with a blocking API. Cheap to clone; the namespace is left
+/// when the last clone is dropped (or on [`disconnect`](Self::disconnect)). The connection runs
+/// on a small runtime shared by all blocking clients; calling from inside a tokio runtime works.
+#[derive(Clone)]
+pub struct Client {
+    core: Arc<SocketCore>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("namespace", &self.core.namespace)
+            .field("transport", &self.core.transport())
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Connects, blocking until the namespace is connected or connecting failed.
+    pub fn connect(self) -> Result<Client, Error> {
+        let pending = socket::start(self, runtime::shared()?)?;
+        let core = runtime::block_on(pending.wait())?;
+        Ok(Client::from_core(Arc::new(core)))
+    }
+}
+
+impl Client {
+    pub(crate) fn from_core(core: Arc<SocketCore>) -> Client {
+        Client { core }
+    }
+
+    /// A builder for a client of the server at `url`.
+    pub fn builder(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(url)
+    }
+
+    /// Connects to `url`'s main namespace with default options.
+    pub fn connect(url: impl Into<String>) -> Result<Client, Error> {
+        ClientBuilder::new(url).connect()
+    }
+
+    /// The namespace of this handle.
+    pub fn namespace(&self) -> &str {
+        &self.core.namespace
+    }
+
+    /// The transport carrying the connection now.
+    pub fn transport(&self) -> Transport {
+        self.core.transport()
+    }
+
+    /// The transports tried when the connection was opened, with their outcomes.
+    pub fn connect_report(&self) -> Vec<Attempt> {
+        self.core.attempts()
+    }
+
+    /// Whether the connection is still up.
+    pub fn is_connected(&self) -> bool {
+        self.core.is_connected()
+    }
+
+    /// Emits `event` with `args`: a tuple for several arguments, `()` for none, anything else
+    /// `Serialize` for one. `bytes::Bytes` values anywhere inside are sent as binary.
+    pub fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
+        self.core.emit(event, args)
+    }
+
+    /// Emits `event` and blocks until the server's acknowledgement, at most `timeout`.
+    pub fn emit_with_ack<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<Args, Error> {
+        let reply = self.core.emit_with_ack(event, args, timeout)?;
+        runtime::block_on(reply)
+    }
+
+    /// A blocking iterator over this namespace's events (messages without a handler,
+    /// connection state changes). It ends when the connection is closed for good.
+    pub fn events(&self) -> Events {
+        Events {
+            core: self.core.clone(),
+        }
+    }
+
+    /// Joins another namespace over the same connection.
+    pub fn socket(&self, namespace: impl Into<String>) -> SocketBuilder {
+        SocketBuilder::new(self.core.clone(), namespace.into())
+    }
+
+    /// Leaves the namespace; the connection closes when no namespace is left.
+    pub fn disconnect(&self) {
+        self.core.disconnect();
+    }
+}
+
+/// Blocking iterator over a client's events; see [`Client::events`].
+pub struct Events {
+    core: Arc<SocketCore>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+impl Events {
+    /// The next event, waiting at most `timeout`; `None` on timeout or when the stream ended.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Option<Event> {
+        self.core.queue.pop_timeout(timeout)
+    }
+}
+
+impl Iterator for Events {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        self.core.queue.pop_blocking()
+    }
+}

@@ -1,0 +1,63 @@
+//! The runtime the blocking client runs its connections on, and a `block_on` that works from any
+//! thread, including one inside another tokio runtime (where tokio's own would panic).
+
+use std::future::Future;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, Thread};
+
+use crate::Error;
+
+/// One small multi-threaded runtime shared by every blocking client in the process: thousands of
+/// connections, no thread per client.
+pub(crate) fn shared() -> Result<tokio::runtime::Handle, Error> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    let runtime = RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sio-client")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    match runtime {
+        Ok(runtime) => Ok(runtime.handle().clone()),
+        Err(e) => Err(Error::Transport {
+            transport: crate::Transport::WebSocket,
+            message: format!("cannot start the client runtime: {e}"),
+        }),
+    }
+}
+
+/// The current tokio runtime if there is one, else the shared one.
+pub(crate) fn current_or_shared() -> Result<tokio::runtime::Handle, Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => Ok(handle),
+        Err(_) => shared(),
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs a future that only waits on channels to completion on the calling thread.
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        thread::park();
+    }
+}

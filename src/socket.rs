@@ -1,0 +1,248 @@
+//! What the blocking and async facades share: a handle on one namespace of one connection.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::{check_namespace, ClientBuilder, Config, Handlers};
+use crate::driver::{self, AckRequest, Command, Shared};
+use crate::event_queue::EventQueue;
+use crate::proto::socketio::is_reserved_event;
+use crate::transport::connect::{header_map, Attempt};
+use crate::transport::url::Endpoint;
+use crate::{Args, Error, Event, Transport};
+
+/// One namespace of one connection.
+pub(crate) struct SocketCore {
+    pub(crate) namespace: Arc<str>,
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    pub(crate) queue: Arc<EventQueue>,
+    runtime: tokio::runtime::Handle,
+    config: Arc<Config>,
+}
+
+impl Drop for SocketCore {
+    fn drop(&mut self) {
+        // The last handle of a namespace leaves it; the driver closes the connection when no
+        // namespace is left. Dropping never waits.
+        let _ = self.commands.send(Command::Disconnect {
+            namespace: self.namespace.clone(),
+        });
+    }
+}
+
+/// A connection in progress: the handle, and where the outcome arrives.
+pub(crate) struct Pending {
+    pub(crate) core: SocketCore,
+    pub(crate) reply: oneshot::Receiver<Result<(), Error>>,
+}
+
+impl Pending {
+    pub(crate) async fn wait(self) -> Result<SocketCore, Error> {
+        match self.reply.await {
+            Ok(Ok(())) => Ok(self.core),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Disconnected(
+                "connection closed while connecting".into(),
+            )),
+        }
+    }
+}
+
+/// Validates the builder and starts a new connection with its first namespace.
+pub(crate) fn start(
+    mut builder: ClientBuilder,
+    runtime: tokio::runtime::Handle,
+) -> Result<Pending, Error> {
+    check_namespace(&builder.namespace)?;
+    let auth = builder.take_auth()?;
+    let config = Arc::new(builder.config);
+    // Caller mistakes surface here, at the call site, not later from the driver.
+    Endpoint::new(&config.url, &config.path, &config.query, config.version)?;
+    header_map(&config.headers)?;
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let weak = commands.downgrade();
+    let shared = Arc::new(Shared::default());
+    let namespace: Arc<str> = Arc::from(builder.namespace.as_str());
+    let (core, reply) = join(
+        namespace,
+        auth.clone(),
+        builder.handlers,
+        commands,
+        shared.clone(),
+        runtime.clone(),
+        config.clone(),
+    )?;
+    driver::spawn(&runtime, config, receiver, weak, shared, auth);
+    Ok(Pending { core, reply })
+}
+
+/// Queues the CONNECT of a namespace and starts its event dispatcher.
+fn join(
+    namespace: Arc<str>,
+    auth: Option<Value>,
+    handlers: Handlers,
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Handle,
+    config: Arc<Config>,
+) -> Result<(SocketCore, oneshot::Receiver<Result<(), Error>>), Error> {
+    let queue = Arc::new(EventQueue::new(config.event_buffer));
+    let events = spawn_dispatcher(&runtime, handlers, queue.clone());
+    let (reply_tx, reply) = oneshot::channel();
+    commands
+        .send(Command::Connect {
+            namespace: namespace.clone(),
+            auth,
+            events,
+            deadline: Instant::now() + config.timeout,
+            reply: reply_tx,
+        })
+        .map_err(|_| Error::Disconnected("the connection is closed".into()))?;
+    let core = SocketCore {
+        namespace,
+        commands,
+        shared,
+        queue,
+        runtime,
+        config,
+    };
+    Ok((core, reply))
+}
+
+/// Runs handlers off the driver, in order, and hands everything else to `events()` readers.
+fn spawn_dispatcher(
+    runtime: &tokio::runtime::Handle,
+    handlers: Handlers,
+    queue: Arc<EventQueue>,
+) -> mpsc::UnboundedSender<Event> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    runtime.spawn(async move {
+        while let Some(event) = rx.recv().await {
+            match event {
+                Event::Message {
+                    namespace,
+                    event,
+                    args,
+                    ack,
+                } if !handlers.is_empty() => {
+                    if let Some(handler) = handlers.by_event.get(&event).cloned() {
+                        run_handler(move || handler(args, ack)).await;
+                    } else if let Some(handler) = handlers.any.clone() {
+                        run_handler(move || handler(&event, args, ack)).await;
+                    } else {
+                        queue.push(Event::Message {
+                            namespace,
+                            event,
+                            args,
+                            ack,
+                        });
+                    }
+                }
+                other => queue.push(other),
+            }
+        }
+        queue.close();
+    });
+    tx
+}
+
+/// Handlers are plain blocking closures: they run on the blocking pool so that a slow one never
+/// stalls a runtime worker.
+async fn run_handler(handler: impl FnOnce() + Send + 'static) {
+    if let Err(e) = tokio::task::spawn_blocking(handler).await {
+        tracing::warn!(error = %e, "an event handler panicked");
+    }
+}
+
+impl SocketCore {
+    pub(crate) fn transport(&self) -> Transport {
+        self.shared.transport().unwrap_or(Transport::WebSocket)
+    }
+
+    pub(crate) fn attempts(&self) -> Vec<Attempt> {
+        self.shared.attempts()
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        !self.shared.is_closed() && !self.commands.is_closed()
+    }
+
+    fn check_event(&self, event: &str) -> Result<(), Error> {
+        if is_reserved_event(event) {
+            return Err(Error::ReservedEvent(event.to_string()));
+        }
+        Ok(())
+    }
+
+    fn send(&self, command: Command) -> Result<(), Error> {
+        if self.shared.is_closed() {
+            return Err(Error::Disconnected("the connection is closed".into()));
+        }
+        self.commands
+            .send(command)
+            .map_err(|_| Error::Disconnected("the connection is closed".into()))
+    }
+
+    pub(crate) fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
+        self.check_event(event)?;
+        let args = Args::from_serialize(&args)?;
+        self.send(Command::Emit {
+            namespace: self.namespace.clone(),
+            event: event.to_string(),
+            args,
+            ack: None,
+        })
+    }
+
+    pub(crate) fn emit_with_ack<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<Args, Error>>, Error> {
+        self.check_event(event)?;
+        let args = Args::from_serialize(&args)?;
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Emit {
+            namespace: self.namespace.clone(),
+            event: event.to_string(),
+            args,
+            ack: Some(AckRequest { reply, timeout }),
+        })?;
+        Ok(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(Error::Disconnected("the connection is closed".into())))
+        })
+    }
+
+    pub(crate) fn disconnect(&self) {
+        let _ = self.commands.send(Command::Disconnect {
+            namespace: self.namespace.clone(),
+        });
+    }
+
+    /// Starts joining another namespace on the same connection.
+    pub(crate) fn join(
+        &self,
+        namespace: &str,
+        auth: Option<Value>,
+        handlers: Handlers,
+    ) -> Result<Pending, Error> {
+        check_namespace(namespace)?;
+        let (core, reply) = join(
+            Arc::from(namespace),
+            auth,
+            handlers,
+            self.commands.clone(),
+            self.shared.clone(),
+            self.runtime.clone(),
+            self.config.clone(),
+        )?;
+        Ok(Pending { core, reply })
+    }
+}
