@@ -107,7 +107,7 @@ async fn open_websocket(
 async fn open_polling(settings: &HttpSettings) -> Result<(Active, Handshake, Vec<Packet>), Error> {
     let (handshake, initial) = polling::handshake(settings).await?;
     let transport = PollingTransport::new(settings.clone(), &handshake);
-    Ok((Active::Polling(transport), handshake, initial))
+    Ok((Active::Polling(Box::new(transport)), handshake, initial))
 }
 
 /// Tries the configured transports in order; the first to deliver the open packet wins.

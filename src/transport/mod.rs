@@ -42,7 +42,7 @@ use websocket::WebSocketTransport;
 /// The transport carrying a session right now.
 pub(crate) enum Active {
     WebSocket(WebSocketTransport),
-    Polling(PollingTransport),
+    Polling(Box<PollingTransport>),
 }
 
 impl Active {

@@ -69,15 +69,6 @@ impl Endpoint {
         self.version
     }
 
-    /// Host (and port) for logs and per-host memory.
-    pub(crate) fn host(&self) -> String {
-        let host = self.base.host_str().unwrap_or_default();
-        match self.base.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        }
-    }
-
     /// The URL of one request on `transport` (with `sid` once the session exists).
     pub(crate) fn url(&self, transport: Transport, sid: Option<&str>, stamp: u64) -> Url {
         let mut url = self.base.clone();

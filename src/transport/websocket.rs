@@ -15,7 +15,8 @@ type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An open WebSocket carrying Engine.IO packets.
 pub(crate) struct WebSocketTransport {
-    stream: Stream,
+    // Boxed: the TLS stream state is large and the transport moves between enums.
+    stream: Box<Stream>,
     version: EngineVersion,
 }
 
@@ -80,7 +81,10 @@ impl WebSocketTransport {
             }
             Ok(Ok(pair)) => pair,
         };
-        Ok(WebSocketTransport { stream, version })
+        Ok(WebSocketTransport {
+            stream: Box::new(stream),
+            version,
+        })
     }
 
     /// Protocol version spoken on this socket.
@@ -118,6 +122,7 @@ impl WebSocketTransport {
 
     /// Closes the WebSocket politely; errors do not matter any more at this point.
     pub(crate) async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.stream.close(None)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(1), SinkExt::close(&mut *self.stream)).await;
     }
 }
