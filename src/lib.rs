@@ -3,6 +3,8 @@
 #![warn(missing_docs)]
 
 mod error;
+#[cfg(feature = "mock-server")]
+pub mod mock;
 pub mod payload;
 pub mod proto;
 pub mod transport;
