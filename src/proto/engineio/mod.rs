@@ -7,8 +7,11 @@ mod payload;
 mod session;
 mod upgrade;
 
-pub use handshake::Handshake;
+#[cfg(test)]
+mod tests;
+
+pub use handshake::{Handshake, MAX_HEARTBEAT_MILLIS};
 pub use packet::{Data, EngineVersion, Frame, Packet};
-pub use payload::{decode_payload, encode_payload};
+pub use payload::{decode_payload, decode_payload_bytes, encode_payload, utf16_len};
 pub use session::{CloseReason, Session, SessionEvent};
 pub use upgrade::{ProbeState, UpgradeProbe};

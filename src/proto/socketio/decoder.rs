@@ -5,29 +5,421 @@ use bytes::Bytes;
 use super::Packet;
 use crate::proto::ProtocolError;
 
+/// Attachments reserved up front at most, whatever count the header announces: the count comes
+/// from the network, so memory grows only as attachments actually arrive.
+const PREALLOCATE_MAX: usize = 16;
+
 /// Stateful Socket.IO decoder: text packets in, complete packets out.
 #[derive(Debug)]
 pub struct Decoder {
-    _private: (),
+    max_attachments: usize,
+    /// A binary packet and the number of attachments it announced.
+    pending: Option<(Packet, usize)>,
 }
 
 impl Decoder {
     /// A decoder that refuses packets announcing more than `max_attachments` attachments.
     pub fn new(max_attachments: usize) -> Decoder {
-        let _ = max_attachments;
-        todo!()
+        Decoder {
+            max_attachments,
+            pending: None,
+        }
     }
 
     /// Feeds a text message. Returns the packet when complete (`None` while a binary packet
     /// waits for attachments). A text message while attachments are pending is an error.
+    ///
+    /// After any error the decoder is back in its initial state, ready for the next packet.
     pub fn decode_text(&mut self, text: &str) -> Result<Option<Packet>, ProtocolError> {
-        let _ = text;
-        todo!()
+        if let Some((packet, expected)) = self.pending.take() {
+            return Err(ProtocolError::AttachmentsMissing {
+                missing: expected.saturating_sub(packet.attachments.len()),
+            });
+        }
+        let (mut packet, count) = Packet::decode_text(text)?;
+        if count > self.max_attachments {
+            return Err(ProtocolError::TooManyAttachments {
+                count,
+                max: self.max_attachments,
+            });
+        }
+        if !packet.kind.is_binary() {
+            return Ok(Some(packet));
+        }
+        if count == 0 {
+            packet.check_placeholders()?;
+            return Ok(Some(packet));
+        }
+        packet.attachments = Vec::with_capacity(count.min(PREALLOCATE_MAX));
+        self.pending = Some((packet, count));
+        Ok(None)
     }
 
     /// Feeds a binary message (an attachment). An attachment nobody waits for is an error.
+    ///
+    /// With the last attachment the packet's placeholders are checked against the attachments
+    /// ([`ProtocolError::BadPlaceholder`]); a packet failing that is dropped.
     pub fn decode_binary(&mut self, data: Bytes) -> Result<Option<Packet>, ProtocolError> {
-        let _ = data;
-        todo!()
+        let (mut packet, expected) = self
+            .pending
+            .take()
+            .ok_or(ProtocolError::UnexpectedAttachment)?;
+        packet.attachments.push(data);
+        if packet.attachments.len() < expected {
+            self.pending = Some((packet, expected));
+            return Ok(None);
+        }
+        packet.check_placeholders()?;
+        Ok(Some(packet))
+    }
+
+    /// Attachments the pending binary packet still waits for (0 when none is pending).
+    pub fn missing_attachments(&self) -> usize {
+        self.pending.as_ref().map_or(0, |(packet, expected)| {
+            expected.saturating_sub(packet.attachments.len())
+        })
+    }
+
+    /// Drops a partially received binary packet, e.g. when the transport reconnects.
+    pub fn reset(&mut self) {
+        self.pending = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::socketio::{placeholder, PacketType};
+    use serde_json::{json, Value};
+
+    fn att(n: u8) -> Bytes {
+        Bytes::from(vec![n; usize::from(n) + 1])
+    }
+
+    #[test]
+    fn plain_packets_come_out_at_once() {
+        let mut d = Decoder::new(4);
+        let p = d.decode_text("2/admin,1[\"tellme\"]").unwrap().unwrap();
+        assert_eq!(
+            p,
+            Packet::event("/admin", json!(["tellme"]), vec![], Some(1))
+        );
+        let p = d.decode_text("0").unwrap().unwrap();
+        assert_eq!(p, Packet::connect("/", None));
+        assert_eq!(d.missing_attachments(), 0);
+    }
+
+    #[test]
+    fn spec_binary_examples_reassemble_and_re_encode() {
+        let mut d = Decoder::new(4);
+        for (text, count) in [
+            ("51-[\"baz\",{\"_placeholder\":true,\"num\":0}]", 1u8),
+            (
+                "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
+                2,
+            ),
+            ("61-15[\"bar\",{\"_placeholder\":true,\"num\":0}]", 1),
+            ("61-/admin,1[{\"_placeholder\":true,\"num\":0}]", 1),
+            (
+                "51-/admin,456[\"project:delete\",{\"_placeholder\":true,\"num\":0}]",
+                1,
+            ),
+        ] {
+            assert_eq!(d.decode_text(text).unwrap(), None);
+            for i in 0..count - 1 {
+                assert_eq!(d.decode_binary(att(i)).unwrap(), None);
+                assert_eq!(d.missing_attachments(), usize::from(count - 1 - i));
+            }
+            let p = d.decode_binary(att(count - 1)).unwrap().unwrap();
+            assert_eq!(p.attachments, (0..count).map(att).collect::<Vec<_>>());
+            assert_eq!(p.encode(), text);
+            assert_eq!(d.missing_attachments(), 0);
+        }
+    }
+
+    #[test]
+    fn binary_with_zero_attachments_comes_out_at_once() {
+        let mut d = Decoder::new(4);
+        let p = d.decode_text("50-[\"a\",1]").unwrap().unwrap();
+        assert_eq!(p.kind, PacketType::BinaryEvent);
+        assert!(p.attachments.is_empty());
+        // With nothing to refer to, any placeholder is out of range.
+        assert_eq!(
+            d.decode_text("60-3[{\"_placeholder\":true,\"num\":0}]"),
+            Err(ProtocolError::BadPlaceholder { num: 0, count: 0 })
+        );
+    }
+
+    #[test]
+    fn several_attachments_nested_deep() {
+        // Placeholders at several depths, out of order, inside arrays and objects.
+        let mut inner = json!({"leaf": placeholder(0), "list": [1, placeholder(3)]});
+        for depth in 0..100 {
+            inner = if depth % 2 == 0 {
+                json!([inner, depth])
+            } else {
+                json!({ "k": inner })
+            };
+        }
+        let data = json!(["upload", {"a": placeholder(2)}, inner, [[placeholder(1)]]]);
+        let packet = Packet::event("/files", data, (0..4).map(att).collect(), Some(7));
+        let text = packet.encode();
+        assert!(text.starts_with("54-/files,7[\"upload\""));
+
+        let mut d = Decoder::new(8);
+        assert_eq!(d.decode_text(&text).unwrap(), None);
+        for i in 0..3 {
+            assert_eq!(d.decode_binary(att(i)).unwrap(), None);
+        }
+        let got = d.decode_binary(att(3)).unwrap().unwrap();
+        assert_eq!(got, packet);
+
+        // The same packet with one attachment fewer names an attachment that does not exist.
+        let short = Packet::event(
+            "/files",
+            packet.data.clone().unwrap(),
+            (0..3).map(att).collect(),
+            Some(7),
+        );
+        assert_eq!(d.decode_text(&short.encode()).unwrap(), None);
+        for i in 0..2 {
+            assert_eq!(d.decode_binary(att(i)).unwrap(), None);
+        }
+        assert_eq!(
+            d.decode_binary(att(2)),
+            Err(ProtocolError::BadPlaceholder { num: 3, count: 3 })
+        );
+        // The failed packet is gone; the decoder takes the next one.
+        assert_eq!(
+            d.decode_binary(att(0)),
+            Err(ProtocolError::UnexpectedAttachment)
+        );
+    }
+
+    #[test]
+    fn placeholder_check_survives_deep_and_wide_data() {
+        // Deep nesting that serde_json accepts (under its 128 limit) and a wide array.
+        let deep = format!(
+            "51-[\"e\",{}{{\"_placeholder\":true,\"num\":1}}{}]",
+            "[".repeat(120),
+            "]".repeat(120)
+        );
+        let mut d = Decoder::new(4);
+        assert_eq!(d.decode_text(&deep).unwrap(), None);
+        assert_eq!(
+            d.decode_binary(att(0)),
+            Err(ProtocolError::BadPlaceholder { num: 1, count: 1 })
+        );
+        let wide = format!(
+            "51-[\"e\",{}{{\"_placeholder\":true,\"num\":0}}]",
+            "{\"x\":[1,2]},".repeat(10_000)
+        );
+        assert_eq!(d.decode_text(&wide).unwrap(), None);
+        assert!(d.decode_binary(att(0)).unwrap().is_some());
+    }
+
+    #[test]
+    fn objects_not_exactly_placeholders_are_plain_data() {
+        let mut d = Decoder::new(4);
+        let text = "51-[\"e\",{\"_placeholder\":true,\"num\":5,\"extra\":1},\
+                    {\"_placeholder\":true,\"num\":-1},{\"_placeholder\":false,\"num\":9},\
+                    {\"_placeholder\":true,\"num\":0}]";
+        assert_eq!(d.decode_text(text).unwrap(), None);
+        let p = d.decode_binary(att(0)).unwrap().unwrap();
+        assert_eq!(p.attachments.len(), 1);
+        // Plain (non-binary) packets are not checked: placeholders only mean something in
+        // binary packets.
+        assert!(d
+            .decode_text("2[\"e\",{\"_placeholder\":true,\"num\":3}]")
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn attachment_without_packet() {
+        let mut d = Decoder::new(4);
+        assert_eq!(
+            d.decode_binary(att(0)),
+            Err(ProtocolError::UnexpectedAttachment)
+        );
+        // A complete binary packet leaves nothing waiting.
+        d.decode_text("51-[\"a\",{\"_placeholder\":true,\"num\":0}]")
+            .unwrap();
+        assert!(d.decode_binary(att(0)).unwrap().is_some());
+        assert_eq!(
+            d.decode_binary(att(1)),
+            Err(ProtocolError::UnexpectedAttachment)
+        );
+    }
+
+    #[test]
+    fn text_during_pending_attachments_resets() {
+        let mut d = Decoder::new(4);
+        let text = "53-[\"a\",{\"_placeholder\":true,\"num\":0}]";
+        assert_eq!(d.decode_text(text).unwrap(), None);
+        assert_eq!(d.decode_binary(att(0)).unwrap(), None);
+        assert_eq!(
+            d.decode_text("2[\"b\"]"),
+            Err(ProtocolError::AttachmentsMissing { missing: 2 })
+        );
+        assert_eq!(d.missing_attachments(), 0);
+        assert_eq!(
+            d.decode_binary(att(1)),
+            Err(ProtocolError::UnexpectedAttachment)
+        );
+        assert!(d.decode_text("2[\"b\"]").unwrap().is_some());
+
+        assert_eq!(d.decode_text(text).unwrap(), None);
+        d.reset();
+        assert!(d.decode_text("2[\"b\"]").unwrap().is_some());
+    }
+
+    #[test]
+    fn too_many_attachments() {
+        let mut d = Decoder::new(10);
+        assert_eq!(
+            d.decode_text("511-[\"a\"]"),
+            Err(ProtocolError::TooManyAttachments { count: 11, max: 10 })
+        );
+        assert_eq!(
+            d.decode_text("69999999999-1[]"),
+            Err(ProtocolError::TooManyAttachments {
+                count: 9_999_999_999,
+                max: 10
+            })
+        );
+        assert!(matches!(
+            d.decode_text("5184467440737095516160-[\"a\"]"),
+            Err(ProtocolError::InvalidPacket(_))
+        ));
+        // At the limit is fine.
+        assert_eq!(d.decode_text("510-[\"a\"]").unwrap(), None);
+        // Not checked for packets that cannot carry attachments.
+        assert!(Decoder::new(0).decode_text("2[\"a\"]").unwrap().is_some());
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        let mut d = Decoder::new(4);
+        assert_eq!(d.decode_text(""), Err(ProtocolError::Empty));
+        assert_eq!(
+            d.decode_text("9"),
+            Err(ProtocolError::UnknownPacketType("9".into()))
+        );
+        assert!(matches!(
+            d.decode_text("2[\"a\""),
+            Err(ProtocolError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            d.decode_text("2{}"),
+            Err(ProtocolError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            d.decode_text("2[2]"),
+            Err(ProtocolError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            d.decode_text("5-[\"a\"]"),
+            Err(ProtocolError::InvalidPacket(_))
+        ));
+        assert!(matches!(
+            d.decode_text("5x-[\"a\"]"),
+            Err(ProtocolError::InvalidPacket(_))
+        ));
+    }
+
+    /// xorshift64*: deterministic, so a failure reproduces exactly.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+        }
+    }
+
+    /// Whether `p` survives encode → decode unchanged. A DISCONNECT with a stray numeric payload
+    /// does not: its digits would read back as an ack id, and the codec never produces one.
+    fn round_trips(p: &Packet) -> bool {
+        !(p.kind == PacketType::Disconnect && matches!(p.data, Some(Value::Number(_))))
+    }
+
+    #[test]
+    fn mutated_input_never_panics() {
+        const SEEDS: &[&str] = &[
+            "0",
+            "0/admin,{\"sid\":\"oSO0OpakMV_3jnilAAAA\"}",
+            "0/admin?token=1234,",
+            "1/admin,",
+            "2[\"hello\",1]",
+            "2/admin,456[\"project:delete\",123]",
+            "3/admin,456[]",
+            "4{\"message\":\"Not authorized\"}",
+            "4/admin,\"Not authorized\"",
+            "51-[\"baz\",{\"_placeholder\":true,\"num\":0}]",
+            "52-/admin,[\"baz\",{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}]",
+            "61-/admin,1[{\"_placeholder\":true,\"num\":0}]",
+            "212[\"foo\",{\"a\":[1.5,-2e3,null,true,\"\\u00e9\"]}]",
+        ];
+        const ALPHABET: &[char] = &[
+            '0', '1', '2', '3', '5', '6', '9', '-', '/', ',', '[', ']', '{', '}', '"', ':', '\\',
+            '_', 'n', 'u', 'm', 't', 'e', ' ', '.', 'é', '\u{0}', '\u{1e}', '😀',
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut decoded = 0usize;
+        for _ in 0..30_000 {
+            let mut chars: Vec<char> = SEEDS[rng.below(SEEDS.len())].chars().collect();
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(chars.len() + 1);
+                let c = ALPHABET[rng.below(ALPHABET.len())];
+                match rng.below(5) {
+                    0 => chars.insert(at, c),
+                    1 if at < chars.len() => chars[at] = c,
+                    2 if at < chars.len() => {
+                        chars.remove(at);
+                    }
+                    3 => chars.truncate(at),
+                    _ => {
+                        let from = rng.below(chars.len() + 1);
+                        let segment: Vec<char> = chars[from.min(at)..from.max(at)].to_vec();
+                        chars.splice(at..at, segment);
+                    }
+                }
+            }
+            let text: String = chars.into_iter().collect();
+
+            let mut d = Decoder::new(3);
+            if rng.below(8) == 0 {
+                let _ = d.decode_binary(att(0));
+            }
+            let mut result = d.decode_text(&text);
+            let mut fed = 0;
+            while matches!(result, Ok(None)) && fed < 4 {
+                result = d.decode_binary(att(fed));
+                fed += 1;
+            }
+            if rng.below(4) == 0 {
+                let _ = d.decode_text(&text);
+            }
+            if let Ok(Some(packet)) = result {
+                decoded += 1;
+                if round_trips(&packet) {
+                    let mut again = Decoder::new(3);
+                    let mut back = again.decode_text(&packet.encode());
+                    for a in &packet.attachments {
+                        back = again.decode_binary(a.clone());
+                    }
+                    assert_eq!(back, Ok(Some(packet)), "round trip of {text:?}");
+                }
+            }
+        }
+        // The loop must exercise the success path too, not only rejections.
+        assert!(decoded > 1_000, "only {decoded} mutants decoded");
     }
 }

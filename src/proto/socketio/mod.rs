@@ -5,4 +5,7 @@ mod decoder;
 mod packet;
 
 pub use decoder::Decoder;
-pub use packet::{is_reserved_event, Packet, PacketType, RESERVED_EVENTS};
+pub use packet::{
+    check_placeholders, is_reserved_event, placeholder, placeholder_num, placeholder_nums, Packet,
+    PacketType, RESERVED_EVENTS,
+};
