@@ -11,7 +11,9 @@ use tokio::sync::Notify;
 use super::http::Response;
 use super::socket::SioConn;
 use super::{lock, random_id, Inner};
-use crate::proto::engineio::{decode_payload, encode_payload, Data, EngineVersion, Handshake, Packet};
+use crate::proto::engineio::{
+    decode_payload, encode_payload, Data, EngineVersion, Handshake, Packet,
+};
 use crate::Transport;
 
 /// Why a session ended, with Node's reason strings (`Socket#disconnect` reasons on the
@@ -124,6 +126,13 @@ impl Engine {
         engine
     }
 
+    /// Wakes whoever writes for the session. During an upgrade a pending poll and the new
+    /// WebSocket may both wait, so every waiter is woken (each rechecks what is for it).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
     pub(crate) fn server(&self) -> Option<Arc<Inner>> {
         self.server.upgrade()
     }
@@ -151,7 +160,7 @@ impl Engine {
             }
             st.out.extend(packets);
         }
-        self.wake.notify_one();
+        self.wake();
     }
 
     /// Ends the session. `graceful` closes as `Socket#close()` does (buffered packets and a close
@@ -174,7 +183,7 @@ impl Engine {
             }
             st.out.push_back(Packet::Close);
         }
-        self.wake.notify_one();
+        self.wake();
         if lock(&self.st).phase == Phase::Closing {
             // As Node, wait for the next poll to deliver the close packet, but not forever.
             if let Some(inner) = self.server() {
@@ -196,17 +205,27 @@ impl Engine {
         lock(&self.st).phase = Phase::Closed;
         if let Some(inner) = self.server() {
             let mut sessions = lock(&inner.sessions);
-            if sessions.get(&self.sid).is_some_and(|e| Arc::ptr_eq(e, self)) {
+            if sessions
+                .get(&self.sid)
+                .is_some_and(|e| Arc::ptr_eq(e, self))
+            {
                 sessions.remove(&self.sid);
             }
         }
-        self.wake.notify_one();
+        self.wake();
         self.sio.on_close(self, cause);
     }
 
     /// Takes what a writer may send now, or `None` when it must wait for `wake`.
     pub(crate) fn take_outgoing(self: &Arc<Self>, for_poll: bool) -> Option<Outgoing> {
         let mut st = lock(&self.st);
+        if for_poll && st.transport != Transport::Polling {
+            // The session moved to WebSocket: its packets go there; the old poll only ends.
+            return Some(Outgoing {
+                packets: vec![Packet::Noop],
+                closed: false,
+            });
+        }
         if st.out.is_empty() {
             if for_poll && st.noop {
                 st.noop = false;
@@ -336,7 +355,7 @@ impl Engine {
         if st.get_pending && st.out.is_empty() {
             st.noop = true;
             drop(st);
-            self.wake.notify_one();
+            self.wake();
         }
     }
 
@@ -350,7 +369,7 @@ impl Engine {
         st.transport = Transport::WebSocket;
         st.noop = st.get_pending;
         drop(st);
-        self.wake.notify_one();
+        self.wake();
         true
     }
 }

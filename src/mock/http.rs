@@ -51,7 +51,8 @@ impl Request {
 
     /// Whether this asks for a WebSocket upgrade.
     pub(crate) fn is_websocket_upgrade(&self) -> bool {
-        self.header_has_token("upgrade", "websocket") && self.header_has_token("connection", "upgrade")
+        self.header_has_token("upgrade", "websocket")
+            && self.header_has_token("connection", "upgrade")
     }
 
     /// A query parameter.

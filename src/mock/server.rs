@@ -4,6 +4,7 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -68,6 +69,12 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
             }
             Err(ReadError::TooLarge) => {
                 let _ = http::write_response(stream, &Response::empty(413).closing()).await;
+                // Closing with the body unread would reset the connection before the client
+                // reads the 413: half-close, then discard what is still coming for a while.
+                let _ = stream.shutdown().await;
+                let mut sink = [0u8; 4096];
+                let drain = async { while let Ok(1..) = stream.read(&mut sink).await {} };
+                let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
                 return End::Close;
             }
         };

@@ -76,9 +76,7 @@ impl SioConn {
                 socket.on_event(packet, transport)
             }
             (Some(socket), PacketType::Ack | PacketType::BinaryAck) => socket.on_ack(packet),
-            (Some(socket), PacketType::Disconnect) => {
-                socket.detach("client namespace disconnect")
-            }
+            (Some(socket), PacketType::Disconnect) => socket.detach("client namespace disconnect"),
             // A second CONNECT, a CONNECT_ERROR from a client, or a packet for a namespace the
             // client has not joined: socket.io calls this an invalid state and closes.
             _ => engine.close(CloseCause::ServerClose, true),
