@@ -44,6 +44,8 @@ mod driver;
 mod error;
 mod event;
 mod event_queue;
+#[cfg(feature = "mock-server")]
+pub mod mock;
 pub mod payload;
 pub mod proto;
 mod runtime;

@@ -1,0 +1,635 @@
+//! An in-process socket.io server for integration tests, answering as the reference Node
+//! socket.io 4 server does (Engine.IO v4, Socket.IO v5), with fault switches that break the
+//! transports the way networks, proxies and servers do.
+//!
+//! Enabled by the `mock-server` cargo feature. Built on the crate's own sans-IO codecs
+//! ([`crate::proto`], [`crate::payload::Args`]), over a small hand-written HTTP/1.1 layer: the
+//! fault switches need byte-level control of each TCP connection (answer 200 instead of 101,
+//! reset it, complete an upgrade and then stay silent, delay).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use sio_client::mock::MockServer;
+//!
+//! let server = MockServer::builder()
+//!     .ping_interval(Duration::from_millis(300))
+//!     .namespace("/admin")
+//!     .on("/", "echo", |socket, args, ack| match ack {
+//!         Some(ack) => ack.send(args),
+//!         None => socket.emit("echo", args),
+//!     })
+//!     .start()
+//!     .await?;
+//! println!("connect a client to {}", server.url());
+//! let events = server.wait_for_events(1, Duration::from_secs(5)).await;
+//! # let _ = events; Ok(()) }
+//! ```
+//!
+//! What it answers, as Node does (checked against engine.io 6 / socket.io 4 sources):
+//! - handshake `GET ?EIO=4&transport=polling` → `0{"sid","upgrades":["websocket"],
+//!   "pingInterval","pingTimeout","maxPayload"}`; over WebSocket `upgrades` is `[]`.
+//! - errors: `400 {"code":0,"message":"Transport unknown"}`, code 1 `Session ID unknown`, code 2
+//!   `Bad handshake method` (handshake not GET), code 3 `Bad request` (wrong transport for the
+//!   session, `transport=websocket` without upgrade), code 5 `Unsupported protocol version`
+//!   (anything but `EIO=4`: Engine.IO v3 is not spoken, as Node's default `allowEIO3: false`).
+//!   Refused upgrades get Node's plain-text `400` (`Transport unknown`, `Session ID unknown`).
+//! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
+//!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
+//!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
+//!   the session. A GET waits until packets are queued (a ping comes every pingInterval).
+//! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
+//!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
+//! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
+//!   (every 100 ms while probing), `5` switches; later polls on that sid get code 3.
+//! - Socket.IO: CONNECT (`40`, `40{auth}`, `40/nsp,{auth}`) → `40{"sid":"…"}` /
+//!   `40/nsp,{"sid":"…"}`; an undeclared namespace → `44/nsp,{"message":"Invalid namespace"}`
+//!   (CONNECT_ERROR); a refusing connect guard → `44/nsp,{"message":…,"data":…}`; no CONNECT
+//!   within connectTimeout closes the connection; events, acks (both ways), binary events and
+//!   acks with attachments, DISCONNECT both ways; a packet for a namespace not joined, a second
+//!   CONNECT or an undecodable packet closes the connection.
+//!
+//! Differences from Node, on purpose: no CORS headers or HTTP compression; responses carry
+//! `Content-Length` (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO`
+//! is refused before the `101` (Node writes its 400 after it).
+//!
+//! Every task the server spawns is owned by it: [`MockServer::stop`] ends them all and waits,
+//! and dropping the server aborts them and closes the listening socket at once, freeing the
+//! port.
+
+mod engine;
+mod faults;
+mod http;
+mod server;
+mod socket;
+mod ws;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use faults::Faults;
+pub use socket::{MockAck, MockSocket};
+
+use crate::payload::Args;
+use crate::Transport;
+
+/// Locks a mutex, ignoring poisoning (a panicking user handler must not wedge the server).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A random 20-character id in base64url, like Node's `base64id`.
+pub(crate) fn random_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| {
+            let i = rng.gen_range(0..ALPHABET.len());
+            ALPHABET.get(i).map_or('A', |&b| char::from(b))
+        })
+        .collect()
+}
+
+/// Errors of the mock server's waiting operations.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum MockError {
+    /// The awaited thing did not happen in time.
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    /// The socket disconnected before the acknowledgement arrived.
+    #[error("socket disconnected")]
+    Disconnected,
+    /// The server was stopped.
+    #[error("server stopped")]
+    Closed,
+    /// Binding or runtime creation failed.
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An event a client sent, as recorded by the server (see [`MockServer::received`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedEvent {
+    /// Engine.IO session id of the connection (same as [`MockSocket::connection_id`]).
+    pub connection_id: String,
+    /// Socket.IO socket id (same as [`MockSocket::id`]).
+    pub socket_id: String,
+    /// Namespace the event arrived on.
+    pub namespace: String,
+    /// Event name.
+    pub event: String,
+    /// Arguments after the name, binary attachments included.
+    pub args: Args,
+    /// The ack id, when the client asked for an acknowledgement.
+    pub ack_id: Option<u64>,
+    /// Transport that carried the event.
+    pub transport: Transport,
+}
+
+type Handler = Arc<dyn Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync>;
+type ConnectHandler = Arc<dyn Fn(&MockSocket) + Send + Sync>;
+type Guard = Arc<dyn Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync>;
+
+/// Server settings, fixed at start.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) ping_interval: Duration,
+    pub(crate) ping_timeout: Duration,
+    pub(crate) max_payload: usize,
+    pub(crate) path: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) upgrade_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) polling_enabled: bool,
+    pub(crate) websocket_enabled: bool,
+    pub(crate) addr: SocketAddr,
+    pub(crate) namespaces: HashSet<String>,
+    pub(crate) guards: HashMap<String, Guard>,
+    pub(crate) handlers: HashMap<(String, String), Handler>,
+    pub(crate) connect_handlers: HashMap<String, ConnectHandler>,
+}
+
+/// State shared by the server handle and its tasks.
+pub(crate) struct Inner {
+    pub(crate) config: Config,
+    pub(crate) faults: Faults,
+    pub(crate) sessions: Mutex<HashMap<String, Arc<engine::Engine>>>,
+    /// Sockets connected now.
+    pub(crate) sockets: Mutex<Vec<MockSocket>>,
+    /// Every socket that ever connected, in order.
+    pub(crate) history: watch::Sender<Vec<MockSocket>>,
+    received: watch::Sender<Vec<ReceivedEvent>>,
+    tasks: Mutex<Option<JoinSet<()>>>,
+    handle: Handle,
+    pub(crate) listener: Mutex<Option<TcpListener>>,
+    addr: SocketAddr,
+}
+
+impl Inner {
+    /// Spawns a task the server owns (aborted on stop/drop/restart).
+    pub(crate) fn spawn<F>(&self, fut: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if let Some(set) = lock(&self.tasks).as_mut() {
+            while set.try_join_next().is_some() {}
+            set.spawn_on(fut, &self.handle);
+        }
+    }
+
+    pub(crate) fn record(&self, event: ReceivedEvent) {
+        self.received.send_modify(|r| r.push(event));
+    }
+
+    /// Closes the listener and every session; returns the tasks to end.
+    fn shut(&self) -> Option<JoinSet<()>> {
+        lock(&self.listener).take();
+        let tasks = lock(&self.tasks).take();
+        let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, e)| e).collect();
+        for engine in sessions {
+            engine.close(engine::CloseCause::ServerClose, false);
+        }
+        tasks
+    }
+}
+
+/// Configures and starts a [`MockServer`]. Obtained from [`MockServer::builder`].
+pub struct MockServerBuilder {
+    config: Config,
+}
+
+impl fmt::Debug for MockServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockServerBuilder")
+            .field("addr", &self.config.addr)
+            .field("path", &self.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockServerBuilder {
+    /// Heartbeat interval (Node's `pingInterval`, default 25 s).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.config.ping_interval = interval;
+        self
+    }
+
+    /// How long to wait for a pong after a ping (Node's `pingTimeout`, default 20 s).
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ping_timeout = timeout;
+        self
+    }
+
+    /// Largest accepted POST body or WebSocket message, in bytes (Node's `maxHttpBufferSize`,
+    /// default 1 000 000), announced as `maxPayload`.
+    pub fn max_payload(mut self, bytes: usize) -> Self {
+        self.config.max_payload = bytes;
+        self
+    }
+
+    /// Request path (default `/socket.io/`).
+    pub fn path(mut self, path: &str) -> Self {
+        let mut path = path.trim_end_matches('/').to_owned();
+        path.push('/');
+        if !path.starts_with('/') {
+            path.insert(0, '/');
+        }
+        self.config.path = path;
+        self
+    }
+
+    /// How long a connection may stay without joining a namespace (Node's `connectTimeout`,
+    /// default 45 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// How long an upgrade probe may take (Node's `upgradeTimeout`, default 10 s).
+    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
+        self.config.upgrade_timeout = timeout;
+        self
+    }
+
+    /// Which transports the server accepts (Node's `transports`, default both). A disabled
+    /// transport answers code 0 `Transport unknown`; without WebSocket the handshake offers no
+    /// upgrade.
+    pub fn transports(mut self, transports: &[Transport]) -> Self {
+        self.config.polling_enabled = transports.contains(&Transport::Polling);
+        self.config.websocket_enabled = transports.contains(&Transport::WebSocket);
+        self
+    }
+
+    /// Listens on this port of 127.0.0.1 (default 0: a free port chosen by the system).
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.addr.set_port(port);
+        self
+    }
+
+    /// Listens on this address (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.config.addr = addr;
+        self
+    }
+
+    /// Declares a namespace clients may join (`/` always exists).
+    pub fn namespace(mut self, nsp: &str) -> Self {
+        self.config.namespaces.insert(nsp.to_owned());
+        self
+    }
+
+    /// Decides whether a client may join `nsp` from the CONNECT auth payload; `Err((message,
+    /// data))` refuses with CONNECT_ERROR `{"message":…,"data":…}` (`data` left out when
+    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. Declares the
+    /// namespace.
+    pub fn connect_guard<F>(mut self, nsp: &str, guard: F) -> Self
+    where
+        F: Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync + 'static,
+    {
+        self.config.namespaces.insert(nsp.to_owned());
+        self.config.guards.insert(nsp.to_owned(), Arc::new(guard));
+        self
+    }
+
+    /// Runs `handler` for every socket that joins `nsp`, after the CONNECT reply is queued.
+    /// Declares the namespace.
+    pub fn on_connect<F>(mut self, nsp: &str, handler: F) -> Self
+    where
+        F: Fn(&MockSocket) + Send + Sync + 'static,
+    {
+        self.config.namespaces.insert(nsp.to_owned());
+        self.config
+            .connect_handlers
+            .insert(nsp.to_owned(), Arc::new(handler));
+        self
+    }
+
+    /// Runs `handler` for every `event` received on `nsp`, with the socket, the arguments and,
+    /// when the client asked for one, the acknowledgement to send. Handlers run on the server's
+    /// tasks: keep them short and non-blocking. Every event is also recorded (see
+    /// [`MockServer::received`]) whether or not a handler exists. Declares the namespace.
+    pub fn on<F>(mut self, nsp: &str, event: &str, handler: F) -> Self
+    where
+        F: Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync + 'static,
+    {
+        self.config.namespaces.insert(nsp.to_owned());
+        self.config
+            .handlers
+            .insert((nsp.to_owned(), event.to_owned()), Arc::new(handler));
+        self
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(self) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(self.config.addr).await?;
+        let addr = listener.local_addr()?;
+        let inner = Arc::new(Inner {
+            config: self.config,
+            faults: Faults::new(),
+            sessions: Mutex::new(HashMap::new()),
+            sockets: Mutex::new(Vec::new()),
+            history: watch::Sender::new(Vec::new()),
+            received: watch::Sender::new(Vec::new()),
+            tasks: Mutex::new(Some(JoinSet::new())),
+            handle: Handle::current(),
+            listener: Mutex::new(Some(listener)),
+            addr,
+        });
+        inner.spawn(server::accept_loop(inner.clone()));
+        Ok(MockServer {
+            inner,
+            runtime: None,
+        })
+    }
+
+    /// Starts the server on a small runtime of its own (one worker thread), for tests without
+    /// async code. The server's async methods still work from any runtime; the `*_blocking`
+    /// methods are meant for this kind of server.
+    pub fn start_background(self) -> std::io::Result<MockServer> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("sio-mock-server")
+            .enable_all()
+            .build()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(self.start().await);
+        });
+        let mut server = rx
+            .recv()
+            .map_err(|_| std::io::Error::other("mock server runtime stopped"))??;
+        server.runtime = Some(runtime);
+        Ok(server)
+    }
+}
+
+/// A running mock socket.io server. See the [module docs](self).
+pub struct MockServer {
+    inner: Arc<Inner>,
+    runtime: Option<Runtime>,
+}
+
+impl fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockServer")
+            .field("addr", &self.inner.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockServer {
+    /// A builder with Node's defaults: pingInterval 25 s, pingTimeout 20 s, maxPayload
+    /// 1 000 000, path `/socket.io/`, connectTimeout 45 s, upgradeTimeout 10 s, both transports,
+    /// namespace `/` only, 127.0.0.1 on a free port.
+    pub fn builder() -> MockServerBuilder {
+        MockServerBuilder {
+            config: Config {
+                ping_interval: Duration::from_millis(25_000),
+                ping_timeout: Duration::from_millis(20_000),
+                max_payload: 1_000_000,
+                path: "/socket.io/".to_owned(),
+                connect_timeout: Duration::from_millis(45_000),
+                upgrade_timeout: Duration::from_millis(10_000),
+                close_timeout: Duration::from_millis(30_000),
+                polling_enabled: true,
+                websocket_enabled: true,
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+                namespaces: HashSet::from(["/".to_owned()]),
+                guards: HashMap::new(),
+                handlers: HashMap::new(),
+                connect_handlers: HashMap::new(),
+            },
+        }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.inner.addr
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.inner.addr.port()
+    }
+
+    /// `http://127.0.0.1:PORT`, the URL to give a client (the path is the client's default).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.inner.addr)
+    }
+
+    /// The request path served, `/socket.io/` by default.
+    pub fn path(&self) -> &str {
+        &self.inner.config.path
+    }
+
+    /// The fault switches.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Number of open Engine.IO sessions.
+    pub fn connection_count(&self) -> usize {
+        lock(&self.inner.sessions).len()
+    }
+
+    /// Sockets connected now, on every namespace, in connection order.
+    pub fn sockets(&self) -> Vec<MockSocket> {
+        lock(&self.inner.sockets).clone()
+    }
+
+    /// Every socket that ever connected (including disconnected ones), in order.
+    pub fn socket_history(&self) -> Vec<MockSocket> {
+        self.inner.history.borrow().clone()
+    }
+
+    /// Waits until at least `n` sockets have connected since start (counting ones that
+    /// disconnected since) and returns them all, in order: `wait_for_sockets(2, …)` after a
+    /// reconnection gives `[first, second]`.
+    pub async fn wait_for_sockets(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<MockSocket>, MockError> {
+        let mut rx = self.inner.history.subscribe();
+        let seen = tokio::time::timeout(timeout, rx.wait_for(|h| h.len() >= n))
+            .await
+            .map_err(|_| MockError::Timeout(timeout))?
+            .map_err(|_| MockError::Closed)?;
+        Ok(seen.clone())
+    }
+
+    /// [`wait_for_sockets`](Self::wait_for_sockets) for code without a runtime.
+    pub fn wait_for_sockets_blocking(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<MockSocket>, MockError> {
+        let mut rx = self.inner.history.subscribe();
+        self.block_on(async move {
+            let seen = tokio::time::timeout(timeout, rx.wait_for(|h| h.len() >= n))
+                .await
+                .map_err(|_| MockError::Timeout(timeout))?
+                .map_err(|_| MockError::Closed)?;
+            Ok(seen.clone())
+        })?
+    }
+
+    /// Every event received so far, in arrival order.
+    pub fn received(&self) -> Vec<ReceivedEvent> {
+        self.inner.received.borrow().clone()
+    }
+
+    /// Forgets the recorded events.
+    pub fn clear_received(&self) {
+        self.inner.received.send_modify(Vec::clear);
+    }
+
+    /// Waits until at least `n` events are recorded and returns them all.
+    pub async fn wait_for_events(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedEvent>, MockError> {
+        let mut rx = self.inner.received.subscribe();
+        let seen = tokio::time::timeout(timeout, rx.wait_for(|r| r.len() >= n))
+            .await
+            .map_err(|_| MockError::Timeout(timeout))?
+            .map_err(|_| MockError::Closed)?;
+        Ok(seen.clone())
+    }
+
+    /// [`wait_for_events`](Self::wait_for_events) for code without a runtime.
+    pub fn wait_for_events_blocking(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<Vec<ReceivedEvent>, MockError> {
+        let mut rx = self.inner.received.subscribe();
+        self.block_on(async move {
+            let seen = tokio::time::timeout(timeout, rx.wait_for(|r| r.len() >= n))
+                .await
+                .map_err(|_| MockError::Timeout(timeout))?
+                .map_err(|_| MockError::Closed)?;
+            Ok(seen.clone())
+        })?
+    }
+
+    /// Sends an event to every socket connected to `nsp`.
+    pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
+        for socket in self.sockets() {
+            if socket.namespace() == nsp {
+                socket.emit(event, args.clone());
+            }
+        }
+    }
+
+    /// Targets the sockets of `nsp` in `room`.
+    pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
+        RoomEmitter {
+            sockets: self
+                .sockets()
+                .into_iter()
+                .filter(|s| s.namespace() == nsp && s.in_room(room))
+                .collect(),
+        }
+    }
+
+    /// Disconnects every socket and closes every connection, as Node's
+    /// `io.disconnectSockets(true)`: DISCONNECT for each namespace, then the session closes.
+    pub fn disconnect_all(&self) {
+        for socket in self.sockets() {
+            socket.disconnect();
+        }
+        let sessions: Vec<_> = lock(&self.inner.sessions).values().cloned().collect();
+        for engine in sessions {
+            engine.close(engine::CloseCause::ServerClose, true);
+        }
+    }
+
+    /// Restarts on the same port: every connection and session is dropped (clients must
+    /// handshake again), recorded events and settings are kept.
+    pub async fn restart(&self) -> std::io::Result<()> {
+        restart(self.inner.clone()).await
+    }
+
+    /// [`restart`](Self::restart) for code without a runtime.
+    pub fn restart_blocking(&self) -> std::io::Result<()> {
+        self.block_on(restart(self.inner.clone()))
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+    }
+
+    /// Stops the server: closes the listener and every connection and waits until every task
+    /// it spawned has ended. The port is free afterwards.
+    pub async fn stop(self) {
+        if let Some(mut tasks) = self.inner.shut() {
+            tasks.shutdown().await;
+        }
+    }
+
+    /// Runs a future on the server's runtime and waits for it from a thread that is not
+    /// running async code.
+    fn block_on<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, MockError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.inner.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| MockError::Closed)
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        // Dropping the JoinSet aborts every task; the listener is closed synchronously so the
+        // port is free as soon as drop returns.
+        drop(self.inner.shut());
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
+    if let Some(mut tasks) = inner.shut() {
+        tasks.shutdown().await;
+    }
+    let listener = TcpListener::bind(inner.addr).await?;
+    *lock(&inner.listener) = Some(listener);
+    *lock(&inner.tasks) = Some(JoinSet::new());
+    inner.spawn(server::accept_loop(inner.clone()));
+    Ok(())
+}
+
+/// Sends to the sockets of one room; from [`MockServer::to_room`].
+#[derive(Debug)]
+pub struct RoomEmitter {
+    sockets: Vec<MockSocket>,
+}
+
+impl RoomEmitter {
+    /// Sends an event to every socket in the room.
+    pub fn emit(&self, event: &str, args: Args) {
+        for socket in &self.sockets {
+            socket.emit(event, args.clone());
+        }
+    }
+
+    /// The sockets targeted.
+    pub fn sockets(&self) -> &[MockSocket] {
+        &self.sockets
+    }
+}

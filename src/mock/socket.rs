@@ -1,0 +1,454 @@
+//! The Socket.IO v5 layer on top of an Engine.IO session: namespace CONNECT (with guards and
+//! CONNECT_ERROR), events and their handlers, acknowledgements both ways, binary attachments,
+//! DISCONNECT, rooms, and the connect timeout, following socket.io's `Client` and `Socket`.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{oneshot, watch};
+
+use super::engine::{message, CloseCause, Engine};
+use super::{lock, random_id, MockError, ReceivedEvent};
+use crate::payload::Args;
+use crate::proto::engineio::Data;
+use crate::proto::socketio::{Decoder, Packet, PacketType};
+use crate::Transport;
+
+/// Attachments one packet may announce; more closes the connection.
+const MAX_ATTACHMENTS: usize = 100;
+
+/// Socket.IO state of one Engine.IO session.
+pub(crate) struct SioConn {
+    state: Mutex<SioState>,
+}
+
+struct SioState {
+    decoder: Decoder,
+    /// Joined namespaces.
+    sockets: HashMap<String, MockSocket>,
+    closed: bool,
+}
+
+impl SioConn {
+    pub(crate) fn new() -> SioConn {
+        SioConn {
+            state: Mutex::new(SioState {
+                decoder: Decoder::new(MAX_ATTACHMENTS),
+                sockets: HashMap::new(),
+                closed: false,
+            }),
+        }
+    }
+
+    fn joined(&self) -> usize {
+        lock(&self.state).sockets.len()
+    }
+
+    /// A message arrived on the Engine.IO session.
+    pub(crate) fn on_message(&self, engine: &Arc<Engine>, data: Data, transport: Transport) {
+        let decoded = {
+            let mut st = lock(&self.state);
+            if st.closed {
+                return;
+            }
+            match data {
+                Data::Text(text) => st.decoder.decode_text(&text),
+                Data::Binary(bytes) => st.decoder.decode_binary(bytes),
+            }
+        };
+        match decoded {
+            Ok(Some(packet)) => self.on_packet(engine, packet, transport),
+            Ok(None) => {}
+            // socket.io closes the connection on any packet it cannot decode.
+            Err(_) => engine.close(CloseCause::ParseError, true),
+        }
+    }
+
+    fn on_packet(&self, engine: &Arc<Engine>, packet: Packet, transport: Transport) {
+        let socket = lock(&self.state).sockets.get(&packet.nsp).cloned();
+        match (socket, packet.kind) {
+            (None, PacketType::Connect) => self.connect(engine, packet),
+            (Some(socket), PacketType::Event | PacketType::BinaryEvent) => {
+                socket.on_event(packet, transport)
+            }
+            (Some(socket), PacketType::Ack | PacketType::BinaryAck) => socket.on_ack(packet),
+            (Some(socket), PacketType::Disconnect) => socket.detach("client namespace disconnect"),
+            // A second CONNECT, a CONNECT_ERROR from a client, or a packet for a namespace the
+            // client has not joined: socket.io calls this an invalid state and closes.
+            _ => engine.close(CloseCause::ServerClose, true),
+        }
+    }
+
+    fn connect(&self, engine: &Arc<Engine>, packet: Packet) {
+        let Some(inner) = engine.server() else { return };
+        let nsp = packet.nsp.clone();
+        let refuse = |message: String, data: Option<Value>| {
+            let mut body = json!({ "message": message });
+            if let (Some(data), Some(map)) = (data, body.as_object_mut()) {
+                map.insert("data".to_owned(), data);
+            }
+            send_packet(engine, connect_packet(PacketType::ConnectError, &nsp, body));
+        };
+        if !inner.config.namespaces.contains(&nsp) {
+            return refuse("Invalid namespace".to_owned(), None);
+        }
+        if let Some(guard) = inner.config.guards.get(&nsp) {
+            if let Err((message, data)) = guard(packet.data.as_ref()) {
+                return refuse(message, data);
+            }
+        }
+        let id = random_id();
+        let socket = MockSocket {
+            inner: Arc::new(SocketInner {
+                rooms: Mutex::new(HashSet::from([id.clone()])),
+                id,
+                nsp: nsp.clone(),
+                auth: packet.data,
+                engine: engine.clone(),
+                acks: Mutex::new(HashMap::new()),
+                next_ack: AtomicU64::new(0),
+                connected: watch::Sender::new(true),
+                reason: Mutex::new(None),
+            }),
+        };
+        {
+            let mut st = lock(&self.state);
+            if st.closed {
+                return;
+            }
+            st.sockets.insert(nsp.clone(), socket.clone());
+        }
+        send_packet(
+            engine,
+            connect_packet(PacketType::Connect, &nsp, json!({ "sid": socket.id() })),
+        );
+        lock(&inner.sockets).push(socket.clone());
+        inner.history.send_modify(|h| h.push(socket.clone()));
+        if let Some(handler) = inner.config.connect_handlers.get(&nsp) {
+            handler(&socket);
+        }
+    }
+
+    /// The session ended: every joined socket is disconnected with the session's reason.
+    pub(crate) fn on_close(&self, _engine: &Arc<Engine>, cause: CloseCause) {
+        let sockets: Vec<MockSocket> = {
+            let mut st = lock(&self.state);
+            st.closed = true;
+            st.sockets.drain().map(|(_, s)| s).collect()
+        };
+        let reason = match cause {
+            CloseCause::ServerClose => "forced server close",
+            other => other.reason(),
+        };
+        for socket in sockets {
+            socket.mark_disconnected(reason);
+        }
+    }
+}
+
+/// Closes the connection when no namespace is joined within connectTimeout.
+pub(crate) async fn connect_timeout(engine: Arc<Engine>) {
+    let Some(wait) = engine.server().map(|i| i.config.connect_timeout) else {
+        return;
+    };
+    tokio::time::sleep(wait).await;
+    if engine.is_open() && engine.sio.joined() == 0 {
+        engine.close(CloseCause::ServerClose, true);
+    }
+}
+
+fn connect_packet(kind: PacketType, nsp: &str, data: Value) -> Packet {
+    Packet {
+        kind,
+        nsp: nsp.to_owned(),
+        id: None,
+        data: Some(data),
+        attachments: Vec::new(),
+    }
+}
+
+/// Encodes a Socket.IO packet into Engine.IO messages: the text part, then each attachment.
+fn send_packet(engine: &Engine, packet: Packet) {
+    let text = packet.encode();
+    let attachments = packet.attachments.into_iter().map(Data::Binary);
+    engine.send_all(
+        std::iter::once(Data::Text(text))
+            .chain(attachments)
+            .map(message),
+    );
+}
+
+/// One client's connection to one namespace, as the server sees it. Cheap to clone.
+#[derive(Clone)]
+pub struct MockSocket {
+    inner: Arc<SocketInner>,
+}
+
+struct SocketInner {
+    id: String,
+    nsp: String,
+    auth: Option<Value>,
+    engine: Arc<Engine>,
+    rooms: Mutex<HashSet<String>>,
+    acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
+    next_ack: AtomicU64,
+    connected: watch::Sender<bool>,
+    reason: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for MockSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MockSocket")
+            .field("id", &self.inner.id)
+            .field("namespace", &self.inner.nsp)
+            .field("connection_id", &self.inner.engine.sid)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+impl MockSocket {
+    /// The socket id sent to the client in the CONNECT reply (`{"sid":…}`).
+    pub fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The namespace, e.g. `/` or `/admin`.
+    pub fn namespace(&self) -> &str {
+        &self.inner.nsp
+    }
+
+    /// The Engine.IO session id (the `sid` of the handshake), shared by the client's sockets
+    /// on all namespaces of one connection.
+    pub fn connection_id(&self) -> &str {
+        &self.inner.engine.sid
+    }
+
+    /// The auth payload the client sent with CONNECT, if any.
+    pub fn auth(&self) -> Option<&Value> {
+        self.inner.auth.as_ref()
+    }
+
+    /// The transport the connection uses now.
+    pub fn transport(&self) -> Transport {
+        self.inner.engine.transport()
+    }
+
+    /// Whether the socket is still connected.
+    pub fn is_connected(&self) -> bool {
+        *self.inner.connected.borrow()
+    }
+
+    /// Why the socket disconnected, with socket.io's reason strings (`client namespace
+    /// disconnect`, `server namespace disconnect`, `transport close`, `transport error`,
+    /// `ping timeout`, `parse error`, `forced server close`); `None` while connected.
+    pub fn disconnect_reason(&self) -> Option<String> {
+        lock(&self.inner.reason).clone()
+    }
+
+    /// Waits until the socket is disconnected; `Err(MockError::Timeout)` if it still is
+    /// connected after `timeout`.
+    pub async fn wait_disconnected(&self, timeout: Duration) -> Result<(), MockError> {
+        let mut rx = self.inner.connected.subscribe();
+        let result = tokio::time::timeout(timeout, rx.wait_for(|c| !*c)).await;
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(MockError::Closed),
+            Err(_) => Err(MockError::Timeout(timeout)),
+        }
+    }
+
+    /// Sends an event with these arguments to the client.
+    pub fn emit(&self, event: &str, args: Args) {
+        self.send_event(event, args, None);
+    }
+
+    /// Sends an event asking for an acknowledgement and waits for it: the client's ack
+    /// arguments, `Err(MockError::Timeout)` after `timeout`, or `Err(MockError::Disconnected)`
+    /// when the socket disconnects first.
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        args: Args,
+        timeout: Duration,
+    ) -> Result<Args, MockError> {
+        let id = self.inner.next_ack.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.acks).insert(id, tx);
+        if !self.is_connected() {
+            lock(&self.inner.acks).remove(&id);
+            return Err(MockError::Disconnected);
+        }
+        self.send_event(event, args, Some(id));
+        let result = tokio::time::timeout(timeout, rx).await;
+        lock(&self.inner.acks).remove(&id);
+        match result {
+            Ok(Ok(args)) => Ok(args),
+            Ok(Err(_)) => Err(MockError::Disconnected),
+            Err(_) => Err(MockError::Timeout(timeout)),
+        }
+    }
+
+    fn send_event(&self, event: &str, args: Args, id: Option<u64>) {
+        if !self.is_connected() {
+            return;
+        }
+        let (values, attachments) = args.into_wire();
+        let mut data = Vec::with_capacity(values.len().saturating_add(1));
+        data.push(Value::String(event.to_owned()));
+        data.extend(values);
+        let packet = Packet::event(&self.inner.nsp, Value::Array(data), attachments, id);
+        send_packet(&self.inner.engine, packet);
+    }
+
+    /// Joins a room (every socket is also in the room named by its id).
+    pub fn join(&self, room: &str) {
+        lock(&self.inner.rooms).insert(room.to_owned());
+    }
+
+    /// Leaves a room.
+    pub fn leave(&self, room: &str) {
+        lock(&self.inner.rooms).remove(room);
+    }
+
+    /// The rooms the socket is in.
+    pub fn rooms(&self) -> HashSet<String> {
+        lock(&self.inner.rooms).clone()
+    }
+
+    /// Whether the socket is in `room`.
+    pub fn in_room(&self, room: &str) -> bool {
+        lock(&self.inner.rooms).contains(room)
+    }
+
+    /// Disconnects the socket from its namespace (sends DISCONNECT, `41` for `/`), leaving the
+    /// connection open, as `socket.disconnect()` does on Node.
+    pub fn disconnect(&self) {
+        if !self.is_connected() {
+            return;
+        }
+        send_packet(
+            &self.inner.engine,
+            Packet {
+                kind: PacketType::Disconnect,
+                nsp: self.inner.nsp.clone(),
+                id: None,
+                data: None,
+                attachments: Vec::new(),
+            },
+        );
+        self.detach("server namespace disconnect");
+    }
+
+    /// Disconnects the socket and closes the whole connection, as `socket.disconnect(true)`
+    /// does on Node: DISCONNECT, then the Engine.IO session closes.
+    pub fn disconnect_and_close(&self) {
+        self.disconnect();
+        self.inner.engine.close(CloseCause::ServerClose, true);
+    }
+
+    /// Forgets the socket on its connection and marks it disconnected.
+    fn detach(&self, reason: &str) {
+        lock(&self.inner.engine.sio.state)
+            .sockets
+            .retain(|_, s| !Arc::ptr_eq(&s.inner, &self.inner));
+        self.mark_disconnected(reason);
+    }
+
+    fn mark_disconnected(&self, reason: &str) {
+        let was = self.inner.connected.send_replace(false);
+        if !was {
+            return;
+        }
+        *lock(&self.inner.reason) = Some(reason.to_owned());
+        // Dropping the senders fails every pending emit_with_ack with Disconnected.
+        lock(&self.inner.acks).clear();
+        if let Some(server) = self.inner.engine.server() {
+            lock(&server.sockets).retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
+        }
+    }
+
+    fn on_event(&self, packet: Packet, transport: Transport) {
+        let Some(server) = self.inner.engine.server() else {
+            return;
+        };
+        let mut values = match packet.data {
+            Some(Value::Array(values)) => values,
+            _ => return self.inner.engine.close(CloseCause::ParseError, true),
+        };
+        let name = match values.first() {
+            Some(Value::String(name)) => name.clone(),
+            Some(other) => other.to_string(),
+            None => return self.inner.engine.close(CloseCause::ParseError, true),
+        };
+        values.remove(0);
+        let args = Args::from_wire(values, packet.attachments);
+        server.record(ReceivedEvent {
+            connection_id: self.inner.engine.sid.clone(),
+            socket_id: self.inner.id.clone(),
+            namespace: self.inner.nsp.clone(),
+            event: name.clone(),
+            args: args.clone(),
+            ack_id: packet.id,
+            transport,
+        });
+        let handler = server
+            .config
+            .handlers
+            .get(&(self.inner.nsp.clone(), name))
+            .cloned();
+        drop(server);
+        if let Some(handler) = handler {
+            let ack = packet.id.map(|id| MockAck {
+                socket: self.clone(),
+                id,
+            });
+            handler(self, args, ack);
+        }
+    }
+
+    fn on_ack(&self, packet: Packet) {
+        let Some(id) = packet.id else { return };
+        let values = match packet.data {
+            Some(Value::Array(values)) => values,
+            _ => Vec::new(),
+        };
+        if let Some(tx) = lock(&self.inner.acks).remove(&id) {
+            let _ = tx.send(Args::from_wire(values, packet.attachments));
+        }
+    }
+}
+
+/// The acknowledgement a client asked for with an event; answer it with [`MockAck::send`].
+#[derive(Debug)]
+pub struct MockAck {
+    socket: MockSocket,
+    id: u64,
+}
+
+impl MockAck {
+    /// The ack id the client chose.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Sends the acknowledgement with these arguments (`3<id>[…]`, or a BINARY_ACK with
+    /// attachments).
+    pub fn send(self, args: Args) {
+        if !self.socket.is_connected() {
+            return;
+        }
+        let (values, attachments) = args.into_wire();
+        let packet = Packet::ack(
+            &self.socket.inner.nsp,
+            self.id,
+            Value::Array(values),
+            attachments,
+        );
+        send_packet(&self.socket.inner.engine, packet);
+    }
+}
