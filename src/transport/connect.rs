@@ -119,6 +119,11 @@ pub(crate) async fn open(config: &Config, settings: &HttpSettings) -> Result<Ope
         let result = match transport {
             Transport::WebSocket => open_websocket(config, settings).await,
             Transport::Polling => open_polling(settings).await,
+            Transport::Streaming => Err(Error::Handshake {
+                transport,
+                status: None,
+                body: "streaming is not implemented yet".into(),
+            }),
         };
         let elapsed = started.elapsed();
         match result {

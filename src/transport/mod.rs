@@ -9,6 +9,9 @@ use std::fmt;
 pub enum Transport {
     /// A WebSocket connection.
     WebSocket,
+    /// HTTP streaming: one long GET answered as Server-Sent Events, POSTs to send (an
+    /// extension of Engine.IO spoken by the mock server and servers that adopt it).
+    Streaming,
     /// HTTP long-polling: a GET waiting for packets, a POST to send.
     Polling,
 }
@@ -18,6 +21,7 @@ impl Transport {
     pub fn as_str(self) -> &'static str {
         match self {
             Transport::WebSocket => "websocket",
+            Transport::Streaming => "streaming",
             Transport::Polling => "polling",
         }
     }

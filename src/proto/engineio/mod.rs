@@ -5,6 +5,7 @@ mod handshake;
 mod packet;
 mod payload;
 mod session;
+pub mod sse;
 mod upgrade;
 
 #[cfg(test)]
