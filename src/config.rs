@@ -40,6 +40,9 @@ pub(crate) struct Config {
     pub(crate) upgrade: bool,
     pub(crate) timeout: Duration,
     pub(crate) upgrade_timeout: Duration,
+    pub(crate) probe_timeout: Duration,
+    pub(crate) head_start: Duration,
+    pub(crate) remember_transport: bool,
     pub(crate) version: EngineVersion,
     pub(crate) max_receive: usize,
     pub(crate) max_attachments: usize,
@@ -53,10 +56,17 @@ impl Config {
             path: "/socket.io/".to_string(),
             query: Vec::new(),
             headers: Vec::new(),
-            transports: vec![Transport::WebSocket, Transport::Polling],
+            transports: vec![
+                Transport::WebSocket,
+                Transport::Streaming,
+                Transport::Polling,
+            ],
             upgrade: true,
             timeout: Duration::from_secs(20),
             upgrade_timeout: Duration::from_secs(10),
+            probe_timeout: Duration::from_secs(5),
+            head_start: Duration::from_millis(300),
+            remember_transport: true,
             version: EngineVersion::V4,
             max_receive: 100 * 1024 * 1024,
             max_attachments: 1000,
@@ -139,10 +149,12 @@ impl ClientBuilder {
         self
     }
 
-    /// Transports in order of preference (default WebSocket, then polling). The first one that
-    /// works carries the connection; a polling connection later upgrades to WebSocket when
-    /// WebSocket is in the list and [`upgrade`](Self::upgrade) is on. `[Polling, WebSocket]` is
-    /// the JS client's default: start on polling, then upgrade.
+    /// Transports in order of preference (default WebSocket, streaming, polling). The first one
+    /// to deliver the server's open packet carries the connection: a failing transport hands
+    /// over at once, a hanging one after the [`head_start`](Self::head_start). An HTTP
+    /// connection later upgrades to WebSocket when WebSocket is in the list and
+    /// [`upgrade`](Self::upgrade) is on. `[Polling, WebSocket]` is the JS client's default:
+    /// start on polling, then upgrade.
     pub fn transports(mut self, transports: impl IntoIterator<Item = Transport>) -> Self {
         self.config.transports = transports.into_iter().collect();
         self
@@ -151,6 +163,26 @@ impl ClientBuilder {
     /// Whether a polling connection tries to upgrade to WebSocket (default on).
     pub fn upgrade(mut self, upgrade: bool) -> Self {
         self.config.upgrade = upgrade;
+        self
+    }
+
+    /// How long a transport may hang before the next one is started beside it (default 300 ms).
+    pub fn head_start(mut self, head_start: Duration) -> Self {
+        self.config.head_start = head_start;
+        self
+    }
+
+    /// How long a transport that answered may take to deliver the open packet before it counts
+    /// as blocked by a middlebox (default 5 s).
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.config.probe_timeout = timeout;
+        self
+    }
+
+    /// Whether the transport that worked for a host is tried first next time, for 10 minutes
+    /// (default on; in-process only).
+    pub fn remember_transport(mut self, remember: bool) -> Self {
+        self.config.remember_transport = remember;
         self
     }
 

@@ -167,7 +167,7 @@ async fn run(
         weak,
         done: None,
     };
-    if can_upgrade && driver.transport.kind() == Transport::Polling {
+    if can_upgrade && driver.transport.kind() != Transport::WebSocket {
         driver.start_upgrade();
     }
     // Namespaces asked for before the handshake join first: a socket.io 2 server's `40` can come
@@ -833,6 +833,7 @@ impl Driver {
             first.push(packet);
         }
         let old = std::mem::replace(&mut self.transport, Active::WebSocket(ws));
+        let from = old.kind();
         if let Active::Polling(mut polling) = old {
             first.extend(polling.take_queue());
         }
@@ -842,7 +843,7 @@ impl Driver {
         tracing::debug!("upgraded to WebSocket");
         for socket in self.sockets.values() {
             let _ = socket.events.send(Event::TransportChanged {
-                from: Transport::Polling,
+                from,
                 to: Transport::WebSocket,
             });
         }

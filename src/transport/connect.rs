@@ -1,18 +1,29 @@
-//! Choosing and opening the transport of a new session. For now: the configured transports are
-//! tried in order and the first that delivers the open packet wins. Racing and per-host memory
-//! come with the probe/fallback work; this file is the one seam for that strategy.
+//! Choosing and opening the transport of a new session: the one seam for the "getting through"
+//! strategy.
+//!
+//! Transports are tried in the configured order (default WebSocket, streaming, polling), with
+//! the one that last worked for the host moved to the front. A failure starts the next one at
+//! once; a hang is raced rather than waited out: when the running attempts have not delivered
+//! the open packet within the head start (default 300 ms), the next transport starts beside
+//! them, happy-eyeballs style. The first open packet wins. Attempts still running then are not
+//! cancelled mid-request (a handshake GET cancelled in flight may still open a session on the
+//! server); they finish in the background and whatever they opened is closed cleanly, so no
+//! orphan session is left on the server.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::memory;
 use super::polling::{self, HttpSettings, PollingTransport};
-use super::url::Endpoint;
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
 use crate::config::Config;
-use crate::proto::engineio::{Handshake, Packet};
+use crate::proto::engineio::{EngineVersion, Handshake, Packet};
 use crate::Error;
 
 /// One transport tried while connecting.
@@ -20,8 +31,13 @@ use crate::Error;
 pub struct Attempt {
     /// Transport tried.
     pub transport: Transport,
-    /// `Ok(())` if it delivered the open packet, else what went wrong.
+    /// `Ok(())` if it delivered the open packet first, else what went wrong (or that another
+    /// transport won while it was still running).
     pub outcome: Result<(), String>,
+    /// HTTP status of the failure, when there was one.
+    pub status: Option<u16>,
+    /// Time from the start of connecting to the start of this attempt.
+    pub started_after: Duration,
     /// Time from the start of the attempt to its outcome.
     pub elapsed: Duration,
 }
@@ -38,7 +54,7 @@ pub(crate) struct Opened {
 /// The HTTP client and settings shared by every request of one connection.
 pub(crate) fn http_settings(
     config: &Config,
-    endpoint: Arc<Endpoint>,
+    endpoint: Arc<super::url::Endpoint>,
 ) -> Result<HttpSettings, Error> {
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -69,11 +85,10 @@ pub(crate) fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Erro
     Ok(map)
 }
 
+type Outcome = Result<(Active, Handshake, Vec<Packet>), Error>;
+
 /// Opens a WebSocket without a session and waits for the open packet.
-async fn open_websocket(
-    config: &Config,
-    settings: &HttpSettings,
-) -> Result<(Active, Handshake, Vec<Packet>), Error> {
+async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome {
     let endpoint = &settings.endpoint;
     let url = endpoint.url(Transport::WebSocket, None, 0);
     let mut ws = WebSocketTransport::connect(
@@ -84,76 +99,218 @@ async fn open_websocket(
         config.timeout,
     )
     .await?;
-    let first = tokio::time::timeout(config.timeout, ws.recv()).await;
+    let first = tokio::time::timeout(config.probe_timeout, ws.recv()).await;
     let handshake_error = |body: String| Error::Handshake {
         transport: Transport::WebSocket,
         status: Some(101),
         body,
     };
-    match first {
-        Err(_) => Err(handshake_error("no open packet after the upgrade".into())),
+    let outcome = match first {
+        Err(_) => Err(handshake_error(format!(
+            "no open packet within {:?} after the upgrade (a middlebox holding the connection?)",
+            config.probe_timeout
+        ))),
         Ok(Err(e)) => Err(handshake_error(e.to_string())),
         Ok(Ok(None)) => Err(handshake_error("closed before the open packet".into())),
-        Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame)? {
-            Packet::Open(handshake) => Ok((Active::WebSocket(ws), handshake, Vec::new())),
-            other => Err(handshake_error(format!(
+        Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame) {
+            Ok(Packet::Open(handshake)) => {
+                return Ok((Active::WebSocket(ws), handshake, Vec::new()))
+            }
+            Ok(other) => Err(handshake_error(format!(
                 "expected an open packet, got {other:?}"
             ))),
+            Err(e) => Err(Error::Protocol(e)),
         },
-    }
+    };
+    ws.close().await;
+    outcome
 }
 
 /// Opens a long-polling session.
-async fn open_polling(settings: &HttpSettings) -> Result<(Active, Handshake, Vec<Packet>), Error> {
-    let (handshake, initial) = polling::handshake(settings).await?;
-    let transport = PollingTransport::new(settings.clone(), &handshake);
+async fn open_polling(settings: HttpSettings) -> Outcome {
+    let (handshake, initial) = polling::handshake(&settings).await?;
+    let transport = PollingTransport::new(settings, &handshake);
     Ok((Active::Polling(Box::new(transport)), handshake, initial))
 }
 
-/// Tries the configured transports in order; the first to deliver the open packet wins.
-pub(crate) async fn open(config: &Config, settings: &HttpSettings) -> Result<Opened, Error> {
-    let mut attempts = Vec::new();
-    let mut last_error = None;
-    for &transport in &config.transports {
-        let started = Instant::now();
-        let result = match transport {
+/// Opens a streaming session; a buffering middlebox shows as no open packet in time.
+async fn open_streaming(config: Arc<Config>, settings: HttpSettings) -> Outcome {
+    let opened = tokio::time::timeout(
+        config.probe_timeout,
+        polling::handshake_streaming(&settings),
+    );
+    match opened.await {
+        Err(_) => Err(Error::Handshake {
+            transport: Transport::Streaming,
+            status: None,
+            body: format!(
+                "no open packet within {:?} (a proxy buffering the stream?)",
+                config.probe_timeout
+            ),
+        }),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok((handshake, initial, stream))) => {
+            let transport = PollingTransport::streaming(settings, &handshake, stream);
+            Ok((Active::Polling(Box::new(transport)), handshake, initial))
+        }
+    }
+}
+
+type AttemptFuture = Pin<Box<dyn Future<Output = (usize, Outcome)> + Send>>;
+
+fn attempt(
+    index: usize,
+    transport: Transport,
+    config: &Arc<Config>,
+    settings: &HttpSettings,
+) -> AttemptFuture {
+    let (config, settings) = (config.clone(), settings.clone());
+    Box::pin(async move {
+        let outcome = match transport {
             Transport::WebSocket => open_websocket(config, settings).await,
+            Transport::Streaming => open_streaming(config, settings).await,
             Transport::Polling => open_polling(settings).await,
-            Transport::Streaming => Err(Error::Handshake {
-                transport,
-                status: None,
-                body: "streaming is not implemented yet".into(),
-            }),
         };
-        let elapsed = started.elapsed();
-        match result {
-            Ok((active, handshake, initial)) => {
-                attempts.push(Attempt {
-                    transport,
-                    outcome: Ok(()),
-                    elapsed,
-                });
-                tracing::debug!(%transport, ?elapsed, "transport open");
-                return Ok(Opened {
-                    transport: active,
-                    handshake,
-                    initial,
-                    attempts,
-                });
+        (index, outcome)
+    })
+}
+
+fn status_of(error: &Error) -> Option<u16> {
+    match error {
+        Error::Handshake { status, .. } => *status,
+        _ => None,
+    }
+}
+
+/// Opens a session on the best transport that works; see the module docs.
+pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Result<Opened, Error> {
+    let host = settings.endpoint.host_key();
+    let configured: Vec<Transport> = config
+        .transports
+        .iter()
+        .copied()
+        // Streaming is an Engine.IO v4 extension; socket.io 2 servers never speak it.
+        .filter(|&t| {
+            !(t == Transport::Streaming && settings.endpoint.version() == EngineVersion::V3)
+        })
+        .collect();
+    let order = if config.remember_transport {
+        memory::order(&configured, memory::recall(&host, Instant::now()))
+    } else {
+        configured
+    };
+    let start = Instant::now();
+    let mut started: Vec<Instant> = Vec::new();
+    let mut records: Vec<Option<Attempt>> = Vec::new();
+    let mut running = FuturesUnordered::new();
+    let mut last_error = None;
+    let mut winner = None;
+
+    while winner.is_none() {
+        if running.is_empty() && started.len() < order.len() {
+            let i = started.len();
+            started.push(Instant::now());
+            records.push(None);
+            running.push(attempt(i, order[i], config, settings));
+        }
+        if running.is_empty() {
+            break;
+        }
+        let more_to_start = started.len() < order.len();
+        let head_start = async {
+            if more_to_start {
+                tokio::time::sleep(config.head_start).await
+            } else {
+                std::future::pending().await
             }
-            Err(e) => {
-                tracing::debug!(%transport, error = %e, "transport failed");
-                attempts.push(Attempt {
-                    transport,
-                    outcome: Err(e.to_string()),
-                    elapsed,
-                });
-                last_error = Some(e);
+        };
+        tokio::select! {
+            Some((i, outcome)) = running.next() => {
+                let elapsed = started[i].elapsed();
+                let transport = order[i];
+                match outcome {
+                    Ok(opened) => {
+                        tracing::debug!(%transport, ?elapsed, "transport open");
+                        records[i] = Some(Attempt {
+                            transport,
+                            outcome: Ok(()),
+                            status: None,
+                            started_after: started[i] - start,
+                            elapsed,
+                        });
+                        winner = Some(opened);
+                    }
+                    Err(error) => {
+                        tracing::debug!(%transport, %error, "transport failed");
+                        records[i] = Some(Attempt {
+                            transport,
+                            outcome: Err(error.to_string()),
+                            status: status_of(&error),
+                            started_after: started[i] - start,
+                            elapsed,
+                        });
+                        last_error = Some(error);
+                        // A fast failure moves on at once, without waiting for the head start.
+                        if started.len() < order.len() {
+                            let i = started.len();
+                            started.push(Instant::now());
+                            records.push(None);
+                            running.push(attempt(i, order[i], config, settings));
+                        }
+                    }
+                }
+            }
+            () = head_start => {
+                let i = started.len();
+                tracing::debug!(next = %order[i], "no open packet yet: racing the next transport");
+                started.push(Instant::now());
+                records.push(None);
+                running.push(attempt(i, order[i], config, settings));
             }
         }
     }
-    Err(last_error.unwrap_or(Error::InvalidUrl {
-        url: config.url.clone(),
-        reason: "no transport configured".into(),
-    }))
+
+    let Some((transport, handshake, initial)) = winner else {
+        return Err(last_error.unwrap_or(Error::InvalidUrl {
+            url: config.url.clone(),
+            reason: "no usable transport configured".into(),
+        }));
+    };
+    let won = transport.kind();
+    if config.remember_transport {
+        memory::remember(&host, won, Instant::now());
+    }
+    let attempts = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, record)| {
+            record.unwrap_or_else(|| Attempt {
+                transport: order[i],
+                outcome: Err(format!("abandoned: {won} connected first")),
+                status: None,
+                started_after: started[i] - start,
+                elapsed: started[i].elapsed(),
+            })
+        })
+        .collect();
+    if !running.is_empty() {
+        // Losers finish in the background and close whatever session they opened.
+        let limit = config.timeout;
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(limit, async move {
+                while let Some((_, outcome)) = running.next().await {
+                    if let Ok((active, _, _)) = outcome {
+                        active.close().await;
+                    }
+                }
+            })
+            .await;
+        });
+    }
+    Ok(Opened {
+        transport,
+        handshake,
+        initial,
+        attempts,
+    })
 }

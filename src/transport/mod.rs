@@ -34,6 +34,7 @@ impl fmt::Display for Transport {
 }
 
 pub(crate) mod connect;
+pub(crate) mod memory;
 pub(crate) mod polling;
 pub(crate) mod url;
 pub(crate) mod websocket;
@@ -54,7 +55,7 @@ impl Active {
     pub(crate) fn kind(&self) -> Transport {
         match self {
             Active::WebSocket(_) => Transport::WebSocket,
-            Active::Polling(_) => Transport::Polling,
+            Active::Polling(http) => http.kind(),
         }
     }
 

@@ -1,6 +1,8 @@
-//! HTTP long-polling transport: one GET waiting for packets and at most one POST carrying queued
-//! packets at any time; everything queued while a POST is in flight goes in the next one, batched
-//! up to the server's `maxPayload`.
+//! HTTP transports: long-polling and streaming. Both send with at most one POST in flight
+//! (everything queued meanwhile goes in the next one, batched up to the server's `maxPayload`)
+//! and keep one GET open for what the server sends: long-polling's GET returns one payload and
+//! is re-issued; streaming's GET stays open as a Server-Sent Events stream (see
+//! [`crate::proto::engineio::sse`]) and is re-issued only when the server ends it.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -8,8 +10,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use futures_util::stream::{self, BoxStream, StreamExt};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
+use crate::proto::engineio::sse::SseDecoder;
 use crate::proto::engineio::{decode_payload, encode_payload, EngineVersion, Handshake, Packet};
 use crate::proto::ProtocolError;
 use crate::transport::url::Endpoint;
@@ -28,8 +32,8 @@ pub(crate) struct HttpSettings {
 }
 
 impl HttpSettings {
-    fn url(&self, sid: Option<&str>) -> url::Url {
-        self.endpoint.url(Transport::Polling, sid, next_stamp())
+    fn url(&self, transport: Transport, sid: Option<&str>) -> url::Url {
+        self.endpoint.url(transport, sid, next_stamp())
     }
 }
 
@@ -40,9 +44,9 @@ fn next_stamp() -> u64 {
     STAMP.fetch_add(1, Ordering::Relaxed)
 }
 
-fn transport_error(message: impl Into<String>) -> Error {
+fn transport_error(transport: Transport, message: impl Into<String>) -> Error {
     Error::Transport {
-        transport: Transport::Polling,
+        transport,
         message: message.into(),
     }
 }
@@ -53,7 +57,7 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| transport_error(e.to_string()))?
+        .map_err(|e| transport_error(Transport::Polling, e.to_string()))?
     {
         if body.len().saturating_add(chunk.len()) > limit {
             return Err(Error::Protocol(ProtocolError::PayloadTooLarge {
@@ -66,39 +70,150 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
     String::from_utf8(body).map_err(|_| Error::Protocol(ProtocolError::InvalidUtf8))
 }
 
-/// Performs one GET and returns its body; a non-200 status is an error carrying the body.
-async fn get(settings: HttpSettings, sid: Option<String>) -> Result<String, Error> {
+/// Performs one long-polling GET and decodes its payload.
+async fn poll_once(settings: HttpSettings, sid: String) -> Result<Vec<Packet>, Error> {
     let response = settings
         .http
-        .get(settings.url(sid.as_deref()))
+        .get(settings.url(Transport::Polling, Some(&sid)))
         .headers(settings.headers.clone())
         .send()
         .await
-        .map_err(|e| transport_error(e.to_string()))?;
+        .map_err(|e| transport_error(Transport::Polling, e.to_string()))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
-        return Err(transport_error(format!("GET answered {status}: {body}")));
+        return Err(transport_error(
+            Transport::Polling,
+            format!("GET answered {status}: {body}"),
+        ));
     }
-    Ok(body)
+    Ok(decode_payload(settings.endpoint.version(), &body)?)
+}
+
+/// What the server sends, as batches of packets; ends when the server ends the response.
+type Downstream = BoxStream<'static, Result<Vec<Packet>, Error>>;
+
+/// Opens a streaming GET. A non-200 answer is returned as `(status, body)` for the caller to
+/// turn into the right error.
+async fn open_stream(
+    settings: &HttpSettings,
+    sid: Option<&str>,
+) -> Result<Result<Downstream, (u16, String)>, Error> {
+    let response = settings
+        .http
+        .get(settings.url(Transport::Streaming, sid))
+        .headers(settings.headers.clone())
+        .send()
+        .await
+        .map_err(|e| transport_error(Transport::Streaming, e.to_string()))?;
+    let status = response.status();
+    let is_sse = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if status != reqwest::StatusCode::OK || !is_sse {
+        let body = read_body(response, 64 * 1024).await.unwrap_or_default();
+        return Ok(Err((status.as_u16(), body)));
+    }
+    let decoder = SseDecoder::new(settings.max_response);
+    let events = stream::unfold(Some((response, decoder)), |state| async move {
+        let (mut response, mut decoder) = state?;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => match decoder.feed(&chunk) {
+                    Ok(packets) if packets.is_empty() => continue,
+                    Ok(packets) => return Some((Ok(packets), Some((response, decoder)))),
+                    Err(e) => return Some((Err(Error::Protocol(e)), None)),
+                },
+                Ok(None) => return None,
+                Err(e) => {
+                    let error = transport_error(Transport::Streaming, e.to_string());
+                    return Some((Err(error), None));
+                }
+            }
+        }
+    });
+    Ok(Ok(events.boxed()))
+}
+
+/// Re-attaches the streaming downstream of an existing session.
+fn stream_again(settings: HttpSettings, sid: String) -> Downstream {
+    stream::once(async move {
+        match open_stream(&settings, Some(&sid)).await? {
+            Ok(stream) => Ok(stream),
+            Err((status, body)) => Err(transport_error(
+                Transport::Streaming,
+                format!("streaming GET answered {status}: {body}"),
+            )),
+        }
+    })
+    .map(|opened| match opened {
+        Ok(stream) => stream,
+        Err(e) => stream::once(async move { Err(e) }).boxed(),
+    })
+    .flatten()
+    .boxed()
+}
+
+/// Opens a streaming session: the open packet arrives as the first event of a GET that then
+/// stays open. Returns the handshake, packets that came with it, and the open stream.
+pub(crate) async fn handshake_streaming(
+    settings: &HttpSettings,
+) -> Result<(Handshake, Vec<Packet>, Downstream), Error> {
+    let failed = |status: Option<u16>, body: String| Error::Handshake {
+        transport: Transport::Streaming,
+        status,
+        body,
+    };
+    let mut stream = match open_stream(settings, None).await {
+        Err(e) => return Err(failed(None, e.to_string())),
+        Ok(Err((status, body))) => return Err(failed(Some(status), body)),
+        Ok(Ok(stream)) => stream,
+    };
+    let mut packets = match stream.next().await {
+        Some(Ok(packets)) => packets.into_iter(),
+        Some(Err(e)) => return Err(failed(Some(200), e.to_string())),
+        None => {
+            return Err(failed(
+                Some(200),
+                "stream ended before the open packet".into(),
+            ))
+        }
+    };
+    match packets.next() {
+        Some(Packet::Open(handshake)) => Ok((handshake, packets.collect(), stream)),
+        other => Err(failed(
+            Some(200),
+            format!("expected an open packet, got {other:?}"),
+        )),
+    }
 }
 
 /// Performs one POST of an encoded payload; the server answers `ok`.
-async fn post(settings: HttpSettings, sid: String, body: String) -> Result<(), Error> {
+async fn post(
+    settings: HttpSettings,
+    transport: Transport,
+    sid: String,
+    body: String,
+) -> Result<(), Error> {
     let response = settings
         .http
-        .post(settings.url(Some(&sid)))
+        .post(settings.url(transport, Some(&sid)))
         .headers(settings.headers.clone())
         // The Node server answers 400 to application/octet-stream bodies.
         .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
         .body(body)
         .send()
         .await
-        .map_err(|e| transport_error(e.to_string()))?;
+        .map_err(|e| transport_error(transport, e.to_string()))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = read_body(response, 64 * 1024).await.unwrap_or_default();
-        return Err(transport_error(format!("POST answered {status}: {body}")));
+        return Err(transport_error(
+            transport,
+            format!("POST answered {status}: {body}"),
+        ));
     }
     Ok(())
 }
@@ -107,7 +222,7 @@ async fn post(settings: HttpSettings, sid: String, body: String) -> Result<(), E
 pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec<Packet>), Error> {
     let response = settings
         .http
-        .get(settings.url(None))
+        .get(settings.url(Transport::Polling, None))
         .headers(settings.headers.clone())
         .send()
         .await
@@ -136,21 +251,40 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
     }
 }
 
-/// An established long-polling session.
+/// An established long-polling or streaming session.
 pub(crate) struct PollingTransport {
     settings: HttpSettings,
+    kind: Transport,
     sid: String,
     version: EngineVersion,
     max_payload: usize,
     queue: VecDeque<Packet>,
-    get: Option<BoxFuture<Result<String, Error>>>,
+    get: Option<Downstream>,
     post: Option<BoxFuture<Result<(), Error>>>,
     paused: bool,
 }
 
 impl PollingTransport {
-    /// Wraps a session opened by [`handshake`].
+    /// Wraps a long-polling session opened by [`handshake`].
     pub(crate) fn new(settings: HttpSettings, handshake: &Handshake) -> PollingTransport {
+        Self::with_kind(settings, handshake, Transport::Polling, None)
+    }
+
+    /// Wraps a streaming session opened by [`handshake_streaming`], its stream still open.
+    pub(crate) fn streaming(
+        settings: HttpSettings,
+        handshake: &Handshake,
+        stream: Downstream,
+    ) -> PollingTransport {
+        Self::with_kind(settings, handshake, Transport::Streaming, Some(stream))
+    }
+
+    fn with_kind(
+        settings: HttpSettings,
+        handshake: &Handshake,
+        kind: Transport,
+        get: Option<Downstream>,
+    ) -> PollingTransport {
         let version = settings.endpoint.version();
         let max_payload = handshake
             .max_payload
@@ -158,14 +292,20 @@ impl PollingTransport {
             .unwrap_or(usize::MAX);
         PollingTransport {
             settings,
+            kind,
             sid: handshake.sid.clone(),
             version,
             max_payload,
             queue: VecDeque::new(),
-            get: None,
+            get,
             post: None,
             paused: false,
         }
+    }
+
+    /// Long-polling or streaming.
+    pub(crate) fn kind(&self) -> Transport {
+        self.kind
     }
 
     /// Queues packets for the next POST.
@@ -222,7 +362,7 @@ impl PollingTransport {
         loop {
             if self.post.is_none() && !self.paused {
                 if let Some(body) = self.next_batch() {
-                    let fut = post(self.settings.clone(), self.sid.clone(), body);
+                    let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
                     self.post = Some(Box::pin(fut));
                 }
             }
@@ -239,14 +379,27 @@ impl PollingTransport {
             }
         }
         if self.get.is_none() && !self.paused {
-            let fut = get(self.settings.clone(), Some(self.sid.clone()));
-            self.get = Some(Box::pin(fut));
+            let (settings, sid) = (self.settings.clone(), self.sid.clone());
+            self.get = Some(match self.kind {
+                Transport::Streaming => stream_again(settings, sid),
+                _ => stream::once(poll_once(settings, sid)).boxed(),
+            });
         }
-        if let Some(Poll::Ready(result)) = self.get.as_mut().map(|f| f.as_mut().poll(cx)) {
-            self.get = None;
-            let body = result?;
-            let packets = decode_payload(self.version, &body)?;
-            return Poll::Ready(Ok(packets));
+        if let Some(get) = self.get.as_mut() {
+            match get.poll_next_unpin(cx) {
+                Poll::Ready(Some(Ok(packets))) => return Poll::Ready(Ok(packets)),
+                Poll::Ready(Some(Err(e))) => {
+                    self.get = None;
+                    return Poll::Ready(Err(e));
+                }
+                // The server ended this GET (a poll answered, a stream recycled): the next
+                // call opens another one. Report so a caller waiting for idleness looks again.
+                Poll::Ready(None) => {
+                    self.get = None;
+                    return Poll::Ready(Ok(Vec::new()));
+                }
+                Poll::Pending => {}
+            }
         }
         if posted {
             return Poll::Ready(Ok(Vec::new()));
@@ -268,7 +421,7 @@ impl PollingTransport {
         self.queue.push_back(Packet::Close);
         self.paused = false;
         if let Some(body) = self.next_batch() {
-            let fut = post(self.settings.clone(), self.sid.clone(), body);
+            let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), fut).await;
         }
     }

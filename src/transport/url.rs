@@ -69,6 +69,13 @@ impl Endpoint {
         self.version
     }
 
+    /// `host:port` of the server, the key of the per-host transport memory.
+    pub(crate) fn host_key(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        let port = self.base.port_or_known_default().unwrap_or_default();
+        format!("{host}:{port}")
+    }
+
     /// The URL of one request on `transport` (with `sid` once the session exists).
     pub(crate) fn url(&self, transport: Transport, sid: Option<&str>, stamp: u64) -> Url {
         let mut url = self.base.clone();
