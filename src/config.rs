@@ -9,6 +9,8 @@ use serde_json::Value;
 
 use crate::event::AckSender;
 use crate::proto::engineio::EngineVersion;
+use crate::transport::net::TlsOptions;
+use crate::transport::proxy::ProxySetting;
 use crate::{Args, Error, Transport};
 
 /// A handler for one event: gets the arguments and, when the server asked for one, an ack sender.
@@ -47,6 +49,8 @@ pub(crate) struct Config {
     pub(crate) max_receive: usize,
     pub(crate) max_attachments: usize,
     pub(crate) event_buffer: usize,
+    pub(crate) tls: TlsOptions,
+    pub(crate) proxy: ProxySetting,
 }
 
 impl Config {
@@ -71,6 +75,8 @@ impl Config {
             max_receive: 100 * 1024 * 1024,
             max_attachments: 1000,
             event_buffer: 4096,
+            tls: TlsOptions::default(),
+            proxy: ProxySetting::default(),
         }
     }
 }
@@ -196,6 +202,40 @@ impl ClientBuilder {
     /// socket.io 2.x servers.
     pub fn protocol_version(mut self, version: EngineVersion) -> Self {
         self.config.version = version;
+        self
+    }
+
+    /// Sends every request (polling, streaming, and WebSocket through `CONNECT`) through this
+    /// HTTP proxy, e.g. `http://user:password@proxy:3128`. Without it the environment's
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` are used (never for loopback).
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.config.proxy = ProxySetting::Explicit(url.into());
+        self
+    }
+
+    /// Ignores proxies, the environment's included.
+    pub fn no_proxy(mut self) -> Self {
+        self.config.proxy = ProxySetting::Disabled;
+        self
+    }
+
+    /// Trusts the CA certificate(s) in this PEM text, besides the built-in roots.
+    pub fn add_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls.extra_roots.push(pem.into());
+        self
+    }
+
+    /// Also trusts the operating system's certificate store (needs the crate feature
+    /// `native-roots`; without it, connecting reports a clear error).
+    pub fn tls_native_roots(mut self, native: bool) -> Self {
+        self.config.tls.native_roots = native;
+        self
+    }
+
+    /// Accepts any server certificate, expired, self-signed or for another name. For
+    /// development against local servers only: it removes TLS's protection.
+    pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {
+        self.config.tls.accept_invalid_certs = accept;
         self
     }
 

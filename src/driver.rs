@@ -24,6 +24,7 @@ use crate::proto::engineio::{
 use crate::proto::socketio::{self as sio, PacketType};
 use crate::proto::ProtocolError;
 use crate::transport::connect::{self, Attempt};
+use crate::transport::net::Net;
 use crate::transport::polling::HttpSettings;
 use crate::transport::url::Endpoint;
 use crate::transport::websocket::WebSocketTransport;
@@ -101,9 +102,10 @@ pub(crate) fn spawn(
     weak: mpsc::WeakUnboundedSender<Command>,
     shared: Arc<Shared>,
     handshake_auth: Option<Value>,
+    net: Arc<Net>,
 ) {
     let span = tracing::debug_span!("sio_connection", url = %config.url);
-    runtime.spawn(run(config, commands, weak, shared, handshake_auth).instrument(span));
+    runtime.spawn(run(config, commands, weak, shared, handshake_auth, net).instrument(span));
 }
 
 async fn run(
@@ -112,6 +114,7 @@ async fn run(
     weak: mpsc::WeakUnboundedSender<Command>,
     shared: Arc<Shared>,
     handshake_auth: Option<Value>,
+    net: Arc<Net>,
 ) {
     let opened = async {
         let mut query = config.query.clone();
@@ -125,7 +128,7 @@ async fn run(
             &query,
             config.version,
         )?);
-        let settings = connect::http_settings(&config, endpoint)?;
+        let settings = connect::http_settings(&config, endpoint, net)?;
         let opened = tokio::time::timeout(config.timeout, connect::open(&config, &settings))
             .await
             .map_err(|_| Error::ConnectTimeout(config.timeout))??;
@@ -767,12 +770,13 @@ impl Driver {
             0,
         );
         let headers = self.config.headers.clone();
+        let net = self.settings.net.clone();
         let version = self.version;
         let max = self.config.max_receive;
         let timeout = self.config.upgrade_timeout;
         tracing::debug!("probing WebSocket for an upgrade");
         self.upgrade = Some(Upgrade::Connecting(Box::pin(async move {
-            WebSocketTransport::connect(&url, &headers, version, max, timeout).await
+            WebSocketTransport::connect(&url, &net, &headers, version, max, timeout).await
         })));
     }
 

@@ -12,6 +12,7 @@ use crate::driver::{self, AckRequest, Command, Shared};
 use crate::event_queue::EventQueue;
 use crate::proto::socketio::is_reserved_event;
 use crate::transport::connect::{header_map, Attempt};
+use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
 use crate::{Args, Error, Event, Transport};
 
@@ -64,6 +65,10 @@ pub(crate) fn start(
     // Caller mistakes surface here, at the call site, not later from the driver.
     Endpoint::new(&config.url, &config.path, &config.query, config.version)?;
     header_map(&config.headers)?;
+    let net = Arc::new(Net::new(&config.tls, config.proxy.clone())?);
+    if let Ok(url) = url::Url::parse(&config.url) {
+        net.proxy_for(&url)?;
+    }
     let (commands, receiver) = mpsc::unbounded_channel();
     let weak = commands.downgrade();
     let shared = Arc::new(Shared::default());
@@ -77,7 +82,7 @@ pub(crate) fn start(
         runtime.clone(),
         config.clone(),
     )?;
-    driver::spawn(&runtime, config, receiver, weak, shared, auth);
+    driver::spawn(&runtime, config, receiver, weak, shared, auth, net);
     Ok(Pending { core, reply })
 }
 

@@ -19,6 +19,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use super::memory;
+use super::net::Net;
 use super::polling::{self, HttpSettings, PollingTransport};
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
@@ -55,10 +56,19 @@ pub(crate) struct Opened {
 pub(crate) fn http_settings(
     config: &Config,
     endpoint: Arc<super::url::Endpoint>,
+    net: Arc<Net>,
 ) -> Result<HttpSettings, Error> {
+    let proxy_net = net.clone();
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(config.timeout)
+        .use_preconfigured_tls((*net.tls).clone())
+        .cookie_provider(net.cookies.clone())
+        // One proxy rule for every transport: ours, not reqwest's own reading of the env.
+        .no_proxy()
+        .proxy(reqwest::Proxy::custom(move |url| {
+            proxy_net.proxy_for(url).ok().flatten()
+        }))
         .build()
         .map_err(|e| Error::Transport {
             transport: Transport::Polling,
@@ -66,6 +76,7 @@ pub(crate) fn http_settings(
         })?;
     Ok(HttpSettings {
         http,
+        net,
         endpoint,
         headers: header_map(&config.headers)?,
         max_response: config.max_receive,
@@ -93,6 +104,7 @@ async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome 
     let url = endpoint.url(Transport::WebSocket, None, 0);
     let mut ws = WebSocketTransport::connect(
         &url,
+        &settings.net,
         &config.headers,
         endpoint.version(),
         config.max_receive,

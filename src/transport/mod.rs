@@ -35,7 +35,9 @@ impl fmt::Display for Transport {
 
 pub(crate) mod connect;
 pub(crate) mod memory;
+pub(crate) mod net;
 pub(crate) mod polling;
+pub(crate) mod proxy;
 pub(crate) mod url;
 pub(crate) mod websocket;
 

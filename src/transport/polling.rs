@@ -25,6 +25,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 #[derive(Clone)]
 pub(crate) struct HttpSettings {
     pub(crate) http: reqwest::Client,
+    pub(crate) net: Arc<super::net::Net>,
     pub(crate) endpoint: Arc<Endpoint>,
     pub(crate) headers: HeaderMap,
     /// Largest response body accepted, in bytes.

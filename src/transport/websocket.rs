@@ -5,8 +5,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
+
+use super::net::Net;
+use super::proxy;
 
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::{Error, Transport};
@@ -32,8 +35,11 @@ impl WebSocketTransport {
     /// Opens the WebSocket at `url` with the user's extra headers. A non-101 answer is a
     /// `Handshake` error carrying the HTTP status and body, so callers can tell a proxy's 403
     /// from a server's 400.
+    /// The connection goes through the client's proxy (a `CONNECT` tunnel) when one applies,
+    /// carries the cookie jar's cookies, and stores the cookies of the 101 answer.
     pub(crate) async fn connect(
         url: &Url,
+        net: &Net,
         headers: &[(String, String)],
         version: EngineVersion,
         max_message: usize,
@@ -47,11 +53,45 @@ impl WebSocketTransport {
                 request.headers_mut().append(name, value);
             }
         }
+        if let Some(cookie) = net.cookie_header(url) {
+            if let Ok(value) = http::HeaderValue::from_str(&cookie) {
+                request.headers_mut().insert(http::header::COOKIE, value);
+            }
+        }
         let mut config = tungstenite::protocol::WebSocketConfig::default();
         config.max_message_size = Some(max_message);
         config.max_frame_size = Some(max_message);
-        let connect = tokio_tungstenite::connect_async_with_config(request, Some(config), true);
-        let (stream, _response) = match tokio::time::timeout(timeout, connect).await {
+        let host = url.host_str().unwrap_or_default().to_string();
+        let port = url.port_or_known_default().unwrap_or(80);
+        let proxy = net.proxy_for(url)?;
+        let connector = Connector::Rustls(net.tls.clone());
+        let connect = async move {
+            let tcp = match &proxy {
+                Some(proxy) => proxy::connect_tunnel(proxy, &host, port, timeout).await?,
+                None => {
+                    let host = host.trim_start_matches('[').trim_end_matches(']');
+                    TcpStream::connect((host, port))
+                        .await
+                        .map_err(|e| Error::Handshake {
+                            transport: Transport::WebSocket,
+                            status: None,
+                            body: e.to_string(),
+                        })?
+                }
+            };
+            // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms per ack.
+            let _ = tcp.set_nodelay(true);
+            Ok::<_, Error>(
+                tokio_tungstenite::client_async_tls_with_config(
+                    request,
+                    tcp,
+                    Some(config),
+                    Some(connector),
+                )
+                .await,
+            )
+        };
+        let (stream, response) = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
                 return Err(Error::Handshake {
                     transport: Transport::WebSocket,
@@ -59,7 +99,8 @@ impl WebSocketTransport {
                     body: format!("no WebSocket handshake answer within {timeout:?}"),
                 })
             }
-            Ok(Err(tungstenite::Error::Http(response))) => {
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(Err(tungstenite::Error::Http(response)))) => {
                 let status = response.status().as_u16();
                 let body = response
                     .body()
@@ -72,15 +113,19 @@ impl WebSocketTransport {
                     body,
                 });
             }
-            Ok(Err(e)) => {
+            Ok(Ok(Err(e))) => {
                 return Err(Error::Handshake {
                     transport: Transport::WebSocket,
                     status: None,
                     body: e.to_string(),
                 })
             }
-            Ok(Ok(pair)) => pair,
+            Ok(Ok(Ok(pair))) => pair,
         };
+        net.store_cookies(
+            url,
+            response.headers().get_all(http::header::SET_COOKIE).iter(),
+        );
         Ok(WebSocketTransport {
             stream: Box::new(stream),
             version,

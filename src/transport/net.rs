@@ -1,0 +1,190 @@
+//! Network settings shared by every transport of a client: TLS (rustls, with the webpki roots,
+//! optionally the system's, plus custom CAs, or no verification at all for development), the
+//! proxy choice, and one cookie jar so that sticky-session load balancers see the same cookies
+//! on the handshake, every poll and the WebSocket upgrade.
+
+use std::sync::Arc;
+
+use reqwest::cookie::{CookieStore, Jar};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use url::Url;
+
+use super::proxy::{self, ProxySetting};
+use crate::Error;
+
+/// TLS options, as set on the builder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsOptions {
+    /// PEM files' contents of extra trusted CAs.
+    pub(crate) extra_roots: Vec<Vec<u8>>,
+    /// Trust the operating system's store (feature `native-roots`).
+    pub(crate) native_roots: bool,
+    /// Accept any certificate (development only).
+    pub(crate) accept_invalid_certs: bool,
+}
+
+/// The resolved network settings of one client.
+#[derive(Debug)]
+pub(crate) struct Net {
+    pub(crate) tls: Arc<ClientConfig>,
+    pub(crate) proxy: ProxySetting,
+    pub(crate) cookies: Arc<Jar>,
+}
+
+impl Net {
+    /// Builds the TLS configuration; a bad CA file is reported here, at connect time.
+    pub(crate) fn new(tls: &TlsOptions, proxy: ProxySetting) -> Result<Net, Error> {
+        Ok(Net {
+            tls: Arc::new(tls_config(tls)?),
+            proxy,
+            cookies: Arc::new(Jar::default()),
+        })
+    }
+
+    /// The proxy `url` goes through, if any.
+    pub(crate) fn proxy_for(&self, url: &Url) -> Result<Option<Url>, Error> {
+        proxy::proxy_for(&self.proxy, url)
+    }
+
+    /// The `Cookie` header value for a request to `url` (a `ws(s)` URL is looked up as
+    /// `http(s)`: cookies do not care about the scheme's name).
+    pub(crate) fn cookie_header(&self, url: &Url) -> Option<String> {
+        let http = http_equivalent(url);
+        self.cookies
+            .cookies(&http)
+            .and_then(|v| v.to_str().ok().map(str::to_string))
+    }
+
+    /// Stores the `Set-Cookie` headers of a response to `url`.
+    pub(crate) fn store_cookies<'a>(
+        &self,
+        url: &Url,
+        headers: impl Iterator<Item = &'a reqwest::header::HeaderValue>,
+    ) {
+        let http = http_equivalent(url);
+        let mut headers = headers;
+        self.cookies.set_cookies(&mut headers, &http);
+    }
+}
+
+fn http_equivalent(url: &Url) -> Url {
+    let mut http = url.clone();
+    let scheme = match url.scheme() {
+        "wss" => "https",
+        "ws" => "http",
+        other => other,
+    }
+    .to_string();
+    let _ = http.set_scheme(&scheme);
+    http
+}
+
+fn tls_error(message: String) -> Error {
+    Error::Transport {
+        transport: crate::Transport::WebSocket,
+        message: format!("TLS configuration: {message}"),
+    }
+}
+
+fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(e.to_string()))?;
+    if options.accept_invalid_certs {
+        return Ok(builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth());
+    }
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if options.native_roots {
+        add_native_roots(&mut roots)?;
+    }
+    for pem in &options.extra_roots {
+        let mut found = false;
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            let cert = cert.map_err(|e| tls_error(format!("CA certificate: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| tls_error(format!("CA certificate: {e}")))?;
+            found = true;
+        }
+        if !found {
+            return Err(tls_error("no PEM certificate in a CA file".into()));
+        }
+    }
+    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+}
+
+#[cfg(feature = "native-roots")]
+fn add_native_roots(roots: &mut RootCertStore) -> Result<(), Error> {
+    let found = rustls_native_certs::load_native_certs();
+    for cert in found.certs {
+        // One unreadable system certificate must not make every connection fail.
+        let _ = roots.add(cert);
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "native-roots"))]
+fn add_native_roots(_roots: &mut RootCertStore) -> Result<(), Error> {
+    Err(tls_error(
+        "tls_native_roots(true) needs the crate feature `native-roots`".into(),
+    ))
+}
+
+/// The verifier behind `danger_accept_invalid_certs`: signatures are still checked (so the
+/// handshake is a real TLS handshake), the certificate chain and name are not.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
