@@ -382,6 +382,35 @@ async fn recycled_responses_lose_and_repeat_nothing() {
 }
 
 #[tokio::test]
+async fn packets_wait_for_the_next_get_down_to_the_close_packet() {
+    // A budget of one byte: every response carries a single event.
+    let server = builder().stream_recycle_bytes(1).start().await.unwrap();
+    let addr = server.addr();
+    let (mut sse, json) = handshake(addr).await;
+    assert_eq!(sse.next().await, None);
+    let sid = json["sid"].as_str().unwrap().to_owned();
+    post(addr, &sid, "40").await;
+    sse.reopen(addr, &streaming(&sid)).await;
+    assert!(sse.next_text().await.starts_with("0{\"sid\":"));
+    assert_eq!(sse.next().await, None);
+
+    // Closed by the server while no GET is attached: the session keeps its DISCONNECT and its
+    // close packet for the next GETs.
+    server.disconnect_all();
+    sse.reopen(addr, &streaming(&sid)).await;
+    assert_eq!(sse.next_text().await, "1");
+    assert_eq!(sse.next().await, None);
+    sse.reopen(addr, &streaming(&sid)).await;
+    assert_eq!(sse.next().await, Some(Packet::Close));
+    assert_eq!(sse.next().await, None);
+    let r = http(addr, "GET", &streaming(&sid), "").await;
+    assert_eq!(
+        (r.status, r.body),
+        (400, engine_error(1, "Session ID unknown"))
+    );
+}
+
+#[tokio::test]
 async fn closing_the_stream_connection_ends_the_session() {
     let server = builder().start().await.unwrap();
     let (sse, _sid) = connected(server.addr()).await;

@@ -93,8 +93,9 @@ impl Faults {
 
     /// Resets every open TCP connection now (RST, no close frames, no close packets), as a
     /// network outage would. Sessions whose transport was on one of them end as on Node (a
-    /// WebSocket closes its session, a pending poll closes it prematurely); a polling session
-    /// with no request in flight lives on until its ping timeout.
+    /// WebSocket closes its session, a pending poll closes it prematurely, so does an attached
+    /// streaming GET); a polling or streaming session with no GET in flight lives on until its
+    /// ping timeout.
     pub fn drop_all_connections(&self) {
         self.kill.send_modify(|n| *n = n.wrapping_add(1));
     }
