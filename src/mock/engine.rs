@@ -1,6 +1,7 @@
-//! Server-side Engine.IO v4 sessions: the write buffer, polling GET/POST, the heartbeat (server
-//! pings, client pongs, close after pingTimeout without pong) and close, as engine.io's `Socket`
-//! and `Polling` transport do. WebSocket framing lives in `ws.rs`.
+//! Server-side Engine.IO v4 sessions: the write buffer, polling GET/POST, the streaming
+//! downstream, the heartbeat (server pings, client pongs, close after pingTimeout without pong)
+//! and close, as engine.io's `Socket` and `Polling` transport do. WebSocket framing lives in
+//! `ws.rs`, the streaming response's framing in `streaming.rs`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, Weak};
@@ -56,11 +57,12 @@ struct State {
     transport: Transport,
     out: VecDeque<Packet>,
     phase: Phase,
+    /// A polling GET is pending, or a streaming GET is attached.
     get_pending: bool,
     post_pending: bool,
     /// A WebSocket is probing this polling session.
     pub(crate) upgrading: bool,
-    /// Release the pending poll with a noop (upgrade in progress).
+    /// Release the pending poll (or end the attached stream) with a noop: upgrade in progress.
     noop: bool,
     last_packet: Instant,
     awaiting_pong: bool,
@@ -90,7 +92,7 @@ impl Engine {
     pub(crate) fn open(inner: &Arc<Inner>, transport: Transport) -> Arc<Engine> {
         let cfg = &inner.config;
         let sid = random_id();
-        let upgrades = if transport == Transport::Polling && cfg.websocket_enabled {
+        let upgrades = if transport != Transport::WebSocket && cfg.websocket_enabled {
             vec!["websocket".to_owned()]
         } else {
             Vec::new()
@@ -176,7 +178,8 @@ impl Engine {
             if !graceful {
                 st.out.clear();
             }
-            if graceful && st.transport == Transport::Polling && !st.get_pending {
+            // Over HTTP with no GET to carry them, the close packet waits for the next GET.
+            if graceful && st.transport != Transport::WebSocket && !st.get_pending {
                 st.phase = Phase::Closing;
             } else {
                 st.phase = Phase::Closed;
@@ -267,6 +270,59 @@ impl Engine {
         })
     }
 
+    /// Attaches a streaming GET (the downstream of a streaming session). A second one while one
+    /// is attached is a bad request that ends the session, as overlapping polls do.
+    pub(crate) fn attach_stream(self: &Arc<Self>) -> Result<StreamGuard, Response> {
+        {
+            let mut st = lock(&self.st);
+            if st.get_pending {
+                drop(st);
+                self.close(CloseCause::TransportError, false);
+                return Err(Response::engine_error(3));
+            }
+            st.get_pending = true;
+        }
+        Ok(StreamGuard {
+            engine: self.clone(),
+            done: false,
+        })
+    }
+
+    /// The next thing an attached stream writes, or `None` when it must wait for `wake`.
+    fn take_for_stream(self: &Arc<Self>) -> Option<StreamStep> {
+        let mut st = lock(&self.st);
+        if st.transport != Transport::Streaming {
+            // Upgraded: the WebSocket carries the session; the stream only ends.
+            return Some(StreamStep {
+                packet: Packet::Noop,
+                last: true,
+            });
+        }
+        if let Some(packet) = st.out.pop_front() {
+            let last = matches!(packet, Packet::Close);
+            let was_closing = st.phase == Phase::Closing;
+            drop(st);
+            if last && was_closing {
+                self.finish(CloseCause::ServerClose);
+            }
+            return Some(StreamStep { packet, last });
+        }
+        if st.noop {
+            st.noop = false;
+            return Some(StreamStep {
+                packet: Packet::Noop,
+                last: true,
+            });
+        }
+        if st.phase != Phase::Open {
+            return Some(StreamStep {
+                packet: Packet::Close,
+                last: true,
+            });
+        }
+        None
+    }
+
     /// Handles a polling POST body.
     pub(crate) fn post(self: &Arc<Self>, body: &[u8], binary: bool) -> Response {
         {
@@ -337,7 +393,7 @@ impl Engine {
     /// Starts an upgrade probe; false when the session cannot upgrade (Node closes the socket).
     pub(crate) fn begin_upgrade(&self) -> bool {
         let mut st = lock(&self.st);
-        if st.phase != Phase::Open || st.transport != Transport::Polling || st.upgrading {
+        if st.phase != Phase::Open || st.transport == Transport::WebSocket || st.upgrading {
             return false;
         }
         st.upgrading = true;
@@ -349,10 +405,12 @@ impl Engine {
         lock(&self.st).upgrading = false;
     }
 
-    /// Releases a pending poll with a noop so the client can finish the upgrade.
+    /// Releases a pending poll with a noop so the client can finish the upgrade. An attached
+    /// stream gets its queued packets, then the noop, then its end, so that nothing is in
+    /// flight on it when the WebSocket takes over.
     pub(crate) fn release_poll(&self) {
         let mut st = lock(&self.st);
-        if st.get_pending && st.out.is_empty() {
+        if st.get_pending && (st.out.is_empty() || st.transport == Transport::Streaming) {
             st.noop = true;
             drop(st);
             self.wake();
@@ -414,6 +472,54 @@ impl Drop for PollGuard {
         if !self.done {
             lock(&self.engine.st).get_pending = false;
             if self.engine.transport() == Transport::Polling {
+                self.engine.close(CloseCause::TransportClose, false);
+            }
+        }
+    }
+}
+
+/// One event for an attached stream.
+pub(crate) struct StreamStep {
+    pub(crate) packet: Packet,
+    /// End the response after this event.
+    pub(crate) last: bool,
+}
+
+/// An attached streaming GET. Dropped without [`detach`](Self::detach) (the client's connection
+/// went away), it closes the session as a poll closed prematurely does.
+pub(crate) struct StreamGuard {
+    engine: Arc<Engine>,
+    done: bool,
+}
+
+impl StreamGuard {
+    /// Waits for the next event to write.
+    pub(crate) async fn next(&self) -> StreamStep {
+        let engine = &self.engine;
+        loop {
+            let notified = engine.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(step) = engine.take_for_stream() {
+                return step;
+            }
+            notified.await;
+        }
+    }
+
+    /// The server ends the response on purpose (recycling, upgrade, close): the session lives
+    /// on and buffers its packets until the client attaches a new GET.
+    pub(crate) fn detach(mut self) {
+        self.done = true;
+        lock(&self.engine.st).get_pending = false;
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            lock(&self.engine.st).get_pending = false;
+            if self.engine.transport() == Transport::Streaming {
                 self.engine.close(CloseCause::TransportClose, false);
             }
         }

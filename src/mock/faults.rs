@@ -20,6 +20,7 @@ pub struct Faults {
     delay: Mutex<Duration>,
     stop_pings: AtomicBool,
     refuse_connections: AtomicBool,
+    buffer_streaming: AtomicBool,
     /// Bumped to make every open TCP connection reset itself.
     pub(crate) kill: watch::Sender<u64>,
 }
@@ -34,6 +35,7 @@ impl Faults {
             delay: Mutex::new(Duration::ZERO),
             stop_pings: AtomicBool::new(false),
             refuse_connections: AtomicBool::new(false),
+            buffer_streaming: AtomicBool::new(false),
             kill: watch::Sender::new(0),
         }
     }
@@ -81,10 +83,19 @@ impl Faults {
         self.refuse_connections.store(on, Ordering::SeqCst);
     }
 
+    /// Holds back every byte of streaming responses (head included) until the response ends,
+    /// as a buffering proxy does: a client never sees the open packet of a streaming handshake
+    /// in time and must fall back to another transport. Applies to streaming GETs that start
+    /// after it is set.
+    pub fn buffer_streaming(&self, on: bool) {
+        self.buffer_streaming.store(on, Ordering::SeqCst);
+    }
+
     /// Resets every open TCP connection now (RST, no close frames, no close packets), as a
     /// network outage would. Sessions whose transport was on one of them end as on Node (a
-    /// WebSocket closes its session, a pending poll closes it prematurely); a polling session
-    /// with no request in flight lives on until its ping timeout.
+    /// WebSocket closes its session, a pending poll closes it prematurely, so does an attached
+    /// streaming GET); a polling or streaming session with no GET in flight lives on until its
+    /// ping timeout.
     pub fn drop_all_connections(&self) {
         self.kill.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -98,6 +109,7 @@ impl Faults {
         self.delay(Duration::ZERO);
         self.stop_pings(false);
         self.refuse_connections(false);
+        self.buffer_streaming(false);
     }
 
     pub(crate) fn rejected_websocket(&self) -> Option<u16> {
@@ -120,5 +132,8 @@ impl Faults {
     }
     pub(crate) fn is_refusing(&self) -> bool {
         self.refuse_connections.load(Ordering::SeqCst)
+    }
+    pub(crate) fn is_buffering_streaming(&self) -> bool {
+        self.buffer_streaming.load(Ordering::SeqCst)
     }
 }

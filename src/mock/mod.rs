@@ -49,6 +49,21 @@
 //!   acks with attachments, DISCONNECT both ways; a packet for a namespace not joined, a second
 //!   CONNECT or an undecodable packet closes the connection.
 //!
+//! Streaming, our extension of Engine.IO v4 (see [`crate::proto::engineio::sse`]):
+//! - `GET ?EIO=4&transport=streaming` → `200 text/event-stream` (`Cache-Control: no-cache,
+//!   no-transform`, `X-Accel-Buffering: no`, chunked), kept open: the 2 KiB prelude, then one SSE
+//!   event per packet, each flushed as its own chunk at once. Without `sid` it is a handshake
+//!   (the first event is the open packet, `upgrades: ["websocket"]`) and the same response goes
+//!   on carrying the session; with `sid` it re-attaches the session's downstream. A second
+//!   streaming GET while one is attached → `400` code 3 and the session closes. Upstream is a
+//!   POST exactly as in polling.
+//! - after [`stream_recycle_bytes`](MockServerBuilder::stream_recycle_bytes) the response ends
+//!   (zero chunk) after a complete event; packets queued while no GET is attached wait for the
+//!   next one. A streaming GET whose connection closes ends the session (`transport close`).
+//! - upgrade: `2probe` → `3probe`, the stream gets what is queued, a `6` event and its end; `5`
+//!   switches; later streaming requests on that sid get code 3.
+//! - a server with streaming disabled answers code 0, as Node does for an unknown transport.
+//!
 //! Differences from Node, on purpose: no CORS headers or HTTP compression; responses carry
 //! `Content-Length` (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO`
 //! is refused before the `101` (Node writes its 400 after it).
@@ -62,6 +77,7 @@ mod faults;
 mod http;
 mod server;
 mod socket;
+mod streaming;
 mod ws;
 
 use std::collections::{HashMap, HashSet};
@@ -154,6 +170,9 @@ pub(crate) struct Config {
     pub(crate) close_timeout: Duration,
     pub(crate) polling_enabled: bool,
     pub(crate) websocket_enabled: bool,
+    pub(crate) streaming_enabled: bool,
+    /// Body bytes after which a streaming response is ended (the client opens a new one).
+    pub(crate) stream_recycle_bytes: usize,
     pub(crate) addr: SocketAddr,
     pub(crate) namespaces: HashSet<String>,
     pub(crate) guards: HashMap<String, Guard>,
@@ -263,12 +282,22 @@ impl MockServerBuilder {
         self
     }
 
-    /// Which transports the server accepts (Node's `transports`, default both). A disabled
-    /// transport answers code 0 `Transport unknown`; without WebSocket the handshake offers no
-    /// upgrade.
+    /// Which transports the server accepts (Node's `transports`, default all three). A
+    /// disabled transport answers code 0 `Transport unknown`, as a Node server answers
+    /// `transport=streaming`; without WebSocket the handshake offers no upgrade.
     pub fn transports(mut self, transports: &[Transport]) -> Self {
         self.config.polling_enabled = transports.contains(&Transport::Polling);
         self.config.websocket_enabled = transports.contains(&Transport::WebSocket);
+        self.config.streaming_enabled = transports.contains(&Transport::Streaming);
+        self
+    }
+
+    /// Body bytes (prelude included) after which a streaming response is ended cleanly, after a
+    /// complete event, so that no proxy holds an ever-growing response (default 128 KiB, as
+    /// SockJS's `response_limit`). Packets queued meanwhile wait in the session for the
+    /// client's next streaming GET. At least one event goes out per response.
+    pub fn stream_recycle_bytes(mut self, bytes: usize) -> Self {
+        self.config.stream_recycle_bytes = bytes;
         self
     }
 
@@ -391,8 +420,9 @@ impl fmt::Debug for MockServer {
 
 impl MockServer {
     /// A builder with Node's defaults: pingInterval 25 s, pingTimeout 20 s, maxPayload
-    /// 1 000 000, path `/socket.io/`, connectTimeout 45 s, upgradeTimeout 10 s, both transports,
-    /// namespace `/` only, 127.0.0.1 on a free port.
+    /// 1 000 000, path `/socket.io/`, connectTimeout 45 s, upgradeTimeout 10 s, namespace `/`
+    /// only, 127.0.0.1 on a free port; polling, WebSocket and streaming enabled, streaming
+    /// responses recycled after 128 KiB.
     pub fn builder() -> MockServerBuilder {
         MockServerBuilder {
             config: Config {
@@ -405,6 +435,8 @@ impl MockServer {
                 close_timeout: Duration::from_millis(30_000),
                 polling_enabled: true,
                 websocket_enabled: true,
+                streaming_enabled: true,
+                stream_recycle_bytes: 128 * 1024,
                 addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
                 namespaces: HashSet::from(["/".to_owned()]),
                 guards: HashMap::new(),

@@ -1,5 +1,6 @@
 //! Accepting TCP connections and routing their requests: Engine.IO request verification with
-//! Node's error answers, polling, WebSocket upgrades, and where each fault switch bites.
+//! Node's error answers, polling, streaming, WebSocket upgrades, and where each fault switch
+//! bites.
 
 use std::future::poll_fn;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use tokio::net::TcpStream;
 
 use super::engine::Engine;
 use super::http::{self, ReadError, Request, Response};
+use super::streaming::{self, StreamEnd};
 use super::{lock, ws, Inner};
 use crate::Transport;
 
@@ -95,6 +97,13 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
                 Some(r) => r,
                 None => return End::Close,
             },
+            Routed::Stream(guard) => {
+                let keep_alive = req.keep_alive();
+                match streaming::serve(stream, &mut buf, guard, inner, keep_alive).await {
+                    StreamEnd::Complete if keep_alive => continue,
+                    StreamEnd::Complete | StreamEnd::Gone => return End::Close,
+                }
+            }
         };
         let close = response.close || !req.keep_alive();
         let response = if close { response.closing() } else { response };
@@ -139,14 +148,16 @@ async fn wait_poll(
 enum Routed {
     Answer(Response),
     Poll(super::engine::PollGuard),
+    Stream(super::engine::StreamGuard),
 }
 
-/// Engine.IO's `verify` for plain HTTP requests, then the polling transport.
+/// Engine.IO's `verify` for plain HTTP requests, then the polling or streaming transport.
 fn route(req: &Request, inner: &Arc<Inner>) -> Routed {
     let answer = Routed::Answer;
     let transport = match req.param("transport") {
         Some("polling") if inner.config.polling_enabled => Transport::Polling,
         Some("websocket") if inner.config.websocket_enabled => Transport::WebSocket,
+        Some("streaming") if inner.config.streaming_enabled => Transport::Streaming,
         _ => return answer(Response::engine_error(0)),
     };
     let engine = match req.param("sid") {
@@ -169,10 +180,14 @@ fn route(req: &Request, inner: &Arc<Inner>) -> Routed {
             if req.param("EIO") != Some("4") {
                 return answer(Response::engine_error(5));
             }
-            Engine::open(inner, Transport::Polling)
+            Engine::open(inner, transport)
         }
     };
     match req.method.as_str() {
+        "GET" if transport == Transport::Streaming => match engine.attach_stream() {
+            Ok(guard) => Routed::Stream(guard),
+            Err(r) => answer(r),
+        },
         "GET" => match engine.poll() {
             Ok(guard) => Routed::Poll(guard),
             Err(r) => answer(r),

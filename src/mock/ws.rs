@@ -1,6 +1,7 @@
 //! The WebSocket transport: the `101` answer, a session carried on WebSocket from the start, and
-//! the upgrade probe of a polling session (`2probe` → `3probe`, noops released to the pending
-//! poll, `5`), as engine.io's `Server#onWebSocket` and `Socket#_maybeUpgrade` do.
+//! the upgrade probe of a polling or streaming session (`2probe` → `3probe`, noops released to
+//! the pending poll or ending the attached stream, `5`), as engine.io's `Server#onWebSocket` and
+//! `Socket#_maybeUpgrade` do.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,7 +136,7 @@ pub(crate) async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Runs an upgrade probe for a polling session, then carries the session if the client
+/// Runs an upgrade probe for a polling or streaming session, then carries the session if the client
 /// completes the upgrade.
 pub(crate) async fn run_probe<S: AsyncRead + AsyncWrite + Unpin>(
     engine: Arc<Engine>,
