@@ -180,7 +180,11 @@ fn main() -> ExitCode {
     println!("sio-client doctor: {}", options.url);
     let mut rows = Vec::new();
     let mut working = Vec::new();
-    for transport in [Transport::WebSocket, Transport::Streaming, Transport::Polling] {
+    for transport in [
+        Transport::WebSocket,
+        Transport::Streaming,
+        Transport::Polling,
+    ] {
         let (row, client) = try_one(&options, &[transport], transport.as_str());
         if row.ok {
             working.push(transport);
@@ -190,16 +194,26 @@ fn main() -> ExitCode {
         }
         rows.push(row);
     }
-    let all = [Transport::WebSocket, Transport::Streaming, Transport::Polling];
+    let all = [
+        Transport::WebSocket,
+        Transport::Streaming,
+        Transport::Polling,
+    ];
     let (row, client) = try_one(&options, &all, "fallback");
     let fallback_ok = row.ok;
     rows.push(row);
 
     println!();
-    println!("{:<10} {:<6} {:<60} {:>12} {:>12}", "transport", "result", "details", "open packet", "ack rtt");
+    println!(
+        "{:<10} {:<6} {:<60} {:>12} {:>12}",
+        "transport", "result", "details", "open packet", "ack rtt"
+    );
     for row in &rows {
         let result = if row.ok { "ok" } else { "FAILED" };
-        println!("{:<10} {:<6} {:<60} {:>12} {:>12}", row.transport, result, row.detail, row.open, row.ack);
+        println!(
+            "{:<10} {:<6} {:<60} {:>12} {:>12}",
+            row.transport, result, row.detail, row.open, row.ack
+        );
     }
     if let Some(client) = &client {
         println!();

@@ -122,7 +122,11 @@ impl Engine {
             pong: Notify::new(),
             sio: SioConn::new(),
         });
-        lock(&inner.sessions).insert(sid, engine.clone());
+        {
+            let mut sessions = lock(&inner.sessions);
+            sessions.insert(sid, engine.clone());
+            inner.session_count.send_replace(sessions.len());
+        }
         inner.spawn(heartbeat(engine.clone()));
         inner.spawn(super::socket::connect_timeout(engine.clone()));
         engine
@@ -214,6 +218,7 @@ impl Engine {
             {
                 sessions.remove(&self.sid);
             }
+            inner.session_count.send_replace(sessions.len());
         }
         self.wake();
         self.sio.on_close(self, cause);

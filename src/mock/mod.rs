@@ -189,6 +189,8 @@ pub(crate) struct Inner {
     pub(crate) sockets: Mutex<Vec<MockSocket>>,
     /// Every socket that ever connected, in order.
     pub(crate) history: watch::Sender<Vec<MockSocket>>,
+    /// Open Engine.IO sessions, for awaiting a count without polling.
+    pub(crate) session_count: watch::Sender<usize>,
     received: watch::Sender<Vec<ReceivedEvent>>,
     tasks: Mutex<Option<JoinSet<()>>>,
     handle: Handle,
@@ -217,6 +219,7 @@ impl Inner {
         lock(&self.listener).take();
         let tasks = lock(&self.tasks).take();
         let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, e)| e).collect();
+        self.session_count.send_replace(0);
         for engine in sessions {
             engine.close(engine::CloseCause::ServerClose, false);
         }
@@ -370,6 +373,7 @@ impl MockServerBuilder {
             sessions: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
             history: watch::Sender::new(Vec::new()),
+            session_count: watch::Sender::new(0),
             received: watch::Sender::new(Vec::new()),
             tasks: Mutex::new(Some(JoinSet::new())),
             handle: Handle::current(),
@@ -500,6 +504,38 @@ impl MockServer {
             .map_err(|_| MockError::Timeout(timeout))?
             .map_err(|_| MockError::Closed)?;
         Ok(seen.clone())
+    }
+
+    /// Waits until exactly `n` Engine.IO sessions are open (e.g. that connection attempts which
+    /// lost a race closed theirs).
+    pub async fn wait_for_connection_count(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), MockError> {
+        let mut rx = self.inner.session_count.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|count| *count == n))
+            .await
+            .map_err(|_| MockError::Timeout(timeout))?
+            .map_err(|_| MockError::Closed)?;
+        Ok(())
+    }
+
+    /// [`wait_for_connection_count`](Self::wait_for_connection_count) for code without a
+    /// runtime.
+    pub fn wait_for_connection_count_blocking(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Result<(), MockError> {
+        let mut rx = self.inner.session_count.subscribe();
+        self.block_on(async move {
+            tokio::time::timeout(timeout, rx.wait_for(|count| *count == n))
+                .await
+                .map_err(|_| MockError::Timeout(timeout))?
+                .map_err(|_| MockError::Closed)?;
+            Ok(())
+        })?
     }
 
     /// [`wait_for_sockets`](Self::wait_for_sockets) for code without a runtime.
