@@ -63,7 +63,11 @@ async fn read_reply<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
             .await
             .expect("response head in time")
             .unwrap();
-        assert!(n > 0, "EOF before a complete head: {:?}", String::from_utf8_lossy(&buf));
+        assert!(
+            n > 0,
+            "EOF before a complete head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.extend_from_slice(&tmp[..n]);
     };
     let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
@@ -80,8 +84,8 @@ async fn read_reply<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
                 assert!(more(s, &mut rest).await > 0, "EOF inside chunked body");
             }
             let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16)
-                .unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
             rest.drain(..eol + 2);
             while rest.len() < size + 2 {
                 assert!(more(s, &mut rest).await > 0, "EOF inside chunk");
@@ -118,7 +122,13 @@ async fn more<S: AsyncRead + Unpin>(s: &mut S, rest: &mut Vec<u8>) -> usize {
     n
 }
 
-async fn send_request<S: AsyncWrite + Unpin>(s: &mut S, method: &str, target: &str, extra: &str, body: &str) {
+async fn send_request<S: AsyncWrite + Unpin>(
+    s: &mut S,
+    method: &str,
+    target: &str,
+    extra: &str,
+    body: &str,
+) {
     let req = format!(
         "{method} {target} HTTP/1.1\r\nHost: localhost\r\n{extra}Content-Length: {}\r\n\r\n{body}",
         body.len()
@@ -269,7 +279,14 @@ async fn pass_polling_handshake_and_keep_alive() {
     assert_eq!(open["upgrades"], serde_json::json!(["websocket"]));
 
     let q = format!("{HANDSHAKE}&sid={sid}");
-    send_request(&mut s, "POST", &q, "Content-Type: text/plain;charset=UTF-8\r\n", "40").await;
+    send_request(
+        &mut s,
+        "POST",
+        &q,
+        "Content-Type: text/plain;charset=UTF-8\r\n",
+        "40",
+    )
+    .await;
     let r = read_reply(&mut s).await;
     assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 
@@ -283,6 +300,31 @@ async fn pass_polling_handshake_and_keep_alive() {
     assert_eq!(stats.requests, 3);
     assert_eq!(stats.upgrades_seen, 0);
     assert!(stats.bytes_to_upstream > 0 && stats.bytes_to_client > 0);
+}
+
+#[tokio::test]
+async fn expect_continue_is_answered_and_background_start_works_in_async_code() {
+    let server = mock().await;
+    let proxy = FaultProxy::start_background(server.addr(), ProxyMode::Pass);
+    let sid = open_packet(&get(proxy.addr(), HANDSHAKE).await.text())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    let q = format!("{HANDSHAKE}&sid={sid}");
+    s.write_all(
+        format!(
+            "POST {q} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let interim = read_reply_head_only(&mut s).await;
+    assert_eq!(interim.status, 100);
+    s.write_all(b"40").await.unwrap();
+    let r = read_reply(&mut s).await;
+    assert_eq!((r.status, r.text().as_str()), (200, "ok"));
 }
 
 #[tokio::test]
@@ -313,7 +355,11 @@ async fn pass_websocket_both_directions() {
     assert!(connected.starts_with("40{"), "got {connected:?}");
     let stats = proxy.stats();
     assert_eq!(
-        (stats.upgrades_seen, stats.upgrades_forwarded, stats.upgrades_completed),
+        (
+            stats.upgrades_seen,
+            stats.upgrades_forwarded,
+            stats.upgrades_completed
+        ),
         (1, 1, 1)
     );
 }
@@ -324,12 +370,17 @@ async fn reject_upgrade_answers_403_and_polling_still_passes() {
     let proxy = FaultProxy::start(server.addr(), ProxyMode::RejectUpgrade(403)).await;
 
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    s.write_all(ws_upgrade_request(WS_PATH).as_bytes()).await.unwrap();
+    s.write_all(ws_upgrade_request(WS_PATH).as_bytes())
+        .await
+        .unwrap();
     let r = read_reply(&mut s).await;
     assert_eq!((r.status, r.text().as_str()), (403, "Forbidden"));
     assert_eq!(r.header("connection").as_deref(), Some("close"));
     let mut rest = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut rest)).await.unwrap().unwrap();
+    timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(rest.is_empty(), "connection closes after the 403");
 
     assert_eq!(status_of(ws_connect(&proxy.url()).await.unwrap_err()), 403);
@@ -360,9 +411,13 @@ async fn reset_upgrade_resets_the_connection() {
     let server = mock().await;
     let proxy = FaultProxy::start(server.addr(), ProxyMode::ResetUpgrade).await;
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    s.write_all(ws_upgrade_request(WS_PATH).as_bytes()).await.unwrap();
+    s.write_all(ws_upgrade_request(WS_PATH).as_bytes())
+        .await
+        .unwrap();
     let mut buf = [0u8; 64];
-    let res = timeout(WAIT, s.read(&mut buf)).await.expect("reset in time");
+    let res = timeout(WAIT, s.read(&mut buf))
+        .await
+        .expect("reset in time");
     match res {
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset),
         Ok(n) => panic!("expected a reset, read {n} bytes"),
@@ -404,7 +459,10 @@ async fn buffer_responses_holds_an_endless_response() {
     let mut got = Vec::new();
     while !got.windows(9).any(|w| w == b"5\r\nhello\r") {
         let mut tmp = [0u8; 1024];
-        let n = timeout(WAIT, s.read(&mut tmp)).await.expect("first chunk in time").unwrap();
+        let n = timeout(WAIT, s.read(&mut tmp))
+            .await
+            .expect("first chunk in time")
+            .unwrap();
         assert!(n > 0);
         got.extend_from_slice(&tmp[..n]);
     }
@@ -484,7 +542,10 @@ async fn cut_after_closes_after_n_bytes() {
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
     send_request(&mut s, "GET", HANDSHAKE, "", "").await;
     let mut raw = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut raw)).await.unwrap().unwrap();
+    timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(raw.len(), 50);
     assert!(raw.starts_with(b"HTTP/1.1 200 "));
     assert_eq!(proxy.stats().bytes_to_client, 50);
@@ -498,8 +559,15 @@ async fn cut_after_closes_after_n_bytes() {
     let (mut s, r) = raw_upgrade(proxy.addr()).await;
     assert_eq!(r.status, 101);
     let mut rest = Vec::new();
-    timeout(WAIT, s.read_to_end(&mut rest)).await.unwrap().unwrap();
-    assert_eq!(rest.len(), 3, "three bytes of the open packet's frame, then EOF");
+    timeout(WAIT, s.read_to_end(&mut rest))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rest.len(),
+        3,
+        "three bytes of the open packet's frame, then EOF"
+    );
     assert_eq!(rest[0], 0x81, "a final text frame");
 }
 
@@ -539,7 +607,10 @@ async fn drop_closes_listener_and_connections() {
     let mut ws = ws_connect(&proxy.url()).await.unwrap();
     drop(proxy);
     // The held pipe ends (close or error, not silence), and nothing listens any more.
-    match timeout(WAIT, ws.next()).await.expect("the pipe ends on drop") {
+    match timeout(WAIT, ws.next())
+        .await
+        .expect("the pipe ends on drop")
+    {
         None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
         Some(Ok(other)) => panic!("unexpected message {other:?}"),
     }
@@ -553,7 +624,11 @@ fn start_background_serves_blocking_callers() {
     let proxy = FaultProxy::start_background(server.addr(), ProxyMode::Pass);
     let mut s = std::net::TcpStream::connect(proxy.addr()).unwrap();
     s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(s, "GET {HANDSHAKE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {HANDSHAKE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut raw = String::new();
     s.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -605,8 +680,15 @@ async fn read_reply_head_only<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut b = [0u8; 1];
-        let n = timeout(WAIT, s.read(&mut b)).await.expect("head in time").unwrap();
-        assert!(n > 0, "EOF before head: {:?}", String::from_utf8_lossy(&buf));
+        let n = timeout(WAIT, s.read(&mut b))
+            .await
+            .expect("head in time")
+            .unwrap();
+        assert!(
+            n > 0,
+            "EOF before head: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
         buf.push(b[0]);
     }
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
@@ -617,7 +699,10 @@ async fn read_reply_head_only<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
     };
     if let Some(len) = reply.header("content-length") {
         let mut body = vec![0u8; len.parse().unwrap()];
-        timeout(WAIT, s.read_exact(&mut body)).await.unwrap().unwrap();
+        timeout(WAIT, s.read_exact(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
         reply.body = body;
     }
     reply
@@ -669,7 +754,10 @@ async fn credentials_are_required_and_accepted() {
     open_packet(&read_reply(&mut s).await.text());
 
     let stats = proxy.stats();
-    assert_eq!((stats.connects, stats.tunnels, stats.auth_rejected), (3, 1, 2));
+    assert_eq!(
+        (stats.connects, stats.tunnels, stats.auth_rejected),
+        (3, 1, 2)
+    );
 }
 
 #[tokio::test]
@@ -689,14 +777,24 @@ async fn reqwest_forwarding_with_and_without_credentials() {
         .proxy(reqwest::Proxy::http(proxy.url_with_credentials()).unwrap())
         .build()
         .unwrap();
-    let body = authed.get(&target).send().await.unwrap().text().await.unwrap();
+    let body = authed
+        .get(&target)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let sid = open_packet(&body)["sid"].as_str().unwrap().to_owned();
     let q = format!("{target}&sid={sid}");
     let ok = authed.post(&q).body("40").send().await.unwrap();
     assert_eq!(ok.text().await.unwrap(), "ok");
 
     let stats = proxy.stats();
-    assert_eq!((stats.forwarded, stats.auth_rejected, stats.connects), (2, 1, 0));
+    assert_eq!(
+        (stats.forwarded, stats.auth_rejected, stats.connects),
+        (2, 1, 0)
+    );
 }
 
 #[tokio::test]
@@ -705,7 +803,14 @@ async fn plain_absolute_uri_get_is_forwarded_with_keep_alive() {
     let proxy = ConnectProxy::start(None).await;
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
     let target = format!("http://{}{HANDSHAKE}", server.addr());
-    send_request(&mut s, "GET", &target, "Proxy-Connection: keep-alive\r\n", "").await;
+    send_request(
+        &mut s,
+        "GET",
+        &target,
+        "Proxy-Connection: keep-alive\r\n",
+        "",
+    )
+    .await;
     let r = read_reply(&mut s).await;
     let sid = open_packet(&r.text())["sid"].as_str().unwrap().to_owned();
     send_request(&mut s, "POST", &format!("{target}&sid={sid}"), "", "40").await;
@@ -727,12 +832,64 @@ async fn refuse_connect_still_forwards_plain_http() {
     assert_eq!(r.status, 403);
 
     let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
-    send_request(&mut s, "GET", &format!("http://{}{HANDSHAKE}", server.addr()), "", "").await;
+    send_request(
+        &mut s,
+        "GET",
+        &format!("http://{}{HANDSHAKE}", server.addr()),
+        "",
+        "",
+    )
+    .await;
     open_packet(&read_reply(&mut s).await.text());
 
     proxy.refuse_connect(false);
     let (_, r) = connect(proxy.addr(), server.addr(), "").await;
     assert_eq!(r.status, 200);
     let stats = proxy.stats();
-    assert_eq!((stats.connects, stats.connect_refused, stats.tunnels), (2, 1, 1));
+    assert_eq!(
+        (stats.connects, stats.connect_refused, stats.tunnels),
+        (2, 1, 1)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real socket.io 4 server (Node) behind the FaultProxy
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_server_behind_fault_proxy() {
+    use support::{NodeServer, SioVersion};
+    let node = tokio::task::spawn_blocking(|| NodeServer::start_default(SioVersion::V4))
+        .await
+        .unwrap();
+    let upstream: SocketAddr = ([127, 0, 0, 1], node.port()).into();
+    let proxy = FaultProxy::start(upstream, ProxyMode::Pass).await;
+
+    let mut s = TcpStream::connect(proxy.addr()).await.unwrap();
+    send_request(&mut s, "GET", HANDSHAKE, "", "").await;
+    let open = open_packet(&read_reply(&mut s).await.text());
+    let sid = open["sid"].as_str().unwrap().to_owned();
+    let q = format!("{HANDSHAKE}&sid={sid}");
+    send_request(
+        &mut s,
+        "POST",
+        &q,
+        "Content-Type: text/plain;charset=UTF-8\r\n",
+        "40",
+    )
+    .await;
+    assert_eq!(read_reply(&mut s).await.text(), "ok");
+
+    let mut ws = ws_connect(&proxy.url()).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    ws.send(Message::Text("40".into())).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+
+    proxy.set_mode(ProxyMode::StripUpgrade);
+    let status = status_of(ws_connect(&proxy.url()).await.unwrap_err());
+    assert_ne!(status, 101);
+
+    proxy.set_mode(ProxyMode::BlackHoleUpgrade);
+    let mut ws = ws_connect(&proxy.url()).await.unwrap();
+    assert!(timeout(QUIET, ws.next()).await.is_err());
 }

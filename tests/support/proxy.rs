@@ -151,7 +151,12 @@ impl FaultProxy {
     /// Starts a proxy on a small runtime of its own, for tests without async code.
     pub fn start_background(upstream: SocketAddr, mode: ProxyMode) -> FaultProxy {
         let runtime = background_runtime("fault-proxy");
-        let mut proxy = runtime.block_on(FaultProxy::start(upstream, mode));
+        // Spawned rather than `block_on`, so this also works when called from async code.
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(FaultProxy::start(upstream, mode).await);
+        });
+        let mut proxy: FaultProxy = rx.recv().expect("proxy runtime started the proxy");
         proxy.runtime = Some(runtime);
         proxy
     }
@@ -285,7 +290,12 @@ impl ConnectProxy {
     /// Starts a forward proxy on a small runtime of its own, for tests without async code.
     pub fn start_background(credentials: Option<(String, String)>) -> ConnectProxy {
         let runtime = background_runtime("connect-proxy");
-        let mut proxy = runtime.block_on(ConnectProxy::start(credentials));
+        // Spawned rather than `block_on`, so this also works when called from async code.
+        let (tx, rx) = std::sync::mpsc::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(ConnectProxy::start(credentials).await);
+        });
+        let mut proxy: ConnectProxy = rx.recv().expect("proxy runtime started the proxy");
         proxy.runtime = Some(runtime);
         proxy
     }
@@ -436,33 +446,27 @@ impl HasCounters for ConnectShared {
     }
 }
 
-fn accept_loop<S, F, Fut>(
-    listener: TcpListener,
-    shared: Arc<S>,
-    serve: F,
-) -> impl std::future::Future<Output = ()> + Send + 'static
+async fn accept_loop<S, F, Fut>(listener: TcpListener, shared: Arc<S>, serve: F)
 where
     S: HasCounters,
     F: Fn(TcpStream, Arc<S>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = io::Result<()>> + Send + 'static,
 {
-    async move {
-        loop {
-            let stream = match listener.accept().await {
-                Ok((stream, _)) => stream,
-                // Out of descriptors or similar: back off briefly instead of spinning.
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            bump(&shared.counters().connections, 1);
-            let fut = serve(stream, shared.clone());
-            shared.tasks().spawn(async move {
-                let _ = fut.await;
-            });
-        }
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors or similar: back off briefly instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        bump(&shared.counters().connections, 1);
+        let fut = serve(stream, shared.clone());
+        shared.tasks().spawn(async move {
+            let _ = fut.await;
+        });
     }
 }
 
@@ -582,7 +586,9 @@ impl Head {
         let first = lines.next().ok_or_else(|| bad("empty head"))?.to_owned();
         let mut headers = Vec::new();
         for line in lines {
-            let (name, value) = line.split_once(':').ok_or_else(|| bad("header without ':'"))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| bad("header without ':'"))?;
             if name.is_empty() || name.ends_with(' ') || name.ends_with('\t') {
                 return Err(bad("malformed header name"));
             }
@@ -702,6 +708,15 @@ async fn read_request(conn: &mut Conn) -> io::Result<Option<Request>> {
         return Err(bad("malformed request line"));
     };
     let (method, target, version) = (method.to_owned(), target.to_owned(), version.to_owned());
+    let mut head = head;
+    if head.has_token("expect", "100-continue") {
+        // Answered here, since the whole body is read before anything goes upstream; a
+        // client like curl would otherwise wait a second before sending the body.
+        head.remove("expect");
+        conn.stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await?;
+    }
     let mut body = Vec::new();
     let framed;
     if head.is_chunked() {
@@ -891,7 +906,11 @@ async fn send_client(
     Ok(())
 }
 
-async fn send_upstream(upstream: &mut TcpStream, data: &[u8], counters: &Counters) -> io::Result<()> {
+async fn send_upstream(
+    upstream: &mut TcpStream,
+    data: &[u8],
+    counters: &Counters,
+) -> io::Result<()> {
     bump(&counters.to_upstream, data.len());
     upstream.write_all(data).await
 }
@@ -1043,14 +1062,19 @@ async fn forward(
         let mut out = out.into_bytes();
         out.extend_from_slice(&body);
         send_client(client, &out, mode, Instant::now(), counters).await?;
-        return Ok(if keep_alive { Next::KeepAlive } else { Next::Close });
+        return Ok(if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        });
     }
 
     // Streamed: re-frame as Content-Length when known, else chunked (HTTP/1.1 clients) or
     // close-delimited (HTTP/1.0 clients, which cannot keep the connection then).
     let chunked = matches!(state, BodyState::Chunked { .. } | BodyState::UntilClose)
         && !req.version.eq_ignore_ascii_case("HTTP/1.0");
-    let keep_alive = keep_alive && (chunked || matches!(state, BodyState::Length(_) | BodyState::Done));
+    let keep_alive =
+        keep_alive && (chunked || matches!(state, BodyState::Length(_) | BodyState::Done));
     if let BodyState::Length(len) = state {
         out.push_str(&format!("Content-Length: {len}\r\n"));
     } else if chunked {
@@ -1076,7 +1100,11 @@ async fn forward(
     if chunked {
         send_client(client, b"0\r\n\r\n", mode, Instant::now(), counters).await?;
     }
-    Ok(if keep_alive { Next::KeepAlive } else { Next::Close })
+    Ok(if keep_alive {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    })
 }
 
 /// One direction of a raw pipe. Reading and writing run concurrently through a queue so that
@@ -1172,7 +1200,11 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
             Ok(Some(req)) => req,
             Ok(None) => return Ok(()),
             Err(e) => {
-                let _ = client.conn.stream.write_all(&simple_response(400, "")).await;
+                let _ = client
+                    .conn
+                    .stream
+                    .write_all(&simple_response(400, ""))
+                    .await;
                 return Err(e);
             }
         };
@@ -1211,7 +1243,11 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
             Ok(Some(req)) => req,
             Ok(None) => return Ok(()),
             Err(e) => {
-                let _ = client.conn.stream.write_all(&simple_response(400, "")).await;
+                let _ = client
+                    .conn
+                    .stream
+                    .write_all(&simple_response(400, ""))
+                    .await;
                 return Err(e);
             }
         };
@@ -1222,10 +1258,15 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         if let Some((user, pass)) = &shared.credentials {
             if !authorized(&req.head, user, pass) {
                 bump(&counters.auth_rejected, 1);
-                let answer =
-                    simple_response(407, "Proxy-Authenticate: Basic realm=\"test\"\r\n");
-                send_client(&mut client, &answer, ProxyMode::Pass, req.received, counters)
-                    .await?;
+                let answer = simple_response(407, "Proxy-Authenticate: Basic realm=\"test\"\r\n");
+                send_client(
+                    &mut client,
+                    &answer,
+                    ProxyMode::Pass,
+                    req.received,
+                    counters,
+                )
+                .await?;
                 let _ = client.conn.stream.shutdown().await;
                 return Ok(());
             }
@@ -1234,15 +1275,27 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
             if shared.refuse_connect.load(Ordering::SeqCst) {
                 bump(&counters.connect_refused, 1);
                 let answer = simple_response(403, "");
-                send_client(&mut client, &answer, ProxyMode::Pass, req.received, counters)
-                    .await?;
+                send_client(
+                    &mut client,
+                    &answer,
+                    ProxyMode::Pass,
+                    req.received,
+                    counters,
+                )
+                .await?;
                 let _ = client.conn.stream.shutdown().await;
                 return Ok(());
             }
             let Ok(mut upstream) = TcpStream::connect(req.target.as_str()).await else {
                 let answer = simple_response(502, "");
-                send_client(&mut client, &answer, ProxyMode::Pass, req.received, counters)
-                    .await?;
+                send_client(
+                    &mut client,
+                    &answer,
+                    ProxyMode::Pass,
+                    req.received,
+                    counters,
+                )
+                .await?;
                 return Ok(());
             };
             let _ = upstream.set_nodelay(true);
@@ -1268,14 +1321,23 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         // Absolute-form target: what clients send to a proxy for plain http:// URLs.
         let Some((authority, origin_form)) = absolute_target(&req.target) else {
             let answer = simple_response(400, "");
-            send_client(&mut client, &answer, ProxyMode::Pass, req.received, counters).await?;
+            send_client(
+                &mut client,
+                &answer,
+                ProxyMode::Pass,
+                req.received,
+                counters,
+            )
+            .await?;
             return Ok(());
         };
         bump(&counters.forwarded, 1);
         let mut req = req;
         req.target = origin_form;
         if req.head.get("host").is_none() {
-            req.head.headers.push(("Host".to_owned(), authority.clone()));
+            req.head
+                .headers
+                .push(("Host".to_owned(), authority.clone()));
         }
         match forward(&mut client, req, &authority, ProxyMode::Pass, counters).await? {
             Next::KeepAlive => {}
