@@ -66,7 +66,10 @@ fn talk(url: &str) -> Result<(), Box<dyn std::error::Error>> {
     let mut events = client.events();
     while let Some(event) = events.next_timeout(Duration::from_secs(5)) {
         if let Event::Message { event, args, .. } = event {
-            println!("server sent {event:?} with {}", serde_json::json!(args.values()));
+            println!(
+                "server sent {event:?} with {}",
+                serde_json::json!(args.values())
+            );
             if event == "echo" {
                 break;
             }

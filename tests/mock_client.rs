@@ -97,9 +97,9 @@ impl Events {
         loop {
             match self.next().await {
                 Some(Event::Disconnected { reason, .. }) => return reason,
-                Some(Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. }) => {
-                    continue
-                }
+                Some(
+                    Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. },
+                ) => continue,
                 other => panic!("waiting for a disconnect, got {other:?}"),
             }
         }
@@ -186,7 +186,10 @@ async fn client_ack(mode: Mode) {
     let client = connect(&server, mode).await;
     for i in 0..5 {
         let reply = client.emit_with_ack("ack", (i, "two"), WAIT).await.unwrap();
-        assert_eq!(reply.parse::<(i32, String)>().unwrap(), (i, "two".to_owned()));
+        assert_eq!(
+            reply.parse::<(i32, String)>().unwrap(),
+            (i, "two".to_owned())
+        );
     }
     let received = server.wait_for_events(5, WAIT).await.unwrap();
     assert!(received.iter().all(|e| e.ack_id.is_some()));
@@ -348,7 +351,10 @@ async fn heartbeats_survive(mode: Mode) {
     }
     assert!(client.is_connected());
     assert!(socket.is_connected());
-    let reply = client.emit_with_ack("ack", "still here", WAIT).await.unwrap();
+    let reply = client
+        .emit_with_ack("ack", "still here", WAIT)
+        .await
+        .unwrap();
     assert_eq!(reply.get::<String>(0).unwrap(), "still here");
 }
 
@@ -495,7 +501,10 @@ fn websocket_only(server: &MockServer) -> Result<Client, Error> {
 }
 
 fn default_transports(server: &MockServer) -> Client {
-    Client::builder(server.url()).timeout(WAIT).connect().unwrap()
+    Client::builder(server.url())
+        .timeout(WAIT)
+        .connect()
+        .unwrap()
 }
 
 #[test]
@@ -594,7 +603,10 @@ fn black_hole_websocket_fails_within_the_timeout() {
         ),
         "{result:?}"
     );
-    assert!(took >= timeout, "gave up after {took:?}, before the timeout");
+    assert!(
+        took >= timeout,
+        "gave up after {took:?}, before the timeout"
+    );
     assert!(
         took <= timeout + Duration::from_secs(1),
         "gave up only after {took:?}"
