@@ -175,7 +175,10 @@ fn echo_ack_quit(mut sio: Sio) {
 
     sio.send("this is not a command");
     let error = sio.next_of("error");
-    assert!(error["message"].as_str().unwrap().contains("unknown command"));
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown command"));
     sio.send("emit echo [not json");
     let error = sio.next_of("error");
     assert!(error["message"].as_str().unwrap().contains("not JSON"));
@@ -297,7 +300,8 @@ mod mock {
                 }
             })
             .on_connect("/", |socket| {
-                let hello = Args::from_serialize(&("hello", bytes::Bytes::from_static(b"\x00\x01")));
+                let hello =
+                    Args::from_serialize(&("hello", bytes::Bytes::from_static(b"\x00\x01")));
                 socket.emit("welcome", hello.unwrap());
             })
     }
