@@ -42,8 +42,14 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    let server = MockServer::builder().start_background().expect("mock server");
-    let all = [Transport::WebSocket, Transport::Streaming, Transport::Polling];
+    let server = MockServer::builder()
+        .start_background()
+        .expect("mock server");
+    let all = [
+        Transport::WebSocket,
+        Transport::Streaming,
+        Transport::Polling,
+    ];
     let (ws_only, _) = connect_time(&server, &[Transport::WebSocket]);
     let (polling_only, _) = connect_time(&server, &[Transport::Polling]);
     let (streaming_only, _) = connect_time(&server, &[Transport::Streaming]);
@@ -67,13 +73,20 @@ fn main() {
         );
     };
     let (t, used) = connect_time(&server, &all);
-    row("nothing blocked", t, used, ws_only + Duration::from_millis(5));
+    row(
+        "nothing blocked",
+        t,
+        used,
+        ws_only + Duration::from_millis(5),
+    );
     // The HTTP round trip on loopback is well under a millisecond; 1 ms is a generous stand-in.
     let fast_bound = polling_only + Duration::from_millis(51);
     type Fault = fn(&MockServer);
     let fast: [(&str, Fault); 3] = [
         ("websocket 403", |s| s.faults().reject_websocket(Some(403))),
-        ("upgrade stripped (200)", |s| s.faults().websocket_no_upgrade(true)),
+        ("upgrade stripped (200)", |s| {
+            s.faults().websocket_no_upgrade(true)
+        }),
         ("reset on upgrade", |s| s.faults().reset_on_upgrade(true)),
     ];
     for (name, fault) in fast {

@@ -414,17 +414,21 @@ impl PollingTransport {
     }
 
     /// Sends a close packet, best effort, and drops the in-flight requests.
+    /// The pending GET is dropped only after the close packet went out: a server that saw the
+    /// poll cut first would report a network failure instead of the client leaving.
     pub(crate) async fn close(mut self) {
-        self.get = None;
+        let limit = std::time::Duration::from_secs(1);
         if let Some(post) = self.post.take() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), post).await;
+            let _ = tokio::time::timeout(limit, post).await;
         }
         self.queue.push_back(Packet::Close);
-        self.paused = false;
-        if let Some(body) = self.next_batch() {
+        while let Some(body) = self.next_batch() {
             let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), fut).await;
+            if !matches!(tokio::time::timeout(limit, fut).await, Ok(Ok(()))) {
+                break;
+            }
         }
+        self.get = None;
     }
 }
 

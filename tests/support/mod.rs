@@ -5,5 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod node;
+pub mod proxy;
 
 pub use node::{NodeOptions, NodeServer, SioVersion};
+pub use proxy::{ConnectProxy, ConnectStats, FaultProxy, ProxyMode, ProxyStats};

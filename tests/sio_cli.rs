@@ -1,0 +1,432 @@
+//! The `sio` command-line example (examples/sio.rs), driven through stdin/stdout against the
+//! mock server and a real Node socket.io 4 server.
+//!
+//! Cargo gives integration tests no path to example binaries, so the first test to need it
+//! builds it with the same cargo (`$CARGO`) and target directory, and takes the path from
+//! cargo's JSON messages rather than guessing the layout.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::{NodeOptions, NodeServer, SioVersion};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Builds the example once per test binary and returns the executable.
+fn sio_binary() -> &'static PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        // Cargo sets these for the test process. A build script that watches one of them
+        // (ring watches CARGO_MANIFEST_DIR) would see it changed and rebuild, twice per run.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_target = [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ];
+            if per_target.contains(&key.as_ref())
+                || key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_EXE_")
+            {
+                command.env_remove(key.as_ref());
+            }
+        }
+        let output = command
+            .args([
+                "build",
+                "--example",
+                "sio",
+                "--features",
+                "mock-server",
+                "--message-format=json",
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running cargo to build examples/sio.rs");
+        assert!(output.status.success(), "building examples/sio.rs failed");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "sio")
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no executable for examples/sio.rs")
+    })
+}
+
+/// A running `sio` with its stdout read line by line on a thread.
+struct Sio {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Sio {
+    fn start(args: &[&str]) -> Sio {
+        let mut child = Command::new(sio_binary())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting sio");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        Sio {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next output line, parsed; panics if none comes in time or stdout ended.
+    fn next(&mut self) -> Value {
+        let line = self
+            .lines
+            .recv_timeout(WAIT)
+            .expect("sio printed no line in time");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+    }
+
+    /// The next line of `kind`, skipping transport changes (an upgrade may happen any time).
+    fn next_of(&mut self, kind: &str) -> Value {
+        loop {
+            let line = self.next();
+            if line["type"] == kind {
+                return line;
+            }
+            assert_eq!(line["type"], "transport", "waiting for {kind}, got {line}");
+        }
+    }
+
+    /// Closes stdin, collects the remaining lines and waits for the exit.
+    fn finish(mut self) -> (ExitStatus, Vec<Value>) {
+        drop(self.stdin.take());
+        self.wait_exit()
+    }
+
+    /// Waits (bounded) until sio exits by itself; returns its status and remaining lines.
+    fn wait_exit(mut self) -> (ExitStatus, Vec<Value>) {
+        let mut rest = Vec::new();
+        loop {
+            match self.lines.recv_timeout(WAIT) {
+                Ok(line) => rest.push(serde_json::from_str(&line).unwrap()),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!("sio did not exit; printed {rest:?}"),
+            }
+        }
+        // stdout is closed: the process has exited or is exiting.
+        let status = self.child.wait().unwrap();
+        (status, rest)
+    }
+}
+
+impl Drop for Sio {
+    fn drop(&mut self) {
+        // Only reached with the process still running when a test failed.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The conversation every server must hold: echo with several arguments, an acknowledged
+/// event, a bad command line, then `quit`.
+fn echo_ack_quit(mut sio: Sio) {
+    sio.send(r#"emit echo ["hi", 42, {"nested": [1, 2]}]"#);
+    let line = sio.next_of("event");
+    assert_eq!(line["event"], "echo");
+    assert_eq!(line["args"], json!(["hi", 42, {"nested": [1, 2]}]));
+
+    // A single JSON value is one argument.
+    sio.send(r#"ack ack {"a": 1}"#);
+    assert_eq!(
+        sio.next_of("ack"),
+        json!({"type": "ack", "event": "ack", "args": [{"a": 1}]})
+    );
+
+    sio.send("this is not a command");
+    let error = sio.next_of("error");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown command"));
+    sio.send("emit echo [not json");
+    let error = sio.next_of("error");
+    assert!(error["message"].as_str().unwrap().contains("not JSON"));
+
+    sio.send("quit");
+    let (status, rest) = sio.finish();
+    assert!(status.success(), "{status}");
+    assert_eq!(
+        rest,
+        vec![json!({"type": "disconnected", "reason": "io client disconnect"})]
+    );
+}
+
+#[test]
+fn node_v4_over_websocket() {
+    let server = NodeServer::start(SioVersion::V4, NodeOptions::default());
+    let mut sio = Sio::start(&[&server.url(), "--transport", "websocket"]);
+    assert_eq!(
+        sio.next(),
+        json!({"type": "connected", "namespace": "/", "transport": "websocket"})
+    );
+    echo_ack_quit(sio);
+}
+
+#[test]
+fn node_v4_over_polling_with_binary_on_a_namespace() {
+    let server = NodeServer::start(SioVersion::V4, NodeOptions::default());
+    let mut sio = Sio::start(&[
+        &server.url(),
+        "--transport",
+        "polling",
+        "--namespace",
+        "/admin",
+        "--auth",
+        r#"{"token": "secret"}"#,
+        "--header",
+        "X-Test: yes",
+    ]);
+    assert_eq!(
+        sio.next(),
+        json!({"type": "connected", "namespace": "/admin", "transport": "polling"})
+    );
+    sio.send(r#"ack ack [{"_binary": "AAEC/w=="}, {"deep": [{"_binary": ""}]}]"#);
+    assert_eq!(
+        sio.next_of("ack")["args"],
+        json!([{"_binary": "AAEC/w=="}, {"deep": [{"_binary": ""}]}])
+    );
+    echo_ack_quit(sio);
+}
+
+#[test]
+fn node_v4_refused_namespace_fails_to_connect() {
+    let server = NodeServer::start(SioVersion::V4, NodeOptions::default());
+    let output = Command::new(sio_binary())
+        .args([&server.url(), "--namespace", "/admin", "--auth", "{}"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not authorized"), "{stderr}");
+}
+
+#[test]
+fn unreachable_url_exits_non_zero_with_a_message() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let output = Command::new(sio_binary())
+        .args([&url, "--timeout", "5"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains(&url),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_with_usage() {
+    for args in [
+        &[][..],
+        &["http://x", "--transport", "carrier-pigeon"][..],
+        &["http://x", "--auth", "{not json"][..],
+        &["http://x", "--bogus"][..],
+    ] {
+        let output = Command::new(sio_binary())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("usage: sio"), "{args:?}: {stderr}");
+    }
+}
+
+#[cfg(feature = "mock-server")]
+mod mock {
+    use super::*;
+    use sio_client::mock::{MockServer, MockServerBuilder};
+    use sio_client::{Args, Transport};
+
+    fn mock() -> MockServerBuilder {
+        MockServer::builder()
+            .ping_interval(Duration::from_millis(100))
+            .on("/", "echo", |socket, args, _| socket.emit("echo", args))
+            .on("/", "ack", |_, args, ack| {
+                if let Some(ack) = ack {
+                    ack.send(args)
+                }
+            })
+            .on_connect("/", |socket| {
+                let hello =
+                    Args::from_serialize(&("hello", bytes::Bytes::from_static(b"\x00\x01")));
+                socket.emit("welcome", hello.unwrap());
+            })
+    }
+
+    #[test]
+    fn mock_over_websocket() {
+        let server = mock().start_background().unwrap();
+        let mut sio = Sio::start(&[&server.url(), "--transport", "websocket"]);
+        assert_eq!(
+            sio.next(),
+            json!({"type": "connected", "namespace": "/", "transport": "websocket"})
+        );
+        assert_eq!(
+            sio.next(),
+            json!({"type": "event", "event": "welcome", "args": ["hello", {"_binary": "AAE="}]})
+        );
+        // What sio sent arrived as such, binary included.
+        sio.send(r#"emit echo [{"_binary": "AAEC"}]"#);
+        assert_eq!(sio.next_of("event")["args"], json!([{"_binary": "AAEC"}]));
+        let received = server.wait_for_events_blocking(1, WAIT).unwrap();
+        assert_eq!(received[0].args.binary(0).unwrap().as_ref(), [0, 1, 2]);
+        assert_eq!(received[0].transport, Transport::WebSocket);
+        echo_ack_quit(sio);
+    }
+
+    #[test]
+    fn mock_upgrade_is_reported() {
+        let server = mock().start_background().unwrap();
+        let mut sio = Sio::start(&[&server.url(), "--transport", "upgrade"]);
+        // The upgrade may complete at any point around the namespace's CONNECT and the
+        // server's greeting; those two keep their order.
+        let lines = [sio.next(), sio.next(), sio.next()];
+        let kinds: Vec<_> = lines.iter().filter(|l| l["type"] != "transport").collect();
+        assert_eq!(kinds[0]["type"], "connected");
+        assert_eq!(kinds[0]["transport"], "polling");
+        assert_eq!(kinds[1]["event"], "welcome");
+        let transport: Vec<_> = lines.iter().filter(|l| l["type"] == "transport").collect();
+        assert_eq!(
+            transport,
+            [&json!({"type": "transport", "from": "polling", "to": "websocket"})]
+        );
+        echo_ack_quit(sio);
+    }
+
+    #[test]
+    fn server_acknowledgement_is_answered_with_reply() {
+        let server = mock().start_background().unwrap();
+        let mut sio = Sio::start(&[&server.url()]);
+        assert_eq!(sio.next_of("connected")["transport"], "websocket");
+        assert_eq!(sio.next_of("event")["event"], "welcome");
+        let socket = server.wait_for_sockets_blocking(1, WAIT).unwrap().remove(0);
+        let asked = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            let question = Args::from_serialize(&("ready?",)).unwrap();
+            runtime.block_on(socket.emit_with_ack("question", question, WAIT))
+        });
+        let line = sio.next_of("event");
+        assert_eq!(line["event"], "question");
+        assert_eq!(line["args"], json!(["ready?"]));
+        let id = line["ack_id"].as_u64().expect("an ack id");
+        sio.send(&format!(r#"reply {id} ["yes", 1]"#));
+        let answer = asked.join().unwrap().unwrap();
+        assert_eq!(
+            answer.parse::<(String, i32)>().unwrap(),
+            ("yes".to_owned(), 1)
+        );
+        // An id nobody waits for is an error line, not an exit.
+        sio.send(&format!("reply {id} []"));
+        assert!(sio.next_of("error")["message"]
+            .as_str()
+            .unwrap()
+            .contains("no acknowledgement"));
+        echo_ack_quit(sio);
+    }
+
+    #[test]
+    fn server_disconnect_ends_sio() {
+        let server = mock().start_background().unwrap();
+        let mut sio = Sio::start(&[&server.url(), "--transport", "polling"]);
+        assert_eq!(sio.next_of("connected")["transport"], "polling");
+        let socket = server.wait_for_sockets_blocking(1, WAIT).unwrap().remove(0);
+        socket.disconnect();
+        // stdin stays open: sio leaves because the connection is gone.
+        let (status, rest) = sio.wait_exit();
+        assert!(status.success(), "{status}");
+        assert_eq!(
+            rest.last(),
+            Some(&json!({"type": "disconnected", "reason": "io server disconnect"}))
+        );
+    }
+
+    #[test]
+    fn end_of_stdin_quits() {
+        let server = mock().start_background().unwrap();
+        let mut sio = Sio::start(&[&server.url()]);
+        sio.next_of("connected");
+        let (status, rest) = sio.finish();
+        assert!(status.success(), "{status}");
+        assert_eq!(
+            rest.last(),
+            Some(&json!({"type": "disconnected", "reason": "io client disconnect"}))
+        );
+    }
+
+    #[test]
+    fn built_in_mock_flag() {
+        let mut sio = Sio::start(&["--mock", "--transport", "polling"]);
+        assert_eq!(
+            sio.next(),
+            json!({"type": "connected", "namespace": "/", "transport": "polling"})
+        );
+        echo_ack_quit(sio);
+    }
+
+    #[test]
+    fn websocket_refused_by_a_proxy_shows_as_an_error() {
+        let server = mock().start_background().unwrap();
+        server.faults().reject_websocket(Some(403));
+        let output = Command::new(sio_binary())
+            .args([&server.url(), "--transport", "websocket"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("403"), "{stderr}");
+    }
+}
