@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use serde::Serialize;
 
-use crate::config::{ClientBuilder, Handlers};
+use crate::config::{AuthSource, ClientBuilder, Handlers};
 use crate::event::AckSender;
 use crate::socket::{self, SocketCore};
 use crate::transport::connect::Attempt;
@@ -60,15 +60,31 @@ impl AsyncClient {
         self.core.attempts()
     }
 
-    /// Whether the connection is still up.
+    /// Whether the namespace is connected now (false while reconnecting).
     pub fn is_connected(&self) -> bool {
         self.core.is_connected()
+    }
+
+    /// Whether the last (re)connection restored the server-side session (socket.io 4.6+
+    /// servers with connection-state recovery): events missed during the outage were
+    /// delivered.
+    pub fn recovered(&self) -> bool {
+        self.core.recovered()
     }
 
     /// Emits `event` with `args`: a tuple for several arguments, `()` for none, anything else
     /// `Serialize` for one. `bytes::Bytes` values anywhere inside are sent as binary.
     pub async fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
-        self.core.emit(event, args)
+        self.core.emit(event, args, false)
+    }
+
+    /// Emits `event` only if connected now: while reconnecting it is dropped instead of
+    /// buffered (the JS client's `volatile`), and `Ok` says so by being `false`.
+    pub async fn emit_volatile<T: Serialize>(&self, event: &str, args: T) -> Result<bool, Error> {
+        if !self.core.is_connected() {
+            return Ok(false);
+        }
+        self.core.emit(event, args, true).map(|()| true)
     }
 
     /// Emits `event` and waits for the server's acknowledgement, at most `timeout`.
@@ -107,7 +123,7 @@ impl AsyncClient {
 pub struct SocketBuilder {
     parent: Arc<SocketCore>,
     namespace: String,
-    auth: Result<Option<serde_json::Value>, String>,
+    auth: Result<AuthSource, String>,
     handlers: Handlers,
 }
 
@@ -124,7 +140,7 @@ impl SocketBuilder {
         SocketBuilder {
             parent,
             namespace,
-            auth: Ok(None),
+            auth: Ok(AuthSource::None),
             handlers: Handlers::default(),
         }
     }
@@ -132,8 +148,17 @@ impl SocketBuilder {
     /// The auth payload for this namespace.
     pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
         self.auth = serde_json::to_value(auth)
-            .map(Some)
+            .map(AuthSource::Fixed)
             .map_err(|e| e.to_string());
+        self
+    }
+
+    /// Computes the auth payload at every connect and reconnect.
+    pub fn auth_fn<F>(mut self, auth: F) -> Self
+    where
+        F: Fn() -> serde_json::Value + Send + Sync + 'static,
+    {
+        self.auth = Ok(AuthSource::Dynamic(Arc::new(auth)));
         self
     }
 

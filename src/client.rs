@@ -67,15 +67,31 @@ impl Client {
         self.core.attempts()
     }
 
-    /// Whether the connection is still up.
+    /// Whether the namespace is connected now (false while reconnecting).
     pub fn is_connected(&self) -> bool {
         self.core.is_connected()
+    }
+
+    /// Whether the last (re)connection restored the server-side session (socket.io 4.6+
+    /// servers with connection-state recovery): events missed during the outage were
+    /// delivered.
+    pub fn recovered(&self) -> bool {
+        self.core.recovered()
     }
 
     /// Emits `event` with `args`: a tuple for several arguments, `()` for none, anything else
     /// `Serialize` for one. `bytes::Bytes` values anywhere inside are sent as binary.
     pub fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
-        self.core.emit(event, args)
+        self.core.emit(event, args, false)
+    }
+
+    /// Emits `event` only if connected now: while reconnecting it is dropped instead of
+    /// buffered (the JS client's `volatile`), and `Ok` says so by being `false`.
+    pub fn emit_volatile<T: Serialize>(&self, event: &str, args: T) -> Result<bool, Error> {
+        if !self.core.is_connected() {
+            return Ok(false);
+        }
+        self.core.emit(event, args, true).map(|()| true)
     }
 
     /// Emits `event` and blocks until the server's acknowledgement, at most `timeout`.

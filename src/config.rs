@@ -18,6 +18,26 @@ pub type Handler = Arc<dyn Fn(Args, Option<AckSender>) + Send + Sync>;
 /// A handler for every event: also gets the event name.
 pub type AnyHandler = Arc<dyn Fn(&str, Args, Option<AckSender>) + Send + Sync>;
 
+/// Where a namespace's auth payload comes from: fixed, or computed at every (re)connect so that
+/// a refreshed token is used after an outage.
+#[derive(Clone, Default)]
+pub(crate) enum AuthSource {
+    #[default]
+    None,
+    Fixed(Value),
+    Dynamic(Arc<dyn Fn() -> Value + Send + Sync>),
+}
+
+impl AuthSource {
+    pub(crate) fn value(&self) -> Option<Value> {
+        match self {
+            AuthSource::None => None,
+            AuthSource::Fixed(v) => Some(v.clone()),
+            AuthSource::Dynamic(f) => Some(f()),
+        }
+    }
+}
+
 /// Handlers of one socket (namespace).
 #[derive(Clone, Default)]
 pub(crate) struct Handlers {
@@ -51,6 +71,13 @@ pub(crate) struct Config {
     pub(crate) event_buffer: usize,
     pub(crate) tls: TlsOptions,
     pub(crate) proxy: ProxySetting,
+    pub(crate) reconnection: bool,
+    pub(crate) reconnection_attempts: Option<u32>,
+    pub(crate) reconnection_delay: Duration,
+    pub(crate) reconnection_delay_max: Duration,
+    pub(crate) randomization_factor: f64,
+    pub(crate) retry_initial_connect: bool,
+    pub(crate) send_buffer: usize,
 }
 
 impl Config {
@@ -77,6 +104,13 @@ impl Config {
             event_buffer: 4096,
             tls: TlsOptions::default(),
             proxy: ProxySetting::default(),
+            reconnection: true,
+            reconnection_attempts: None,
+            reconnection_delay: Duration::from_secs(1),
+            reconnection_delay_max: Duration::from_secs(5),
+            randomization_factor: 0.5,
+            retry_initial_connect: false,
+            send_buffer: 10_000,
         }
     }
 }
@@ -96,7 +130,7 @@ impl Config {
 pub struct ClientBuilder {
     pub(crate) config: Config,
     pub(crate) namespace: String,
-    pub(crate) auth: Result<Option<Value>, String>,
+    pub(crate) auth: Result<AuthSource, String>,
     pub(crate) handlers: Handlers,
 }
 
@@ -117,7 +151,7 @@ impl ClientBuilder {
         ClientBuilder {
             config: Config::new(&url),
             namespace: "/".to_string(),
-            auth: Ok(None),
+            auth: Ok(AuthSource::None),
             handlers: Handlers::default(),
         }
     }
@@ -132,8 +166,65 @@ impl ClientBuilder {
     /// to socket.io 2 servers.
     pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
         self.auth = serde_json::to_value(auth)
-            .map(Some)
+            .map(AuthSource::Fixed)
             .map_err(|e| e.to_string());
+        self
+    }
+
+    /// Computes the auth payload at every connect and reconnect (a token refreshed while the
+    /// connection was down is the one sent).
+    pub fn auth_fn<F>(mut self, auth: F) -> Self
+    where
+        F: Fn() -> Value + Send + Sync + 'static,
+    {
+        self.auth = Ok(AuthSource::Dynamic(Arc::new(auth)));
+        self
+    }
+
+    /// Whether a lost connection is re-established by itself (default on, as in the JS
+    /// client). Never after the server or the application disconnected on purpose.
+    pub fn reconnection(mut self, on: bool) -> Self {
+        self.config.reconnection = on;
+        self
+    }
+
+    /// How many reconnection attempts before giving up with `Event::ReconnectFailed` (default
+    /// unlimited).
+    pub fn reconnection_attempts(mut self, attempts: u32) -> Self {
+        self.config.reconnection_attempts = Some(attempts);
+        self
+    }
+
+    /// The first reconnection delay, doubled at each attempt (default 1 s).
+    pub fn reconnection_delay(mut self, delay: Duration) -> Self {
+        self.config.reconnection_delay = delay;
+        self
+    }
+
+    /// The longest reconnection delay (default 5 s).
+    pub fn reconnection_delay_max(mut self, delay: Duration) -> Self {
+        self.config.reconnection_delay_max = delay;
+        self
+    }
+
+    /// Random deviation of each delay, 0 to 1 (default 0.5).
+    pub fn randomization_factor(mut self, factor: f64) -> Self {
+        self.config.randomization_factor = factor;
+        self
+    }
+
+    /// Whether a failing first connect is retried like a reconnection instead of failing
+    /// `connect()` at once (default off). `connect()` then returns when connected, or with the
+    /// last error when the attempts run out.
+    pub fn retry_initial_connect(mut self, retry: bool) -> Self {
+        self.config.retry_initial_connect = retry;
+        self
+    }
+
+    /// How many emits are kept while disconnected, sent in order after the reconnection
+    /// (default 10 000). Past it, `emit` fails with [`Error::SendBufferFull`].
+    pub fn send_buffer(mut self, packets: usize) -> Self {
+        self.config.send_buffer = packets;
         self
     }
 
@@ -274,8 +365,8 @@ impl ClientBuilder {
         self
     }
 
-    pub(crate) fn take_auth(&mut self) -> Result<Option<Value>, Error> {
-        std::mem::replace(&mut self.auth, Ok(None)).map_err(Error::Serialize)
+    pub(crate) fn take_auth(&mut self) -> Result<AuthSource, Error> {
+        std::mem::replace(&mut self.auth, Ok(AuthSource::None)).map_err(Error::Serialize)
     }
 }
 

@@ -1,13 +1,20 @@
-//! The connection driver: one tokio task per connection, the only place where the sans-IO
-//! protocol core meets IO. A `select!` over application commands, transport input, the upgrade
-//! probe and the next protocol deadline. Application callbacks never run here (events leave
-//! through channels), so a slow handler cannot delay a pong.
+//! The connection driver: one tokio task per client connection, the only place where the
+//! sans-IO protocol core meets IO. A `select!` over application commands, transport input, the
+//! upgrade probe and the next deadline (heartbeat, acks, connects, reconnection). Application
+//! callbacks never run here (events leave through channels), so a slow handler cannot delay a
+//! pong.
+//!
+//! The driver outlives the Engine.IO sessions it carries: a session and its transport form a
+//! [`Link`], replaced after an outage, while the sockets (namespaces), their pending acks and
+//! the emits buffered during the outage stay. A namespace waiting for a link is `Waiting`; when
+//! a link opens every waiting namespace sends its CONNECT (with its auth evaluated then, and the
+//! session id and offset of connection-state recovery).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,8 +22,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::config::Config;
+use crate::config::{AuthSource, Config};
 use crate::event::{AckSender, DisconnectReason, Event};
+use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{
     CloseReason, Data, EngineVersion, Packet as EnginePacket, ProbeState, Session, SessionEvent,
     UpgradeProbe,
@@ -36,9 +44,10 @@ pub(crate) enum Command {
     /// Join a namespace.
     Connect {
         namespace: Arc<str>,
-        auth: Option<Value>,
+        auth: AuthSource,
         events: mpsc::UnboundedSender<Event>,
-        deadline: Instant,
+        status: Arc<SocketStatus>,
+        deadline: Option<Instant>,
         reply: oneshot::Sender<Result<(), Error>>,
     },
     /// Emit an event, optionally waiting for its acknowledgement.
@@ -47,6 +56,8 @@ pub(crate) enum Command {
         event: String,
         args: Args,
         ack: Option<AckRequest>,
+        /// Dropped instead of buffered while disconnected.
+        volatile: bool,
     },
     /// Answer the server's acknowledgement request.
     Ack {
@@ -62,6 +73,23 @@ pub(crate) enum Command {
 pub(crate) struct AckRequest {
     pub(crate) reply: oneshot::Sender<Result<Args, Error>>,
     pub(crate) timeout: Duration,
+}
+
+/// What the handles of one namespace can see of it.
+#[derive(Default)]
+pub(crate) struct SocketStatus {
+    pub(crate) connected: AtomicBool,
+    pub(crate) recovered: AtomicBool,
+    /// Emits waiting for a connection.
+    pub(crate) buffered: AtomicUsize,
+}
+
+/// `now + d`, or far in the future when that does not fit: a caller's `Duration::MAX` means
+/// "never", not a panic.
+pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
+    now.checked_add(d)
+        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
+        .unwrap_or(now)
 }
 
 /// What every handle can see of the connection.
@@ -93,101 +121,42 @@ impl Shared {
     }
 }
 
-/// Starts a connection's driver on `runtime`. The first namespace to join is already queued in
-/// `commands`, so the driver connects it right after the handshake.
+/// Starts a client's driver on `runtime`. The first namespace to join is already queued in
+/// `commands`.
 pub(crate) fn spawn(
     runtime: &tokio::runtime::Handle,
     config: Arc<Config>,
     commands: mpsc::UnboundedReceiver<Command>,
     weak: mpsc::WeakUnboundedSender<Command>,
     shared: Arc<Shared>,
-    handshake_auth: Option<Value>,
+    handshake_auth: AuthSource,
     net: Arc<Net>,
 ) {
     let span = tracing::debug_span!("sio_connection", url = %config.url);
-    runtime.spawn(run(config, commands, weak, shared, handshake_auth, net).instrument(span));
-}
-
-async fn run(
-    config: Arc<Config>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    weak: mpsc::WeakUnboundedSender<Command>,
-    shared: Arc<Shared>,
-    handshake_auth: Option<Value>,
-    net: Arc<Net>,
-) {
-    let opened = async {
-        let mut query = config.query.clone();
-        // socket.io 2 servers take the auth of the main namespace from the handshake query.
-        if let (EngineVersion::V3, Some(Value::Object(auth))) = (config.version, &handshake_auth) {
-            query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
-        }
-        let endpoint = Arc::new(Endpoint::new(
-            &config.url,
-            &config.path,
-            &query,
-            config.version,
-        )?);
-        let settings = connect::http_settings(&config, endpoint, net)?;
-        let opened = tokio::time::timeout(config.timeout, connect::open(&config, &settings))
-            .await
-            .map_err(|_| Error::ConnectTimeout(config.timeout))??;
-        Ok::<_, Error>((settings, opened))
-    }
-    .await;
-    let (settings, opened) = match opened {
-        Ok(pair) => pair,
-        Err(error) => {
-            tracing::warn!(%error, "connection failed");
-            shared.closed.store(true, Ordering::Release);
-            refuse_pending(&mut commands, &error);
-            return;
-        }
-    };
-    *shared.attempts.lock().unwrap_or_else(|e| e.into_inner()) = opened.attempts.clone();
-    shared.set_transport(opened.transport.kind());
-    let now = Instant::now();
-    let ws_failed = opened
-        .attempts
-        .iter()
-        .any(|a| a.transport == Transport::WebSocket && a.outcome.is_err());
-    let can_upgrade = config.upgrade
-        && !ws_failed
-        && config.transports.contains(&Transport::WebSocket)
-        && opened.handshake.upgrades.iter().any(|u| u == "websocket");
-    let mut driver = Driver {
+    let backoff = Backoff::new(
+        config.reconnection_delay,
+        config.reconnection_delay_max,
+        config.randomization_factor,
+    );
+    let driver = Driver {
         version: config.version,
-        session: Session::new(config.version, opened.handshake, now),
-        decoder: sio::Decoder::new(config.max_attachments),
-        transport: opened.transport,
-        sockets: HashMap::new(),
-        ack_deadlines: BinaryHeap::new(),
-        upgrade: None,
-        preface: Vec::new(),
-        settings,
         config,
         shared,
         weak,
+        net,
+        handshake_auth,
+        sockets: HashMap::new(),
+        ack_deadlines: BinaryHeap::new(),
+        link: None,
+        closing: Vec::new(),
         done: None,
+        backoff,
+        reconnect_at: None,
+        ever_connected: false,
+        last_error: None,
     };
-    if can_upgrade && driver.transport.kind() != Transport::WebSocket {
-        driver.start_upgrade();
-    }
-    // Namespaces asked for before the handshake join first: a socket.io 2 server's `40` can come
-    // in the handshake's own response and must find its socket.
-    while let Ok(command) = commands.try_recv() {
-        driver.on_command(command);
-    }
-    driver.feed(now, opened.initial);
-    driver.run(&mut commands).await;
-    driver.shared.closed.store(true, Ordering::Release);
-    refuse_pending(
-        &mut commands,
-        &Error::Disconnected("connection closed".into()),
-    );
-    driver.transport.close().await;
+    runtime.spawn(driver.run(commands).instrument(span));
 }
-
 /// Answers every queued command of a connection that is gone.
 fn refuse_pending(commands: &mut mpsc::UnboundedReceiver<Command>, error: &Error) {
     commands.close();
@@ -228,6 +197,17 @@ fn clone_error(error: &Error) -> Error {
         },
         Error::Protocol(p) => Error::Protocol(p.clone()),
         Error::Disconnected(r) => Error::Disconnected(r.clone()),
+        Error::ConnectRefused {
+            namespace,
+            message,
+            data,
+        } => Error::ConnectRefused {
+            namespace: namespace.clone(),
+            message: message.clone(),
+            data: data.clone(),
+        },
+        Error::AckTimeout(d) => Error::AckTimeout(*d),
+        Error::SendBufferFull(n) => Error::SendBufferFull(*n),
         other => Error::Disconnected(other.to_string()),
     }
 }
@@ -240,26 +220,48 @@ fn query_value(value: &Value) -> String {
     }
 }
 
+/// Where a namespace stands.
 enum Phase {
+    /// No link, or a link not yet asked: CONNECT goes out when one opens.
+    Waiting {
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        deadline: Option<Instant>,
+    },
+    /// CONNECT sent on the current link.
     Connecting {
-        reply: oneshot::Sender<Result<(), Error>>,
-        deadline: Instant,
+        reply: Option<oneshot::Sender<Result<(), Error>>>,
+        deadline: Option<Instant>,
+        /// The reconnection attempt this is, when it is one.
+        attempt: Option<u32>,
     },
     Connected,
 }
 
 struct SocketState {
     phase: Phase,
+    auth: AuthSource,
     events: mpsc::UnboundedSender<Event>,
+    status: Arc<SocketStatus>,
     next_id: u64,
     pending: HashMap<u64, PendingAck>,
-    /// Emits made before the namespace was connected, sent in order once it is.
+    /// Emits made while not connected, sent in order once connected.
     buffer: Vec<sio::Packet>,
+    /// Connection-state recovery: the server's private session id and the last offset seen.
+    pid: Option<String>,
+    offset: Option<String>,
+}
+
+impl SocketState {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
 }
 
 struct PendingAck {
     reply: oneshot::Sender<Result<Args, Error>>,
     timeout: Duration,
+    /// Whether the packet went out on a link (only those fail when the link is lost).
+    sent: bool,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -285,32 +287,75 @@ async fn upgrade_step(upgrade: &mut Option<Upgrade>) -> UpgradeStep {
     }
 }
 
-struct Driver {
-    config: Arc<Config>,
-    shared: Arc<Shared>,
-    weak: mpsc::WeakUnboundedSender<Command>,
-    version: EngineVersion,
+/// One Engine.IO session and the transport carrying it.
+struct Link {
     session: Session,
     transport: Active,
     decoder: sio::Decoder,
-    sockets: HashMap<Arc<str>, SocketState>,
-    /// Ack deadlines, lazily cleaned: an entry whose ack was answered is skipped when popped.
-    ack_deadlines: BinaryHeap<Reverse<(Instant, Arc<str>, u64)>>,
     upgrade: Option<Upgrade>,
     /// Packets that must precede the session's own on the next flush (after an upgrade).
     preface: Vec<EnginePacket>,
     settings: HttpSettings,
+}
+
+/// What happened on the link: its transport delivered, or its upgrade probe moved.
+enum LinkEvent {
+    Incoming(Result<Option<Vec<EnginePacket>>, Error>),
+    Upgrade(UpgradeStep),
+}
+
+async fn link_next(link: &mut Option<Link>) -> LinkEvent {
+    let Some(link) = link else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        incoming = link.transport.recv() => LinkEvent::Incoming(incoming),
+        step = upgrade_step(&mut link.upgrade) => LinkEvent::Upgrade(step),
+    }
+}
+
+struct Driver {
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    weak: mpsc::WeakUnboundedSender<Command>,
+    net: Arc<Net>,
+    version: EngineVersion,
+    /// The main namespace's auth: socket.io 2 servers take it in the handshake query.
+    handshake_auth: AuthSource,
+    sockets: HashMap<Arc<str>, SocketState>,
+    /// Ack deadlines, lazily cleaned: an entry whose ack was answered is skipped when popped.
+    ack_deadlines: BinaryHeap<Reverse<(Instant, Arc<str>, u64)>>,
+    link: Option<Link>,
+    /// Transports of lost links, closed politely from the loop.
+    closing: Vec<Active>,
     done: Option<DisconnectReason>,
+    backoff: Backoff,
+    /// When the next link is opened, while reconnecting.
+    reconnect_at: Option<Instant>,
+    ever_connected: bool,
+    last_error: Option<Error>,
 }
 
 impl Driver {
-    async fn run(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        // The first namespace's CONNECT is already queued.
+        while let Ok(command) = commands.try_recv() {
+            self.on_command(command);
+        }
         loop {
-            if let Err(error) = self.flush().await {
-                self.finish(DisconnectReason::TransportError, Some(error));
+            for transport in self.closing.drain(..) {
+                transport.close().await;
             }
             if self.done.is_some() {
-                return;
+                break;
+            }
+            if self.link.is_none() && self.reconnect_at.is_none() {
+                self.open_link(&mut commands).await;
+                continue;
+            }
+            if let Err(error) = self.flush().await {
+                self.link_lost(DisconnectReason::TransportError, Some(error));
+                continue;
             }
             let deadline = self.next_deadline();
             let sleep = async {
@@ -324,50 +369,383 @@ impl Driver {
                     Some(command) => self.on_command(command),
                     None => self.disconnect_all(),
                 },
-                incoming = self.transport.recv() => {
-                    let now = Instant::now();
-                    match incoming {
-                        Ok(Some(packets)) => self.feed(now, packets),
-                        Ok(None) => self.finish(DisconnectReason::TransportClose, None),
-                        Err(Error::Protocol(e)) => self.finish(DisconnectReason::ParseError, Some(Error::Protocol(e))),
-                        Err(error) => self.finish(DisconnectReason::TransportError, Some(error)),
+                event = link_next(&mut self.link) => match event {
+                    LinkEvent::Incoming(incoming) => {
+                        let now = Instant::now();
+                        match incoming {
+                            Ok(Some(packets)) => self.feed(now, packets),
+                            Ok(None) => self.link_lost(DisconnectReason::TransportClose, None),
+                            Err(Error::Protocol(e)) => self
+                                .link_lost(DisconnectReason::ParseError, Some(Error::Protocol(e))),
+                            Err(error) => {
+                                self.link_lost(DisconnectReason::TransportError, Some(error))
+                            }
+                        }
+                        self.check_upgrade_ready();
                     }
-                    self.check_upgrade_ready();
-                }
-                step = upgrade_step(&mut self.upgrade) => self.on_upgrade_step(step),
+                    LinkEvent::Upgrade(step) => self.on_upgrade_step(step),
+                },
                 () = sleep => self.on_timeout(Instant::now()),
+            }
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        let error = self
+            .last_error
+            .take()
+            .unwrap_or_else(|| Error::Disconnected("connection closed".into()));
+        refuse_pending(&mut commands, &error);
+        for transport in self.closing.drain(..) {
+            transport.close().await;
+        }
+        if let Some(link) = self.link.take() {
+            link.transport.close().await;
+        }
+    }
+
+    /// Opens a new Engine.IO session (first connect or reconnection) and joins every waiting
+    /// namespace on it.
+    async fn open_link(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
+        let attempt = self.backoff.attempts();
+        let opened = async {
+            let mut query = self.config.query.clone();
+            if let (EngineVersion::V3, Some(Value::Object(auth))) =
+                (self.version, self.handshake_auth.value())
+            {
+                query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+            }
+            let endpoint = Arc::new(Endpoint::new(
+                &self.config.url,
+                &self.config.path,
+                &query,
+                self.version,
+            )?);
+            let settings = connect::http_settings(&self.config, endpoint, self.net.clone())?;
+            let opened =
+                tokio::time::timeout(self.config.timeout, connect::open(&self.config, &settings))
+                    .await
+                    .map_err(|_| Error::ConnectTimeout(self.config.timeout))??;
+            Ok::<_, Error>((settings, opened))
+        }
+        .await;
+        let (settings, opened) = match opened {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, attempt, "connecting failed");
+                if !self.ever_connected && !self.config.retry_initial_connect {
+                    // A first connect that fails is the caller's error, at once.
+                    for (_, socket) in self.sockets.drain() {
+                        if let Phase::Waiting {
+                            reply: Some(reply), ..
+                        }
+                        | Phase::Connecting {
+                            reply: Some(reply), ..
+                        } = socket.phase
+                        {
+                            let _ = reply.send(Err(clone_error(&error)));
+                        }
+                    }
+                    self.last_error = Some(error);
+                    self.done = Some(DisconnectReason::TransportError);
+                    return;
+                }
+                for socket in self.sockets.values() {
+                    if matches!(socket.phase, Phase::Waiting { reply: None, .. }) {
+                        socket.emit(Event::Error(Arc::new(clone_error(&error))));
+                    }
+                }
+                self.last_error = Some(error);
+                self.schedule_reconnect();
+                return;
+            }
+        };
+        *self
+            .shared
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = opened.attempts.clone();
+        self.shared.set_transport(opened.transport.kind());
+        let now = Instant::now();
+        let ws_failed = opened
+            .attempts
+            .iter()
+            .any(|a| a.transport == Transport::WebSocket && a.outcome.is_err());
+        let can_upgrade = self.config.upgrade
+            && !ws_failed
+            && self.config.transports.contains(&Transport::WebSocket)
+            && opened.handshake.upgrades.iter().any(|u| u == "websocket");
+        self.link = Some(Link {
+            session: Session::new(self.version, opened.handshake, now),
+            decoder: sio::Decoder::new(self.config.max_attachments),
+            transport: opened.transport,
+            upgrade: None,
+            preface: Vec::new(),
+            settings,
+        });
+        if can_upgrade
+            && self
+                .link
+                .as_ref()
+                .is_some_and(|l| l.transport.kind() != Transport::WebSocket)
+        {
+            self.start_upgrade();
+        }
+        // Commands that queued up while connecting go first (a socket.io 2 server's `40` can
+        // come in the handshake response itself and must find its namespace waiting).
+        while let Ok(command) = commands.try_recv() {
+            self.on_command(command);
+        }
+        let reconnect_attempt = (attempt > 0).then_some(attempt);
+        let names: Vec<Arc<str>> = self.sockets.keys().cloned().collect();
+        for namespace in names {
+            self.join(&namespace, reconnect_attempt);
+        }
+        self.feed(now, opened.initial);
+    }
+
+    /// Sends a waiting namespace's CONNECT on the current link.
+    fn join(&mut self, namespace: &Arc<str>, attempt: Option<u32>) {
+        let version = self.version;
+        let Some(socket) = self.sockets.get_mut(namespace) else {
+            return;
+        };
+        let Phase::Waiting { reply, deadline } =
+            std::mem::replace(&mut socket.phase, Phase::Connected)
+        else {
+            return;
+        };
+        socket.phase = Phase::Connecting {
+            reply,
+            deadline,
+            attempt,
+        };
+        let auth = socket.auth.value();
+        let packet = match version {
+            EngineVersion::V4 => {
+                // Connection-state recovery: the session id and last offset ride along.
+                let data = match (&socket.pid, auth) {
+                    (Some(pid), auth) => {
+                        let mut map = match auth {
+                            Some(Value::Object(map)) => map,
+                            _ => serde_json::Map::new(),
+                        };
+                        map.insert("pid".into(), Value::String(pid.clone()));
+                        if let Some(offset) = &socket.offset {
+                            map.insert("offset".into(), Value::String(offset.clone()));
+                        }
+                        Some(Value::Object(map))
+                    }
+                    (None, auth) => auth,
+                };
+                Some(sio::Packet::connect(namespace, data))
+            }
+            // socket.io 2 servers join `/` by themselves; other namespaces carry their auth as
+            // a query string in the namespace field.
+            EngineVersion::V3 if &**namespace == "/" => None,
+            EngineVersion::V3 => {
+                let mut nsp = namespace.to_string();
+                if let Some(Value::Object(auth)) = &auth {
+                    let query: Vec<String> = auth
+                        .iter()
+                        .map(|(k, v)| {
+                            url::form_urlencoded::Serializer::new(String::new())
+                                .append_pair(k, &query_value(v))
+                                .finish()
+                        })
+                        .collect();
+                    if !query.is_empty() {
+                        nsp = format!("{nsp}?{}", query.join("&"));
+                    }
+                }
+                Some(sio::Packet::connect(&nsp, None))
+            }
+        };
+        if let Some(packet) = packet {
+            self.send_packet(packet);
+        }
+    }
+
+    /// The link is gone: namespaces hear why, acks of packets that went out fail, and either
+    /// a reconnection is scheduled or the driver stops.
+    fn link_lost(&mut self, reason: DisconnectReason, error: Option<Error>) {
+        let Some(link) = self.link.take() else {
+            return;
+        };
+        self.closing.push(link.transport);
+        if let Some(Upgrade::Probing { ws, .. }) = link.upgrade {
+            self.closing.push(Active::WebSocket(ws));
+        }
+        match &error {
+            Some(error) => tracing::warn!(%reason, %error, "connection lost"),
+            None => tracing::debug!(%reason, "connection closed"),
+        }
+        let reconnect = self.config.reconnection
+            && !matches!(
+                reason,
+                DisconnectReason::IoClientDisconnect | DisconnectReason::IoServerDisconnect
+            );
+        let gone = Error::Disconnected(reason.as_str().to_string());
+        let error = error.map(Arc::new);
+        let names: Vec<Arc<str>> = self.sockets.keys().cloned().collect();
+        for namespace in names {
+            let Some(mut socket) = self.sockets.remove(&namespace) else {
+                continue;
+            };
+            let sent: Vec<u64> = socket
+                .pending
+                .iter()
+                .filter(|(_, a)| a.sent)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in sent {
+                if let Some(ack) = socket.pending.remove(&id) {
+                    let _ = ack.reply.send(Err(clone_error(&gone)));
+                }
+            }
+            socket.status.connected.store(false, Ordering::Release);
+            let keep = match std::mem::replace(&mut socket.phase, Phase::Connected) {
+                Phase::Connected => {
+                    if let Some(error) = &error {
+                        socket.emit(Event::Error(error.clone()));
+                    }
+                    socket.emit(Event::Disconnected {
+                        namespace: namespace.to_string(),
+                        reason: reason.clone(),
+                    });
+                    socket.phase = Phase::Waiting {
+                        reply: None,
+                        deadline: None,
+                    };
+                    reconnect
+                }
+                Phase::Waiting { reply, deadline }
+                | Phase::Connecting {
+                    reply, deadline, ..
+                } => {
+                    // A first connect still in progress keeps waiting only when the caller
+                    // asked for retries.
+                    let retry = reconnect && (reply.is_none() || self.config.retry_initial_connect);
+                    if retry {
+                        socket.phase = Phase::Waiting { reply, deadline };
+                    } else if let Some(reply) = reply {
+                        let _ = reply.send(Err(match &error {
+                            Some(e) => clone_error(e),
+                            None => clone_error(&gone),
+                        }));
+                    }
+                    retry
+                }
+            };
+            if keep {
+                self.sockets.insert(namespace, socket);
+            } else {
+                fail_acks(socket.pending, &gone);
+            }
+        }
+        if let Some(error) = error {
+            self.last_error = Some(clone_error(&error));
+        }
+        if reconnect && !self.sockets.is_empty() {
+            self.schedule_reconnect();
+        } else {
+            self.done = Some(reason);
+        }
+    }
+
+    /// Plans the next reconnection attempt, or gives up after the configured attempts.
+    fn schedule_reconnect(&mut self) {
+        if !self.config.reconnection && self.ever_connected {
+            self.done = Some(DisconnectReason::TransportClose);
+            return;
+        }
+        let attempt = self.backoff.attempts().saturating_add(1);
+        if self
+            .config
+            .reconnection_attempts
+            .is_some_and(|max| attempt > max)
+        {
+            tracing::warn!(attempts = attempt - 1, "reconnection failed; giving up");
+            let error = self
+                .last_error
+                .as_ref()
+                .map(clone_error)
+                .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
+            for (_, socket) in self.sockets.drain() {
+                let SocketState {
+                    phase,
+                    events,
+                    pending,
+                    ..
+                } = socket;
+                let reply = match phase {
+                    Phase::Waiting { reply, .. } | Phase::Connecting { reply, .. } => reply,
+                    Phase::Connected => None,
+                };
+                match reply {
+                    Some(reply) => {
+                        let _ = reply.send(Err(clone_error(&error)));
+                    }
+                    None => {
+                        let _ = events.send(Event::ReconnectFailed);
+                    }
+                }
+                fail_acks(pending, &error);
+            }
+            self.done = Some(DisconnectReason::TransportClose);
+            return;
+        }
+        let delay = self.backoff.next_delay(rand::random::<f64>());
+        tracing::debug!(attempt, ?delay, "reconnecting");
+        self.reconnect_at = Some(deadline_after(Instant::now(), delay));
+        for socket in self.sockets.values() {
+            if matches!(socket.phase, Phase::Waiting { reply: None, .. }) {
+                socket.emit(Event::Reconnecting { attempt, delay });
             }
         }
     }
 
     /// Hands everything the session wants to send to the transport(s).
     async fn flush(&mut self) -> Result<(), Error> {
-        if let Some(Upgrade::Probing { ws, probe }) = &mut self.upgrade {
+        let Some(link) = self.link.as_mut() else {
+            return Ok(());
+        };
+        let mut probe_failed = false;
+        if let Some(Upgrade::Probing { ws, probe }) = &mut link.upgrade {
             let mut probes = Vec::new();
             while let Some(packet) = probe.poll_transmit() {
                 probes.push(packet);
             }
             if !probes.is_empty() && ws.send(probes).await.is_err() {
-                self.fail_upgrade("probe could not be sent");
+                probe_failed = true;
             }
         }
-        let mut out = std::mem::take(&mut self.preface);
-        while let Some(packet) = self.session.poll_transmit() {
+        let mut out = std::mem::take(&mut link.preface);
+        while let Some(packet) = link.session.poll_transmit() {
             out.push(packet);
         }
-        if out.is_empty() {
-            return Ok(());
+        let result = if out.is_empty() {
+            Ok(())
+        } else {
+            link.transport.send(out).await
+        };
+        if probe_failed {
+            self.fail_upgrade("probe could not be sent");
         }
-        self.transport.send(out).await
+        result
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
-        let mut next = self.session.poll_timeout();
+        let mut next = self.reconnect_at;
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
+        if let Some(link) = &self.link {
+            consider(link.session.poll_timeout());
+            if let Some(Upgrade::Probing { probe, .. }) = &link.upgrade {
+                consider(probe.poll_timeout());
+            }
+        }
         // Drop answered acks from the top so the heap's head is a live deadline.
         while let Some(Reverse((_, nsp, id))) = self.ack_deadlines.peek() {
             let live = self
@@ -381,19 +759,21 @@ impl Driver {
         }
         consider(self.ack_deadlines.peek().map(|Reverse((t, _, _))| *t));
         for socket in self.sockets.values() {
-            if let Phase::Connecting { deadline, .. } = socket.phase {
-                consider(Some(deadline));
+            match socket.phase {
+                Phase::Connecting { deadline, .. } | Phase::Waiting { deadline, .. } => {
+                    consider(deadline)
+                }
+                Phase::Connected => {}
             }
-        }
-        if let Some(Upgrade::Probing { probe, .. }) = &self.upgrade {
-            consider(probe.poll_timeout());
         }
         next
     }
 
     fn on_timeout(&mut self, now: Instant) {
-        self.session.handle_timeout(now);
-        self.drain_session();
+        if let Some(link) = self.link.as_mut() {
+            link.session.handle_timeout(now);
+            self.drain_session();
+        }
         while let Some(Reverse((at, _, _))) = self.ack_deadlines.peek() {
             if *at > now {
                 break;
@@ -412,23 +792,41 @@ impl Driver {
         let expired: Vec<Arc<str>> = self
             .sockets
             .iter()
-            .filter(
-                |(_, s)| matches!(s.phase, Phase::Connecting { deadline, .. } if deadline <= now),
-            )
+            .filter(|(_, s)| match s.phase {
+                Phase::Connecting { deadline, .. } | Phase::Waiting { deadline, .. } => {
+                    deadline.is_some_and(|d| d <= now)
+                }
+                Phase::Connected => false,
+            })
             .map(|(n, _)| n.clone())
             .collect();
         for nsp in expired {
             if let Some(socket) = self.sockets.remove(&nsp) {
-                if let Phase::Connecting { reply, .. } = socket.phase {
-                    let _ = reply.send(Err(Error::ConnectTimeout(self.config.timeout)));
+                let error = Error::ConnectTimeout(self.config.timeout);
+                if let Phase::Connecting {
+                    reply: Some(reply), ..
                 }
+                | Phase::Waiting {
+                    reply: Some(reply), ..
+                } = socket.phase
+                {
+                    let _ = reply.send(Err(clone_error(&error)));
+                }
+                fail_acks(socket.pending, &error);
             }
         }
-        if let Some(Upgrade::Probing { probe, .. }) = &mut self.upgrade {
+        if let Some(Link {
+            upgrade: Some(Upgrade::Probing { probe, .. }),
+            ..
+        }) = self.link.as_mut()
+        {
             probe.handle_timeout(now);
             if probe.state() == ProbeState::Failed {
                 self.fail_upgrade("probe timed out");
             }
+        }
+        if self.reconnect_at.is_some_and(|at| at <= now) {
+            self.reconnect_at = None;
         }
         if self.sockets.is_empty() && self.done.is_none() {
             self.done = Some(DisconnectReason::IoClientDisconnect);
@@ -441,6 +839,7 @@ impl Driver {
                 namespace,
                 auth,
                 events,
+                status,
                 deadline,
                 reply,
             } => {
@@ -450,55 +849,55 @@ impl Driver {
                     ))));
                     return;
                 }
-                // socket.io 2 servers join `/` by themselves; other namespaces carry their auth
-                // as a query string in the namespace field.
-                match self.version {
-                    EngineVersion::V4 => {
-                        self.send_packet(sio::Packet::connect(&namespace, auth));
-                    }
-                    EngineVersion::V3 if &*namespace != "/" => {
-                        let mut nsp = namespace.to_string();
-                        if let Some(Value::Object(auth)) = &auth {
-                            let query: Vec<String> = auth
-                                .iter()
-                                .map(|(k, v)| {
-                                    let v = query_value(v);
-                                    url::form_urlencoded::Serializer::new(String::new())
-                                        .append_pair(k, &v)
-                                        .finish()
-                                })
-                                .collect();
-                            if !query.is_empty() {
-                                nsp = format!("{nsp}?{}", query.join("&"));
-                            }
-                        }
-                        self.send_packet(sio::Packet::connect(&nsp, None));
-                    }
-                    EngineVersion::V3 => {}
-                }
+                // With retries on, a first connect waits for its link however long it takes.
+                let deadline = if self.config.retry_initial_connect && !self.ever_connected {
+                    None
+                } else {
+                    deadline
+                };
                 self.sockets.insert(
-                    namespace,
+                    namespace.clone(),
                     SocketState {
-                        phase: Phase::Connecting { reply, deadline },
+                        phase: Phase::Waiting {
+                            reply: Some(reply),
+                            deadline,
+                        },
+                        auth,
                         events,
+                        status,
                         next_id: 0,
                         pending: HashMap::new(),
                         buffer: Vec::new(),
+                        pid: None,
+                        offset: None,
                     },
                 );
+                if self.link.is_some() {
+                    self.join(&namespace, None);
+                }
             }
             Command::Emit {
                 namespace,
                 event,
                 args,
                 ack,
+                volatile,
             } => {
-                if self.session.has_ping_expired(Instant::now()) {
+                let now = Instant::now();
+                if self
+                    .link
+                    .as_ref()
+                    .is_some_and(|l| l.session.has_ping_expired(now))
+                {
                     // A timer that fired late (suspended process): the connection only looks
-                    // alive. Fail now rather than send into the void.
-                    self.session.handle_timeout(Instant::now());
+                    // alive. Notice now rather than send into the void.
+                    if let Some(link) = self.link.as_mut() {
+                        link.session.handle_timeout(now);
+                    }
                     self.drain_session();
                 }
+                let send_buffer = self.config.send_buffer;
+                let linked = self.link.is_some();
                 let Some(socket) = self.sockets.get_mut(&namespace) else {
                     if let Some(ack) = ack {
                         let _ = ack.reply.send(Err(Error::Disconnected(format!(
@@ -507,6 +906,21 @@ impl Driver {
                     }
                     return;
                 };
+                let connected = linked && matches!(socket.phase, Phase::Connected);
+                if !connected && volatile {
+                    if let Some(ack) = ack {
+                        let _ = ack.reply.send(Err(Error::Disconnected(
+                            "volatile emit while disconnected".into(),
+                        )));
+                    }
+                    return;
+                }
+                if !connected && socket.buffer.len() >= send_buffer {
+                    if let Some(ack) = ack {
+                        let _ = ack.reply.send(Err(Error::SendBufferFull(send_buffer)));
+                    }
+                    return;
+                }
                 let (values, attachments) = args.into_wire();
                 let mut data = Vec::with_capacity(values.len() + 1);
                 data.push(Value::String(event));
@@ -514,23 +928,30 @@ impl Driver {
                 let id = ack.map(|ack| {
                     let id = socket.next_id;
                     socket.next_id += 1;
-                    let deadline = Instant::now() + ack.timeout;
                     socket.pending.insert(
                         id,
                         PendingAck {
                             reply: ack.reply,
                             timeout: ack.timeout,
+                            sent: connected,
                         },
                     );
-                    self.ack_deadlines
-                        .push(Reverse((deadline, namespace.clone(), id)));
+                    self.ack_deadlines.push(Reverse((
+                        deadline_after(now, ack.timeout),
+                        namespace.clone(),
+                        id,
+                    )));
                     id
                 });
                 let packet = sio::Packet::event(&namespace, Value::Array(data), attachments, id);
-                if matches!(socket.phase, Phase::Connected) {
+                if connected {
                     self.send_packet(packet);
                 } else {
                     socket.buffer.push(packet);
+                    socket
+                        .status
+                        .buffered
+                        .store(socket.buffer.len(), Ordering::Release);
                 }
             }
             Command::Ack {
@@ -538,7 +959,11 @@ impl Driver {
                 id,
                 args,
             } => {
-                if self.sockets.contains_key(&namespace) {
+                let connected = self
+                    .sockets
+                    .get(&namespace)
+                    .is_some_and(|s| matches!(s.phase, Phase::Connected));
+                if connected && self.link.is_some() {
                     let (values, attachments) = args.into_wire();
                     self.send_packet(sio::Packet::ack(
                         &namespace,
@@ -550,7 +975,11 @@ impl Driver {
             }
             Command::Disconnect { namespace } => {
                 if let Some(socket) = self.sockets.remove(&namespace) {
-                    self.send_packet(sio::Packet::disconnect(&namespace));
+                    if self.link.is_some()
+                        && matches!(socket.phase, Phase::Connected | Phase::Connecting { .. })
+                    {
+                        self.send_packet(sio::Packet::disconnect(&namespace));
+                    }
                     close_socket(
                         &namespace,
                         socket,
@@ -576,35 +1005,44 @@ impl Driver {
 
     /// Queues a Socket.IO packet (text part, then its attachments) on the session.
     fn send_packet(&mut self, packet: sio::Packet) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
         let text = packet.encode();
-        self.session.send(Data::Text(text));
+        link.session.send(Data::Text(text));
         for attachment in packet.attachments {
-            self.session.send(Data::Binary(attachment));
+            link.session.send(Data::Binary(attachment));
         }
     }
 
     /// Feeds received Engine.IO packets through the session.
     fn feed(&mut self, now: Instant, packets: Vec<EnginePacket>) {
         for packet in packets {
-            self.session.handle_packet(now, packet);
-            self.drain_session();
-            if self.done.is_some() {
+            let Some(link) = self.link.as_mut() else {
                 return;
-            }
+            };
+            link.session.handle_packet(now, packet);
+            self.drain_session();
         }
     }
 
     fn drain_session(&mut self) {
-        while let Some(event) = self.session.poll_event() {
+        loop {
+            let Some(link) = self.link.as_mut() else {
+                return;
+            };
+            let Some(event) = link.session.poll_event() else {
+                return;
+            };
             let decoded = match event {
-                SessionEvent::Message(Data::Text(text)) => self.decoder.decode_text(&text),
-                SessionEvent::Message(Data::Binary(bytes)) => self.decoder.decode_binary(bytes),
+                SessionEvent::Message(Data::Text(text)) => link.decoder.decode_text(&text),
+                SessionEvent::Message(Data::Binary(bytes)) => link.decoder.decode_binary(bytes),
                 SessionEvent::Closed(CloseReason::PingTimeout) => {
-                    self.finish(DisconnectReason::PingTimeout, None);
+                    self.link_lost(DisconnectReason::PingTimeout, None);
                     return;
                 }
                 SessionEvent::Closed(CloseReason::ServerClose) => {
-                    self.finish(DisconnectReason::TransportClose, None);
+                    self.link_lost(DisconnectReason::TransportClose, None);
                     return;
                 }
                 SessionEvent::Closed(_) => return,
@@ -612,13 +1050,13 @@ impl Driver {
             match decoded {
                 Ok(Some(packet)) => {
                     if let Err(error) = self.on_packet(packet) {
-                        self.finish(DisconnectReason::ParseError, Some(Error::Protocol(error)));
+                        self.link_lost(DisconnectReason::ParseError, Some(Error::Protocol(error)));
                         return;
                     }
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    self.finish(DisconnectReason::ParseError, Some(Error::Protocol(error)));
+                    self.link_lost(DisconnectReason::ParseError, Some(Error::Protocol(error)));
                     return;
                 }
             }
@@ -626,28 +1064,12 @@ impl Driver {
     }
 
     fn on_packet(&mut self, packet: sio::Packet) -> Result<(), ProtocolError> {
-        let transport = self.transport.kind();
+        let transport = match &self.link {
+            Some(link) => link.transport.kind(),
+            None => return Ok(()),
+        };
         match packet.kind {
-            PacketType::Connect => {
-                let Some(socket) = self.sockets.get_mut(packet.nsp.as_str()) else {
-                    return Ok(());
-                };
-                if let Phase::Connecting { .. } = socket.phase {
-                    if let Phase::Connecting { reply, .. } =
-                        std::mem::replace(&mut socket.phase, Phase::Connected)
-                    {
-                        let _ = reply.send(Ok(()));
-                    }
-                    let _ = socket.events.send(Event::Connected {
-                        namespace: packet.nsp.clone(),
-                        transport,
-                    });
-                    let buffered = std::mem::take(&mut socket.buffer);
-                    for packet in buffered {
-                        self.send_packet(packet);
-                    }
-                }
-            }
+            PacketType::Connect => self.on_connected(packet, transport)?,
             PacketType::ConnectError => {
                 let (message, data) = match packet.data {
                     Some(Value::String(message)) => (message, None),
@@ -669,12 +1091,23 @@ impl Driver {
                 };
                 if let Some(socket) = self.sockets.remove(packet.nsp.as_str()) {
                     match socket.phase {
-                        Phase::Connecting { reply, .. } => {
+                        Phase::Connecting {
+                            reply: Some(reply), ..
+                        }
+                        | Phase::Waiting {
+                            reply: Some(reply), ..
+                        } => {
                             fail_acks(socket.pending, &error);
                             let _ = reply.send(Err(error));
                         }
-                        Phase::Connected => {
-                            let _ = socket.events.send(Event::Error(Arc::new(error)));
+                        _ => {
+                            // Refused on a reconnection (e.g. an expired token): the socket is
+                            // closed, the application hears why.
+                            socket.status.connected.store(false, Ordering::Release);
+                            let _ = socket
+                                .events
+                                .send(Event::Error(Arc::new(clone_error(&error))));
+                            fail_acks(socket.pending, &error);
                         }
                     }
                 }
@@ -700,6 +1133,7 @@ impl Driver {
                 else {
                     return Ok(());
                 };
+                let namespace = namespace.clone();
                 let Some(Value::Array(mut values)) = packet.data else {
                     return Err(ProtocolError::InvalidPacket(
                         "event without arguments".into(),
@@ -713,15 +1147,25 @@ impl Driver {
                         "event name is not a string".into(),
                     ));
                 };
+                let recovering = socket.pid.is_some();
                 let ack = packet
                     .id
                     .map(|id| AckSender::new(self.weak.clone(), namespace.clone(), id));
-                let _ = socket.events.send(Event::Message {
-                    namespace: packet.nsp,
-                    event,
-                    args: Args::from_wire(values, packet.attachments),
-                    ack,
-                });
+                if let Some(socket) = self.sockets.get_mut(&namespace) {
+                    // With connection-state recovery on, the server appends its offset to every
+                    // event as a last string argument (left in place, as the JS client does).
+                    if recovering {
+                        if let Some(Value::String(offset)) = values.last() {
+                            socket.offset = Some(offset.clone());
+                        }
+                    }
+                    socket.emit(Event::Message {
+                        namespace: packet.nsp,
+                        event,
+                        args: Args::from_wire(values, packet.attachments),
+                        ack,
+                    });
+                }
             }
             PacketType::Ack | PacketType::BinaryAck => {
                 let Some(id) = packet.id else {
@@ -746,57 +1190,107 @@ impl Driver {
         Ok(())
     }
 
-    /// The connection is over: tell every socket why, fail what waits, stop.
-    fn finish(&mut self, reason: DisconnectReason, error: Option<Error>) {
-        if self.done.is_some() {
-            return;
+    /// The server accepted a namespace: answer the caller, announce it, send what waited.
+    fn on_connected(
+        &mut self,
+        packet: sio::Packet,
+        transport: Transport,
+    ) -> Result<(), ProtocolError> {
+        let Some(socket) = self.sockets.get_mut(packet.nsp.as_str()) else {
+            return Ok(());
+        };
+        let Phase::Connecting { .. } = socket.phase else {
+            return Ok(());
+        };
+        let Phase::Connecting { reply, attempt, .. } =
+            std::mem::replace(&mut socket.phase, Phase::Connected)
+        else {
+            return Ok(());
+        };
+        let new_pid = packet
+            .data
+            .as_ref()
+            .and_then(|d| d.get("pid"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let recovered = new_pid.is_some() && new_pid == socket.pid;
+        if !recovered {
+            socket.offset = None;
         }
-        match &error {
-            Some(error) => tracing::warn!(%reason, %error, "connection lost"),
-            None => tracing::debug!(%reason, "connection closed"),
+        socket.pid = new_pid;
+        socket.status.recovered.store(recovered, Ordering::Release);
+        socket.status.connected.store(true, Ordering::Release);
+        if let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
         }
-        let error = error.map(Arc::new);
-        for (namespace, socket) in self.sockets.drain() {
-            close_socket(&namespace, socket, reason.clone(), error.clone());
+        socket.emit(Event::Connected {
+            namespace: packet.nsp.clone(),
+            transport,
+        });
+        if let Some(attempt) = attempt {
+            socket.emit(Event::Reconnected {
+                attempt,
+                transport,
+                recovered,
+            });
         }
-        self.upgrade = None;
-        self.done = Some(reason);
+        let buffered = std::mem::take(&mut socket.buffer);
+        socket.status.buffered.store(0, Ordering::Release);
+        for pending in socket.pending.values_mut() {
+            pending.sent = true;
+        }
+        self.ever_connected = true;
+        self.backoff.reset();
+        for packet in buffered {
+            self.send_packet(packet);
+        }
+        Ok(())
     }
 
     fn start_upgrade(&mut self) {
-        let url = self.settings.endpoint.url(
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let url = link.settings.endpoint.url(
             Transport::WebSocket,
-            Some(&self.session.handshake().sid),
+            Some(&link.session.handshake().sid),
             0,
         );
         let headers = self.config.headers.clone();
-        let net = self.settings.net.clone();
+        let net = self.net.clone();
         let version = self.version;
         let max = self.config.max_receive;
         let timeout = self.config.upgrade_timeout;
         tracing::debug!("probing WebSocket for an upgrade");
-        self.upgrade = Some(Upgrade::Connecting(Box::pin(async move {
+        link.upgrade = Some(Upgrade::Connecting(Box::pin(async move {
             WebSocketTransport::connect(&url, &net, &headers, version, max, timeout).await
         })));
     }
 
     fn fail_upgrade(&mut self, why: &str) {
-        tracing::debug!(why, "WebSocket upgrade failed; staying on polling");
-        self.upgrade = None;
-        if let Active::Polling(polling) = &mut self.transport {
-            polling.resume();
+        tracing::debug!(why, "WebSocket upgrade failed; staying on HTTP");
+        if let Some(link) = self.link.as_mut() {
+            if let Some(Upgrade::Probing { ws, .. }) = link.upgrade.take() {
+                self.closing.push(Active::WebSocket(ws));
+            }
+            if let Active::Polling(polling) = &mut link.transport {
+                polling.resume();
+            }
         }
     }
 
     fn on_upgrade_step(&mut self, step: UpgradeStep) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
         match step {
             UpgradeStep::Connected(Ok(ws)) => {
                 let probe = UpgradeProbe::new(Instant::now(), self.config.upgrade_timeout);
-                self.upgrade = Some(Upgrade::Probing { ws, probe });
+                link.upgrade = Some(Upgrade::Probing { ws, probe });
             }
             UpgradeStep::Connected(Err(error)) => self.fail_upgrade(&error.to_string()),
             UpgradeStep::Frame(Ok(Some(frame))) => {
-                let Some(Upgrade::Probing { probe, .. }) = &mut self.upgrade else {
+                let Some(Upgrade::Probing { probe, .. }) = &mut link.upgrade else {
                     return;
                 };
                 let result = EnginePacket::from_frame(self.version, frame)
@@ -806,7 +1300,7 @@ impl Driver {
                     return;
                 }
                 if probe.state() == ProbeState::AwaitingPause {
-                    if let Active::Polling(polling) = &mut self.transport {
+                    if let Active::Polling(polling) = &mut link.transport {
                         polling.pause();
                     }
                     self.check_upgrade_ready();
@@ -817,18 +1311,22 @@ impl Driver {
         }
     }
 
-    /// Completes an upgrade once the probe succeeded and polling has nothing in flight.
+    /// Completes an upgrade once the probe succeeded and the HTTP transport has nothing in
+    /// flight.
     fn check_upgrade_ready(&mut self) {
-        let ready = match (&self.upgrade, &self.transport) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let ready = match (&link.upgrade, &link.transport) {
             (Some(Upgrade::Probing { probe, .. }), Active::Polling(polling)) => {
                 probe.state() == ProbeState::AwaitingPause && polling.is_idle()
             }
             _ => false,
         };
-        if !ready || self.done.is_some() {
+        if !ready {
             return;
         }
-        let Some(Upgrade::Probing { ws, mut probe }) = self.upgrade.take() else {
+        let Some(Upgrade::Probing { ws, mut probe }) = link.upgrade.take() else {
             return;
         };
         probe.polling_paused();
@@ -836,17 +1334,17 @@ impl Driver {
         while let Some(packet) = probe.poll_transmit() {
             first.push(packet);
         }
-        let old = std::mem::replace(&mut self.transport, Active::WebSocket(ws));
+        let old = std::mem::replace(&mut link.transport, Active::WebSocket(ws));
         let from = old.kind();
         if let Active::Polling(mut polling) = old {
             first.extend(polling.take_queue());
         }
-        // The upgrade packet and what polling still held go first, in order.
-        self.preface = first;
+        // The upgrade packet and what the HTTP transport still held go first, in order.
+        link.preface = first;
         self.shared.set_transport(Transport::WebSocket);
-        tracing::debug!("upgraded to WebSocket");
+        tracing::debug!(%from, "upgraded to WebSocket");
         for socket in self.sockets.values() {
-            let _ = socket.events.send(Event::TransportChanged {
+            socket.emit(Event::TransportChanged {
                 from,
                 to: Transport::WebSocket,
             });
@@ -860,7 +1358,7 @@ fn fail_acks(pending: HashMap<u64, PendingAck>, error: &Error) {
     }
 }
 
-/// Ends one socket: pending acks fail, the application hears why.
+/// Ends one socket for good: pending acks fail, the application hears why.
 fn close_socket(
     namespace: &str,
     socket: SocketState,
@@ -869,8 +1367,14 @@ fn close_socket(
 ) {
     let gone = Error::Disconnected(reason.as_str().to_string());
     fail_acks(socket.pending, &gone);
+    socket.status.connected.store(false, Ordering::Release);
     match socket.phase {
-        Phase::Connecting { reply, .. } => {
+        Phase::Connecting {
+            reply: Some(reply), ..
+        }
+        | Phase::Waiting {
+            reply: Some(reply), ..
+        } => {
             let error = match &error {
                 Some(e) => clone_error(e),
                 None => gone,
@@ -886,5 +1390,8 @@ fn close_socket(
                 reason,
             });
         }
+        // Reconnecting: the disconnect was announced when the link was lost; dropping the
+        // socket ends its event stream.
+        Phase::Connecting { reply: None, .. } | Phase::Waiting { reply: None, .. } => {}
     }
 }

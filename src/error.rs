@@ -74,6 +74,9 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// Too many emits are waiting for the connection to come back.
+    #[error("{0} emits are already waiting for the reconnection")]
+    SendBufferFull(usize),
     /// An acknowledgement was answered twice.
     #[error("acknowledgement {0} was already sent")]
     AckAlreadySent(u64),

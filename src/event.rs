@@ -84,7 +84,27 @@ pub enum Event {
         /// Transport now.
         to: Transport,
     },
-    /// An error the connection met (what led to a disconnect, or a refused namespace).
+    /// The connection was lost; reconnection attempt `attempt` starts after `delay`.
+    Reconnecting {
+        /// 1 for the first attempt after the loss.
+        attempt: u32,
+        /// The wait before the attempt.
+        delay: std::time::Duration,
+    },
+    /// The namespace is connected again (after `Connected`, which comes too).
+    Reconnected {
+        /// The attempt that succeeded.
+        attempt: u32,
+        /// Transport carrying the new connection.
+        transport: Transport,
+        /// Whether the server restored the session (connection-state recovery): events missed
+        /// during the outage have been delivered.
+        recovered: bool,
+    },
+    /// Reconnection gave up after the configured number of attempts; the socket is closed.
+    ReconnectFailed,
+    /// An error the connection met (what led to a disconnect, a failed reconnection attempt, or
+    /// a refused namespace).
     Error(Arc<Error>),
 }
 

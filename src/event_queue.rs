@@ -81,7 +81,7 @@ impl EventQueue {
     }
 
     pub(crate) fn pop_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
-        let deadline = std::time::Instant::now() + timeout;
+        let deadline = crate::driver::deadline_after(std::time::Instant::now(), timeout);
         let mut state = self.lock();
         loop {
             if let Some(event) = state.events.pop_front() {

@@ -1,14 +1,14 @@
 //! What the blocking and async facades share: a handle on one namespace of one connection.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{check_namespace, ClientBuilder, Config, Handlers};
-use crate::driver::{self, AckRequest, Command, Shared};
+use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
+use crate::driver::{self, deadline_after, AckRequest, Command, Shared, SocketStatus};
 use crate::event_queue::EventQueue;
 use crate::proto::socketio::is_reserved_event;
 use crate::transport::connect::{header_map, Attempt};
@@ -21,6 +21,7 @@ pub(crate) struct SocketCore {
     pub(crate) namespace: Arc<str>,
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
+    status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
@@ -89,7 +90,7 @@ pub(crate) fn start(
 /// Queues the CONNECT of a namespace and starts its event dispatcher.
 fn join(
     namespace: Arc<str>,
-    auth: Option<Value>,
+    auth: AuthSource,
     handlers: Handlers,
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
@@ -98,13 +99,15 @@ fn join(
 ) -> Result<(SocketCore, oneshot::Receiver<Result<(), Error>>), Error> {
     let queue = Arc::new(EventQueue::new(config.event_buffer));
     let events = spawn_dispatcher(&runtime, handlers, queue.clone());
+    let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
     commands
         .send(Command::Connect {
             namespace: namespace.clone(),
             auth,
             events,
-            deadline: Instant::now() + config.timeout,
+            status: status.clone(),
+            deadline: Some(deadline_after(Instant::now(), config.timeout)),
             reply: reply_tx,
         })
         .map_err(|_| Error::Disconnected("the connection is closed".into()))?;
@@ -112,6 +115,7 @@ fn join(
         namespace,
         commands,
         shared,
+        status,
         queue,
         runtime,
         config,
@@ -174,7 +178,11 @@ impl SocketCore {
     }
 
     pub(crate) fn is_connected(&self) -> bool {
-        !self.shared.is_closed() && !self.commands.is_closed()
+        !self.shared.is_closed() && self.status.connected.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn recovered(&self) -> bool {
+        self.status.recovered.load(Ordering::Acquire)
     }
 
     fn check_event(&self, event: &str) -> Result<(), Error> {
@@ -188,12 +196,22 @@ impl SocketCore {
         if self.shared.is_closed() {
             return Err(Error::Disconnected("the connection is closed".into()));
         }
+        // The driver checks again; this makes the common case an error at the call site.
+        let buffered = self.status.buffered.load(Ordering::Acquire);
+        if buffered >= self.config.send_buffer && !self.status.connected.load(Ordering::Acquire) {
+            return Err(Error::SendBufferFull(self.config.send_buffer));
+        }
         self.commands
             .send(command)
             .map_err(|_| Error::Disconnected("the connection is closed".into()))
     }
 
-    pub(crate) fn emit<T: Serialize>(&self, event: &str, args: T) -> Result<(), Error> {
+    pub(crate) fn emit<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        volatile: bool,
+    ) -> Result<(), Error> {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
         self.send(Command::Emit {
@@ -201,6 +219,7 @@ impl SocketCore {
             event: event.to_string(),
             args,
             ack: None,
+            volatile,
         })
     }
 
@@ -218,6 +237,7 @@ impl SocketCore {
             event: event.to_string(),
             args,
             ack: Some(AckRequest { reply, timeout }),
+            volatile: false,
         })?;
         Ok(async move {
             rx.await
@@ -235,7 +255,7 @@ impl SocketCore {
     pub(crate) fn join(
         &self,
         namespace: &str,
-        auth: Option<Value>,
+        auth: AuthSource,
         handlers: Handlers,
     ) -> Result<Pending, Error> {
         check_namespace(namespace)?;

@@ -2,6 +2,7 @@
 //! or clocks. Time is passed in as `Instant` arguments; state machines are fed input and polled
 //! for output, so everything here is tested with byte vectors and a virtual clock.
 
+pub mod backoff;
 pub mod engineio;
 mod error;
 pub mod socketio;

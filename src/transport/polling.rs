@@ -421,6 +421,16 @@ impl PollingTransport {
         if let Some(post) = self.post.take() {
             let _ = tokio::time::timeout(limit, post).await;
         }
+        // What is queued goes first, on its own: the Node server acts on a close packet at once
+        // but on the messages of the same payload a tick later, so a DISCONNECT sharing the
+        // close packet's POST would be lost.
+        while let Some(body) = self.next_batch() {
+            let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
+            if !matches!(tokio::time::timeout(limit, fut).await, Ok(Ok(()))) {
+                break;
+            }
+        }
+        self.queue.clear();
         self.queue.push_back(Packet::Close);
         while let Some(body) = self.next_batch() {
             let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
