@@ -38,7 +38,6 @@ const CASE_LIMIT: Duration = Duration::from_secs(10);
 /// Cases run at the same time (most of a case is waiting on sockets and timers).
 const WORKERS: usize = 4;
 
-
 /// What a vector must lead to (outside [`Stage::Open`], where anything but a valid open packet
 /// must make `connect()` fail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,19 +188,22 @@ impl Vector {
             _ => None,
         };
         let all_text = self.steps.iter().all(|out| matches!(out, Out::Text(_)));
-        let has_binary = self.steps.iter().any(|out| {
-            matches!(out, Out::Binary(_) | Out::RawBinary(_))
-        });
+        let has_binary = self
+            .steps
+            .iter()
+            .any(|out| matches!(out, Out::Binary(_) | Out::RawBinary(_)));
         let socketio = first.is_some_and(|text| text.starts_with('4') && text.len() > 1)
-            && self
-                .steps
-                .iter()
-                .all(|out| matches!(out, Out::Text(text) if text.starts_with('4')) || matches!(out, Out::Binary(_)))
+            && self.steps.iter().all(|out| {
+                matches!(out, Out::Text(text) if text.starts_with('4'))
+                    || matches!(out, Out::Binary(_))
+            })
             && self.max_receive.is_none();
         if socketio {
             let first = first.unwrap_or_default();
             let several = self.steps.len() > 1;
-            let phased = ["40", "41", "43", "44", "46"].iter().any(|p| first.starts_with(p));
+            let phased = ["40", "41", "43", "44", "46"]
+                .iter()
+                .any(|p| first.starts_with(p));
             let connect = ["40", "44"].iter().any(|p| first.starts_with(p));
             return match (ws, v3) {
                 (true, false) if phased || several => BOTH_PHASES,
@@ -212,9 +214,8 @@ impl Vector {
             };
         }
         if all_text && self.max_receive.is_none() {
-            let heartbeat = first.is_some_and(|text| {
-                text.is_empty() || text.starts_with(['1', '2', '3'])
-            });
+            let heartbeat =
+                first.is_some_and(|text| text.is_empty() || text.starts_with(['1', '2', '3']));
             return if !v3 || heartbeat { AFTER } else { NOWHERE };
         }
         if v3 && !has_binary && self.version.is_none() {

@@ -496,9 +496,7 @@ async fn send_polling(stream: &mut TcpStream, version: EngineVersion, out: Out) 
         Out::Text(text) if text.is_empty() => Vec::new(),
         Out::Text(text) => match version {
             EngineVersion::V4 => text.into_bytes(),
-            EngineVersion::V3 => {
-                format!("{}:{text}", text.encode_utf16().count()).into_bytes()
-            }
+            EngineVersion::V3 => format!("{}:{text}", text.encode_utf16().count()).into_bytes(),
         },
         Out::Binary(bytes) => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
@@ -609,7 +607,11 @@ async fn send_websocket(
         Out::Raw(bytes) => {
             // tungstenite refuses to send invalid UTF-8 as text, so the frame is written by hand;
             // everything sent before was flushed, so it lands in order.
-            return ws.get_mut().write_all(&raw_frame(0x1, &bytes)).await.is_ok();
+            return ws
+                .get_mut()
+                .write_all(&raw_frame(0x1, &bytes))
+                .await
+                .is_ok();
         }
         Out::Wire(bytes) => return ws.get_mut().write_all(&bytes).await.is_ok(),
         Out::WireThenHangup(bytes) => {
