@@ -20,7 +20,7 @@ mod support;
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex, Once};
+use std::sync::{mpsc, Arc, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -29,14 +29,15 @@ use serde_json::Value;
 use sio_client::{Args, Client, DisconnectReason, EngineVersion, Error, Event, Transport};
 use support::hostile::{open_packet, HostileServer, Out, Script, Stage};
 
+// The bounds are generous for a loaded CI machine; they only cost time when a case fails.
 /// The client's own connect timeout in these tests.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long an outcome (error event, disconnect, ack) may take to show.
-const BOUND: Duration = Duration::from_secs(3);
+const BOUND: Duration = Duration::from_secs(8);
 /// A whole case, past which it counts as hung.
-const CASE_LIMIT: Duration = Duration::from_secs(10);
+const CASE_LIMIT: Duration = Duration::from_secs(25);
 /// Cases run at the same time (most of a case is waiting on sockets and timers).
-const WORKERS: usize = 4;
+const WORKERS: usize = 6;
 
 /// What a vector must lead to (outside [`Stage::Open`], where anything but a valid open packet
 /// must make `connect()` fail).
@@ -727,6 +728,26 @@ fn panics() -> Vec<String> {
     PANICS.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// Tests that check [`PANICS`] hold this shared; a test that may cause panics of its own holds
+/// it exclusively and takes its panics out of the list before letting go, so that every panic
+/// is blamed on the test that caused it.
+static PANIC_SCOPE: RwLock<()> = RwLock::new(());
+
+fn shared_panic_scope() -> RwLockReadGuard<'static, ()> {
+    PANIC_SCOPE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive_panic_scope() -> RwLockWriteGuard<'static, ()> {
+    PANIC_SCOPE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes and returns the panics recorded after the first `from`.
+fn take_panics(from: usize) -> Vec<String> {
+    let mut panics = PANICS.lock().unwrap_or_else(|e| e.into_inner());
+    let from = from.min(panics.len());
+    panics.drain(from..).collect()
+}
+
 /// Reads every accessor of arguments that came from the hostile server; none may panic.
 fn poke(args: &Args) {
     for i in 0..=args.len() {
@@ -785,7 +806,8 @@ fn expect_fatal(client: &Client, required: Option<&DisconnectReason>) -> Result<
         if Instant::now() >= deadline {
             return Err("still connected after reporting the failure".into());
         }
-        thread::yield_now();
+        // The flag is set just after the events went out; a short poll, not a busy loop.
+        thread::sleep(Duration::from_millis(2));
     }
     match client.emit("after", ()) {
         Err(Error::Disconnected(_)) => {}
@@ -918,6 +940,7 @@ impl Case {
 #[test]
 fn malformed_server_input_ends_in_an_error_or_is_ignored() {
     watch_panics();
+    let _scope = shared_panic_scope();
     TEST_THREAD.with(|t| t.set(true));
     let mut cases = VecDeque::new();
     for vector in vectors() {
@@ -969,4 +992,174 @@ fn malformed_server_input_ends_in_an_error_or_is_ignored() {
     );
     let panics = panics();
     assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
+}
+
+/// A valid server for the tests below, with nothing malformed in its script.
+fn friendly_server(version: EngineVersion) -> HostileServer {
+    HostileServer::start(Script {
+        version,
+        stage: Stage::AfterConnect,
+        steps: Vec::new(),
+    })
+}
+
+/// Runs `f` on a thread of its own with a time limit: `Err` names a panic or a hang.
+fn isolated<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = mpsc::channel();
+    thread::Builder::new()
+        .name(format!("case {what}"))
+        .spawn(move || {
+            TEST_THREAD.with(|t| t.set(true));
+            let _ = tx.send(std::panic::catch_unwind(AssertUnwindSafe(f)));
+        })
+        .map_err(|e| e.to_string())?;
+    match rx.recv_timeout(CASE_LIMIT) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(_)) => Err(format!("{what} panicked")),
+        Err(_) => Err(format!("{what} hung for {CASE_LIMIT:?}")),
+    }
+}
+
+/// Durations come from the application, not the server, but one that overflows `Instant`
+/// arithmetic would panic the caller or, worse, the connection's driver (every namespace of the
+/// connection dies, and acks fail with a bare "connection closed"). `Duration::MAX` means "no
+/// limit" to most callers.
+#[test]
+fn duration_max_from_the_application_does_not_panic() {
+    watch_panics();
+    let _scope = exclusive_panic_scope();
+    let before = panics().len();
+    TEST_THREAD.with(|t| t.set(true));
+    let server = friendly_server(EngineVersion::V4);
+    let url = server.url();
+    let mut failures = Vec::new();
+
+    match isolated("connect with timeout(Duration::MAX)", move || {
+        Client::builder(url)
+            .transports([Transport::WebSocket])
+            .timeout(Duration::MAX)
+            .connect()
+    }) {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => failures.push(format!("connect with timeout(Duration::MAX) failed: {e}")),
+        Err(e) => failures.push(e),
+    }
+
+    let client = Client::builder(server.url())
+        .transports([Transport::WebSocket])
+        .timeout(CONNECT_TIMEOUT)
+        .connect()
+        .expect("connect");
+    let c = client.clone();
+    match isolated("events().next_timeout(Duration::MAX)", move || {
+        // The Connected event is already queued, so this returns at once unless it panics.
+        c.events().next_timeout(Duration::MAX)
+    }) {
+        Ok(Some(Event::Connected { .. })) => {}
+        Ok(other) => failures.push(format!("next_timeout(Duration::MAX) gave {other:?}")),
+        Err(e) => failures.push(e),
+    }
+    let c = client.clone();
+    match isolated("emit_with_ack(.., Duration::MAX)", move || {
+        c.emit_with_ack("check", "forever", Duration::MAX)
+    }) {
+        Ok(Ok(reply)) if reply.get::<String>(0).ok().as_deref() == Some("forever") => {}
+        Ok(other) => failures.push(format!("emit_with_ack(.., Duration::MAX) gave {other:?}")),
+        Err(e) => failures.push(e),
+    }
+    // The connection survived all of it.
+    match client.emit_with_ack("check", "after", BOUND) {
+        Ok(_) => {}
+        Err(e) => failures.push(format!("the connection did not survive: {e}")),
+    }
+    drop(client);
+    failures.extend(take_panics(before));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The async facade reports malformed input the same way: a typed connect error, or error and
+/// disconnect events on its stream. A few representative vectors, over both transports.
+#[test]
+fn async_client_reports_malformed_input() {
+    watch_panics();
+    // Held by this thread, outside the runtime: the panic scope is a plain lock.
+    let _scope = shared_panic_scope();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async_client_cases());
+    let panics = panics();
+    assert!(panics.is_empty(), "panics:\n{}", panics.join("\n"));
+}
+
+async fn async_client_cases() {
+    use futures_util::StreamExt;
+    use sio_client::AsyncClient;
+
+    let cases: Vec<(&str, Stage, Vec<Out>)> = vec![
+        ("open with bad JSON", Stage::Open, vec![t("0{nope")]),
+        ("truncated event", Stage::ConnectReply, vec![t("42[\"ev\"")]),
+        ("truncated event", Stage::AfterConnect, vec![t("42[\"ev\"")]),
+        (
+            "binary event then text",
+            Stage::AfterConnect,
+            vec![
+                t("451-[\"x\",{\"_placeholder\":true,\"num\":0}]"),
+                t("42[\"y\"]"),
+            ],
+        ),
+        ("hang up", Stage::AfterConnect, vec![Out::Hangup]),
+        (
+            "invalid UTF-8",
+            Stage::AfterConnect,
+            vec![raw(&[b'4', 0xff])],
+        ),
+    ];
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        for (name, stage, steps) in &cases {
+            let label = format!("{transport} {stage:?} {name:?}");
+            let server = HostileServer::start(Script {
+                version: EngineVersion::V4,
+                stage: *stage,
+                steps: steps.clone(),
+            });
+            let connect = AsyncClient::builder(server.url())
+                .transports([transport])
+                .timeout(CONNECT_TIMEOUT)
+                .connect_async();
+            let client = match tokio::time::timeout(CASE_LIMIT, connect).await {
+                Err(_) => panic!("{label}: connect hung"),
+                Ok(Err(Error::ConnectTimeout(_))) => panic!("{label}: input swallowed"),
+                Ok(Err(_)) => continue,
+                Ok(Ok(client)) => client,
+            };
+            assert_eq!(*stage, Stage::AfterConnect, "{label}: connected");
+            let mut events = std::pin::pin!(client.events());
+            let mut saw_error = false;
+            loop {
+                match tokio::time::timeout(BOUND, events.next()).await {
+                    Err(_) => panic!("{label}: no error or disconnect within {BOUND:?}"),
+                    Ok(Some(Event::Error(_))) => saw_error = true,
+                    Ok(Some(Event::Disconnected { reason, .. })) => {
+                        assert!(reason_allowed(&reason), "{label}: {reason}");
+                        break;
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => {
+                        assert!(saw_error, "{label}: stream ended silently");
+                        break;
+                    }
+                }
+            }
+            assert!(
+                matches!(client.emit("after", ()).await, Err(Error::Disconnected(_))),
+                "{label}: emit after the failure"
+            );
+        }
+    }
 }
