@@ -79,6 +79,8 @@ pub(crate) struct AckRequest {
 #[derive(Default)]
 pub(crate) struct SocketStatus {
     pub(crate) connected: AtomicBool,
+    /// The socket is gone for good: emits fail at the call site.
+    pub(crate) closed: AtomicBool,
     pub(crate) recovered: AtomicBool,
     /// Emits waiting for a connection.
     pub(crate) buffered: AtomicUsize,
@@ -343,11 +345,11 @@ impl Driver {
             self.on_command(command);
         }
         loop {
-            for transport in self.closing.drain(..) {
-                transport.close().await;
-            }
             if self.done.is_some() {
                 break;
+            }
+            for transport in self.closing.drain(..) {
+                transport.close().await;
             }
             if self.link.is_none() && self.reconnect_at.is_none() {
                 self.open_link(&mut commands).await;
@@ -389,16 +391,22 @@ impl Driver {
             }
         }
         self.shared.closed.store(true, Ordering::Release);
+        for socket in self.sockets.values() {
+            socket.status.closed.store(true, Ordering::Release);
+        }
         let error = self
             .last_error
             .take()
             .unwrap_or_else(|| Error::Disconnected("connection closed".into()));
         refuse_pending(&mut commands, &error);
-        for transport in self.closing.drain(..) {
-            transport.close().await;
-        }
+        // What was queued last (the DISCONNECTs of a client leaving) goes out before the
+        // transport closes, so the server hears the client's reason, not a network failure.
+        let _ = self.flush().await;
         if let Some(link) = self.link.take() {
             link.transport.close().await;
+        }
+        for transport in self.closing.drain(..) {
+            transport.close().await;
         }
     }
 
@@ -602,6 +610,10 @@ impl Driver {
                 }
             }
             socket.status.connected.store(false, Ordering::Release);
+            if !reconnect {
+                // Before the application hears of it: an emit right after must fail.
+                socket.status.closed.store(true, Ordering::Release);
+            }
             let keep = match std::mem::replace(&mut socket.phase, Phase::Connected) {
                 Phase::Connected => {
                     if let Some(error) = &error {
@@ -627,6 +639,7 @@ impl Driver {
                     if retry {
                         socket.phase = Phase::Waiting { reply, deadline };
                     } else if let Some(reply) = reply {
+                        socket.status.closed.store(true, Ordering::Release);
                         let _ = reply.send(Err(match &error {
                             Some(e) => clone_error(e),
                             None => clone_error(&gone),
@@ -670,6 +683,7 @@ impl Driver {
                 .map(clone_error)
                 .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
             for (_, socket) in self.sockets.drain() {
+                socket.status.closed.store(true, Ordering::Release);
                 let SocketState {
                     phase,
                     events,
@@ -802,6 +816,7 @@ impl Driver {
             .collect();
         for nsp in expired {
             if let Some(socket) = self.sockets.remove(&nsp) {
+                socket.status.closed.store(true, Ordering::Release);
                 let error = Error::ConnectTimeout(self.config.timeout);
                 if let Phase::Connecting {
                     reply: Some(reply), ..
@@ -1090,6 +1105,7 @@ impl Driver {
                     data,
                 };
                 if let Some(socket) = self.sockets.remove(packet.nsp.as_str()) {
+                    socket.status.closed.store(true, Ordering::Release);
                     match socket.phase {
                         Phase::Connecting {
                             reply: Some(reply), ..
@@ -1366,8 +1382,9 @@ fn close_socket(
     error: Option<Arc<Error>>,
 ) {
     let gone = Error::Disconnected(reason.as_str().to_string());
-    fail_acks(socket.pending, &gone);
+    socket.status.closed.store(true, Ordering::Release);
     socket.status.connected.store(false, Ordering::Release);
+    fail_acks(socket.pending, &gone);
     match socket.phase {
         Phase::Connecting {
             reply: Some(reply), ..

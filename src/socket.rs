@@ -178,7 +178,9 @@ impl SocketCore {
     }
 
     pub(crate) fn is_connected(&self) -> bool {
-        !self.shared.is_closed() && self.status.connected.load(Ordering::Acquire)
+        !self.shared.is_closed()
+            && !self.status.closed.load(Ordering::Acquire)
+            && self.status.connected.load(Ordering::Acquire)
     }
 
     pub(crate) fn recovered(&self) -> bool {
@@ -193,7 +195,7 @@ impl SocketCore {
     }
 
     fn send(&self, command: Command) -> Result<(), Error> {
-        if self.shared.is_closed() {
+        if self.shared.is_closed() || self.status.closed.load(Ordering::Acquire) {
             return Err(Error::Disconnected("the connection is closed".into()));
         }
         // The driver checks again; this makes the common case an error at the call site.
@@ -246,6 +248,7 @@ impl SocketCore {
     }
 
     pub(crate) fn disconnect(&self) {
+        self.status.closed.store(true, Ordering::Release);
         let _ = self.commands.send(Command::Disconnect {
             namespace: self.namespace.clone(),
         });

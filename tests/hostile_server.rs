@@ -853,9 +853,13 @@ fn run_case(
         stage,
         steps: vector.steps(version),
     });
+    // Reconnection off: these cases check the clean disconnect itself (with it on, emits after
+    // the loss are buffered for the reconnection instead of refused; see
+    // `malformed_input_is_followed_by_reconnection`).
     let mut builder = Client::builder(server.url())
         .transports([transport])
         .protocol_version(version)
+        .reconnection(false)
         .timeout(CONNECT_TIMEOUT);
     if let Some(max) = vector.max_receive {
         builder = builder.max_receive(max);
@@ -1130,6 +1134,7 @@ async fn async_client_cases() {
             });
             let connect = AsyncClient::builder(server.url())
                 .transports([transport])
+                .reconnection(false)
                 .timeout(CONNECT_TIMEOUT)
                 .connect_async();
             let client = match tokio::time::timeout(CASE_LIMIT, connect).await {
@@ -1162,4 +1167,48 @@ async fn async_client_cases() {
             );
         }
     }
+}
+
+/// With reconnection on (the default), bad bytes still end the connection cleanly, and then the
+/// client comes back by itself: the application sees the error, the disconnect, and the
+/// reconnection.
+#[test]
+fn malformed_input_is_followed_by_reconnection() {
+    let server = HostileServer::start(Script {
+        version: EngineVersion::V4,
+        stage: Stage::AfterConnect,
+        steps: vec![Out::Text("4{not socket.io".into())],
+    });
+    let client = Client::builder(server.url())
+        .transports([Transport::WebSocket])
+        .reconnection_delay(Duration::from_millis(50))
+        .timeout(CONNECT_TIMEOUT)
+        .connect()
+        .expect("connect");
+    let mut events = client.events();
+    let mut seen = Vec::new();
+    let mut reconnected = false;
+    while let Some(event) = events.next_timeout(CASE_LIMIT) {
+        match &event {
+            Event::Error(e) => seen.push(format!("error: {e}")),
+            Event::Disconnected { reason, .. } => {
+                assert_eq!(*reason, DisconnectReason::ParseError);
+                seen.push(format!("disconnected: {reason}"));
+            }
+            Event::Reconnecting { attempt, .. } => seen.push(format!("reconnecting {attempt}")),
+            Event::Reconnected { attempt, .. } => {
+                seen.push(format!("reconnected {attempt}"));
+                reconnected = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(reconnected, "{seen:?}");
+    assert!(
+        seen.iter().any(|s| s.starts_with("error: protocol error")),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&"reconnecting 1".to_string()), "{seen:?}");
+    client.disconnect();
 }

@@ -58,22 +58,7 @@ pub(crate) fn http_settings(
     endpoint: Arc<super::url::Endpoint>,
     net: Arc<Net>,
 ) -> Result<HttpSettings, Error> {
-    let proxy_net = net.clone();
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .connect_timeout(config.timeout)
-        .use_preconfigured_tls((*net.tls).clone())
-        .cookie_provider(net.cookies.clone())
-        // One proxy rule for every transport: ours, not reqwest's own reading of the env.
-        .no_proxy()
-        .proxy(reqwest::Proxy::custom(move |url| {
-            proxy_net.proxy_for(url).ok().flatten()
-        }))
-        .build()
-        .map_err(|e| Error::Transport {
-            transport: Transport::Polling,
-            message: e.to_string(),
-        })?;
+    let http = net.http_client(config.timeout)?;
     Ok(HttpSettings {
         http,
         net,

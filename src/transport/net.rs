@@ -33,6 +33,9 @@ pub(crate) struct Net {
     pub(crate) tls: Arc<ClientConfig>,
     pub(crate) proxy: ProxySetting,
     pub(crate) cookies: Arc<Jar>,
+    /// One HTTP client (and connection pool) for every link of this client, built on first
+    /// use: building one costs far more than a request.
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Net {
@@ -42,7 +45,35 @@ impl Net {
             tls: Arc::new(tls_config(tls)?),
             proxy,
             cookies: Arc::new(Jar::default()),
+            http: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The client's HTTP client: our TLS, our cookie jar, our proxy rule.
+    pub(crate) fn http_client(
+        self: &Arc<Self>,
+        connect_timeout: std::time::Duration,
+    ) -> Result<reqwest::Client, Error> {
+        if let Some(client) = self.http.get() {
+            return Ok(client.clone());
+        }
+        let proxy_net = self.clone();
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(connect_timeout)
+            .use_preconfigured_tls((*self.tls).clone())
+            .cookie_provider(self.cookies.clone())
+            // One proxy rule for every transport: ours, not reqwest's own reading of the env.
+            .no_proxy()
+            .proxy(reqwest::Proxy::custom(move |url| {
+                proxy_net.proxy_for(url).ok().flatten()
+            }))
+            .build()
+            .map_err(|e| Error::Transport {
+                transport: crate::Transport::Polling,
+                message: e.to_string(),
+            })?;
+        Ok(self.http.get_or_init(|| client).clone())
     }
 
     /// The proxy `url` goes through, if any.
