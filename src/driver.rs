@@ -416,10 +416,12 @@ impl Driver {
         let attempt = self.backoff.attempts();
         let opened = async {
             let mut query = self.config.query.clone();
-            if let (EngineVersion::V3, Some(Value::Object(auth))) =
-                (self.version, self.handshake_auth.value())
-            {
-                query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+            // socket.io 2 servers take the main namespace's auth from the handshake query. Only
+            // then is the auth evaluated here (a callback runs once per connect).
+            if self.version == EngineVersion::V3 {
+                if let Some(Value::Object(auth)) = self.handshake_auth.value() {
+                    query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+                }
             }
             let endpoint = Arc::new(Endpoint::new(
                 &self.config.url,
@@ -931,10 +933,9 @@ impl Driver {
                     return;
                 }
                 if !connected && socket.buffer.len() >= send_buffer {
-                    if let Some(ack) = ack {
-                        let _ = ack.reply.send(Err(Error::SendBufferFull(send_buffer)));
-                    }
-                    return;
+                    // The handles reserve buffer slots before sending, so this is only reached
+                    // in a race with a reconnection; keep the packet rather than lose it.
+                    tracing::debug!(namespace = %namespace, "send buffer over its limit");
                 }
                 let (values, attachments) = args.into_wire();
                 let mut data = Vec::with_capacity(values.len() + 1);

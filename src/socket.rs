@@ -198,10 +198,17 @@ impl SocketCore {
         if self.shared.is_closed() || self.status.closed.load(Ordering::Acquire) {
             return Err(Error::Disconnected("the connection is closed".into()));
         }
-        // The driver checks again; this makes the common case an error at the call site.
-        let buffered = self.status.buffered.load(Ordering::Acquire);
-        if buffered >= self.config.send_buffer && !self.status.connected.load(Ordering::Acquire) {
-            return Err(Error::SendBufferFull(self.config.send_buffer));
+        // While disconnected, an emit takes a slot of the send buffer here, at the call site,
+        // so a full buffer is an error the caller sees (the driver empties it on reconnection).
+        let buffers = matches!(command, Command::Emit { volatile: false, .. })
+            && !self.status.connected.load(Ordering::Acquire);
+        if buffers {
+            let limit = self.config.send_buffer;
+            let taken = self.status.buffered.fetch_add(1, Ordering::AcqRel);
+            if taken >= limit {
+                self.status.buffered.fetch_sub(1, Ordering::AcqRel);
+                return Err(Error::SendBufferFull(limit));
+            }
         }
         self.commands
             .send(command)
