@@ -6,6 +6,8 @@
 
 pub mod node;
 pub mod proxy;
+pub mod sticky;
+pub mod tls;
 
 pub use node::{NodeOptions, NodeServer, SioVersion};
 pub use proxy::{ConnectProxy, ConnectStats, FaultProxy, ProxyMode, ProxyStats};
