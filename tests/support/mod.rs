@@ -7,6 +7,8 @@
 pub mod hostile;
 pub mod node;
 pub mod proxy;
+pub mod sticky;
+pub mod tls;
 
 pub use node::{NodeOptions, NodeServer, SioVersion};
 pub use proxy::{ConnectProxy, ConnectStats, FaultProxy, ProxyMode, ProxyStats};
