@@ -45,6 +45,22 @@ fn next_stamp() -> u64 {
     STAMP.fetch_add(1, Ordering::Relaxed)
 }
 
+/// An error with its causes: reqwest's own text stops at "error sending request", while the
+/// cause (a refused certificate, a refused connection) is further down the chain.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn transport_error(transport: Transport, message: impl Into<String>) -> Error {
     Error::Transport {
         transport,
@@ -58,7 +74,7 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| transport_error(Transport::Polling, e.to_string()))?
+        .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?
     {
         if body.len().saturating_add(chunk.len()) > limit {
             return Err(Error::Protocol(ProtocolError::PayloadTooLarge {
@@ -79,7 +95,7 @@ async fn poll_once(settings: HttpSettings, sid: String) -> Result<Vec<Packet>, E
         .headers(settings.headers.clone())
         .send()
         .await
-        .map_err(|e| transport_error(Transport::Polling, e.to_string()))?;
+        .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
@@ -106,7 +122,7 @@ async fn open_stream(
         .headers(settings.headers.clone())
         .send()
         .await
-        .map_err(|e| transport_error(Transport::Streaming, e.to_string()))?;
+        .map_err(|e| transport_error(Transport::Streaming, error_chain(&e)))?;
     let status = response.status();
     let is_sse = response
         .headers()
@@ -129,7 +145,7 @@ async fn open_stream(
                 },
                 Ok(None) => return None,
                 Err(e) => {
-                    let error = transport_error(Transport::Streaming, e.to_string());
+                    let error = transport_error(Transport::Streaming, error_chain(&e));
                     return Some((Err(error), None));
                 }
             }
@@ -168,13 +184,13 @@ pub(crate) async fn handshake_streaming(
         body,
     };
     let mut stream = match open_stream(settings, None).await {
-        Err(e) => return Err(failed(None, e.to_string())),
+        Err(e) => return Err(failed(None, error_chain(&e))),
         Ok(Err((status, body))) => return Err(failed(Some(status), body)),
         Ok(Ok(stream)) => stream,
     };
     let mut packets = match stream.next().await {
         Some(Ok(packets)) => packets.into_iter(),
-        Some(Err(e)) => return Err(failed(Some(200), e.to_string())),
+        Some(Err(e)) => return Err(failed(Some(200), error_chain(&e))),
         None => {
             return Err(failed(
                 Some(200),
@@ -207,7 +223,7 @@ async fn post(
         .body(body)
         .send()
         .await
-        .map_err(|e| transport_error(transport, e.to_string()))?;
+        .map_err(|e| transport_error(transport, error_chain(&e)))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = read_body(response, 64 * 1024).await.unwrap_or_default();
@@ -230,7 +246,7 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
         .map_err(|e| Error::Handshake {
             transport: Transport::Polling,
             status: None,
-            body: e.to_string(),
+            body: error_chain(&e),
         })?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
