@@ -78,6 +78,8 @@ pub(crate) struct Config {
     pub(crate) randomization_factor: f64,
     pub(crate) retry_initial_connect: bool,
     pub(crate) send_buffer: usize,
+    pub(crate) retries: Option<u32>,
+    pub(crate) ack_timeout: Duration,
 }
 
 impl Config {
@@ -111,6 +113,8 @@ impl Config {
             randomization_factor: 0.5,
             retry_initial_connect: false,
             send_buffer: 10_000,
+            retries: None,
+            ack_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -218,6 +222,24 @@ impl ClientBuilder {
     /// last error when the attempts run out.
     pub fn retry_initial_connect(mut self, retry: bool) -> Self {
         self.config.retry_initial_connect = retry;
+        self
+    }
+
+    /// At-least-once delivery, as the JS client's `retries`: every emit of a socket goes through
+    /// a queue, one packet in flight at a time, each asking the server for an acknowledgement;
+    /// an attempt not acknowledged within its timeout ([`ack_timeout`](Self::ack_timeout), or
+    /// the one given to `emit_with_ack`) is sent again, up to `retries` more times, and is
+    /// resent after a reconnection. Then the caller gets the ack, or the error. The server may
+    /// see an emit more than once. Off by default.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.config.retries = Some(retries);
+        self
+    }
+
+    /// How long each attempt of a queued emit waits for its acknowledgement when the emit
+    /// itself gives no timeout (with [`retries`](Self::retries); default 10 s).
+    pub fn ack_timeout(mut self, timeout: Duration) -> Self {
+        self.config.ack_timeout = timeout;
         self
     }
 

@@ -11,7 +11,7 @@
 //! session id and offset of connection-state recovery).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -251,11 +251,38 @@ struct SocketState {
     /// Connection-state recovery: the server's private session id and the last offset seen.
     pid: Option<String>,
     offset: Option<String>,
+    /// At-least-once emits (with `retries`), the head in flight as `inflight`.
+    queue: VecDeque<Queued>,
+    /// Ack id and deadline of the queue head's attempt on the wire.
+    inflight: Option<(u64, Instant)>,
+}
+
+/// An emit delivered at least once: resent until acknowledged or out of tries.
+struct Queued {
+    event: String,
+    values: Vec<Value>,
+    attachments: Vec<bytes::Bytes>,
+    reply: Option<oneshot::Sender<Result<Args, Error>>>,
+    timeout: Duration,
+    tries: u32,
 }
 
 impl SocketState {
     fn emit(&self, event: Event) {
         let _ = self.events.send(event);
+    }
+
+    /// Everything this socket still owes its callers fails with `error` (the socket is gone).
+    fn fail_waiting(&mut self, error: &Error) {
+        for (_, ack) in self.pending.drain() {
+            let _ = ack.reply.send(Err(clone_error(error)));
+        }
+        for queued in self.queue.drain(..) {
+            if let Some(reply) = queued.reply {
+                let _ = reply.send(Err(clone_error(error)));
+            }
+        }
+        self.inflight = None;
     }
 }
 
@@ -612,6 +639,8 @@ impl Driver {
                 }
             }
             socket.status.connected.store(false, Ordering::Release);
+            // The queue's head goes out again on the next link, its tries counted.
+            socket.inflight = None;
             if !reconnect {
                 // Before the application hears of it: an emit right after must fail.
                 socket.status.closed.store(true, Ordering::Release);
@@ -653,7 +682,7 @@ impl Driver {
             if keep {
                 self.sockets.insert(namespace, socket);
             } else {
-                fail_acks(socket.pending, &gone);
+                socket.fail_waiting(&gone);
             }
         }
         if let Some(error) = error {
@@ -684,14 +713,10 @@ impl Driver {
                 .as_ref()
                 .map(clone_error)
                 .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
-            for (_, socket) in self.sockets.drain() {
+            for (_, mut socket) in self.sockets.drain() {
                 socket.status.closed.store(true, Ordering::Release);
-                let SocketState {
-                    phase,
-                    events,
-                    pending,
-                    ..
-                } = socket;
+                socket.fail_waiting(&error);
+                let SocketState { phase, events, .. } = socket;
                 let reply = match phase {
                     Phase::Waiting { reply, .. } | Phase::Connecting { reply, .. } => reply,
                     Phase::Connected => None,
@@ -704,7 +729,6 @@ impl Driver {
                         let _ = events.send(Event::ReconnectFailed);
                     }
                 }
-                fail_acks(pending, &error);
             }
             self.done = Some(DisconnectReason::TransportClose);
             return;
@@ -781,6 +805,7 @@ impl Driver {
                 }
                 Phase::Connected => {}
             }
+            consider(socket.inflight.map(|(_, at)| at));
         }
         next
     }
@@ -805,6 +830,32 @@ impl Driver {
                 let _ = ack.reply.send(Err(Error::AckTimeout(ack.timeout)));
             }
         }
+        let retries = self.config.retries.unwrap_or(0);
+        let late: Vec<Arc<str>> = self
+            .sockets
+            .iter()
+            .filter(|(_, s)| s.inflight.is_some_and(|(_, at)| at <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for nsp in late {
+            if let Some(socket) = self.sockets.get_mut(&nsp) {
+                socket.inflight = None;
+                if socket.queue.front().is_some_and(|q| q.tries > retries) {
+                    if let Some(queued) = socket.queue.pop_front() {
+                        let error = Error::AckTimeout(queued.timeout);
+                        tracing::warn!(event = %queued.event, tries = queued.tries, "emit not acknowledged");
+                        match queued.reply {
+                            Some(reply) => {
+                                let _ = reply.send(Err(error));
+                            }
+                            // A plain emit has no caller waiting: the application hears it here.
+                            None => socket.emit(Event::Error(Arc::new(error))),
+                        }
+                    }
+                }
+            }
+            self.drain_queue(&nsp);
+        }
         let expired: Vec<Arc<str>> = self
             .sockets
             .iter()
@@ -817,9 +868,10 @@ impl Driver {
             .map(|(n, _)| n.clone())
             .collect();
         for nsp in expired {
-            if let Some(socket) = self.sockets.remove(&nsp) {
+            if let Some(mut socket) = self.sockets.remove(&nsp) {
                 socket.status.closed.store(true, Ordering::Release);
                 let error = Error::ConnectTimeout(self.config.timeout);
+                socket.fail_waiting(&error);
                 if let Phase::Connecting {
                     reply: Some(reply), ..
                 }
@@ -829,7 +881,6 @@ impl Driver {
                 {
                     let _ = reply.send(Err(clone_error(&error)));
                 }
-                fail_acks(socket.pending, &error);
             }
         }
         if let Some(Link {
@@ -887,6 +938,8 @@ impl Driver {
                         buffer: Vec::new(),
                         pid: None,
                         offset: None,
+                        queue: VecDeque::new(),
+                        inflight: None,
                     },
                 );
                 if self.link.is_some() {
@@ -930,6 +983,23 @@ impl Driver {
                             "volatile emit while disconnected".into(),
                         )));
                     }
+                    return;
+                }
+                if self.config.retries.is_some() && !volatile {
+                    let (values, attachments) = args.into_wire();
+                    let (reply, timeout) = match ack {
+                        Some(ack) => (Some(ack.reply), ack.timeout),
+                        None => (None, self.config.ack_timeout),
+                    };
+                    socket.queue.push_back(Queued {
+                        event,
+                        values,
+                        attachments,
+                        reply,
+                        timeout,
+                        tries: 0,
+                    });
+                    self.drain_queue(&namespace);
                     return;
                 }
                 if !connected && socket.buffer.len() >= send_buffer {
@@ -1105,8 +1175,9 @@ impl Driver {
                     message,
                     data,
                 };
-                if let Some(socket) = self.sockets.remove(packet.nsp.as_str()) {
+                if let Some(mut socket) = self.sockets.remove(packet.nsp.as_str()) {
                     socket.status.closed.store(true, Ordering::Release);
+                    socket.fail_waiting(&error);
                     match socket.phase {
                         Phase::Connecting {
                             reply: Some(reply), ..
@@ -1114,7 +1185,6 @@ impl Driver {
                         | Phase::Waiting {
                             reply: Some(reply), ..
                         } => {
-                            fail_acks(socket.pending, &error);
                             let _ = reply.send(Err(error));
                         }
                         _ => {
@@ -1124,7 +1194,6 @@ impl Driver {
                             let _ = socket
                                 .events
                                 .send(Event::Error(Arc::new(clone_error(&error))));
-                            fail_acks(socket.pending, &error);
                         }
                     }
                 }
@@ -1193,9 +1262,25 @@ impl Driver {
                     Some(other) => vec![other],
                     None => Vec::new(),
                 };
-                if let Some(ack) = self
+                let Some((namespace, socket)) = self.sockets.get_key_value(packet.nsp.as_str())
+                else {
+                    return Ok(());
+                };
+                let namespace = namespace.clone();
+                if socket.inflight.is_some_and(|(inflight, _)| inflight == id) {
+                    if let Some(socket) = self.sockets.get_mut(&namespace) {
+                        socket.inflight = None;
+                        if let Some(Queued {
+                            reply: Some(reply), ..
+                        }) = socket.queue.pop_front()
+                        {
+                            let _ = reply.send(Ok(Args::from_wire(values, packet.attachments)));
+                        }
+                    }
+                    self.drain_queue(&namespace);
+                } else if let Some(ack) = self
                     .sockets
-                    .get_mut(packet.nsp.as_str())
+                    .get_mut(&namespace)
                     .and_then(|s| s.pending.remove(&id))
                 {
                     let _ = ack
@@ -1258,10 +1343,42 @@ impl Driver {
         }
         self.ever_connected = true;
         self.backoff.reset();
+        let namespace: Arc<str> = Arc::from(packet.nsp.as_str());
         for packet in buffered {
             self.send_packet(packet);
         }
+        self.drain_queue(&namespace);
         Ok(())
+    }
+
+    /// Sends the head of a socket's at-least-once queue when nothing of it is in flight.
+    fn drain_queue(&mut self, namespace: &Arc<str>) {
+        if self.link.is_none() {
+            return;
+        }
+        let Some(socket) = self.sockets.get_mut(namespace) else {
+            return;
+        };
+        if !matches!(socket.phase, Phase::Connected) || socket.inflight.is_some() {
+            return;
+        }
+        let id = socket.next_id;
+        let Some(head) = socket.queue.front_mut() else {
+            return;
+        };
+        head.tries = head.tries.saturating_add(1);
+        socket.next_id += 1;
+        socket.inflight = Some((id, deadline_after(Instant::now(), head.timeout)));
+        let mut data = Vec::with_capacity(head.values.len() + 1);
+        data.push(Value::String(head.event.clone()));
+        data.extend(head.values.iter().cloned());
+        let packet = sio::Packet::event(
+            namespace,
+            Value::Array(data),
+            head.attachments.clone(),
+            Some(id),
+        );
+        self.send_packet(packet);
     }
 
     fn start_upgrade(&mut self) {
@@ -1369,23 +1486,17 @@ impl Driver {
     }
 }
 
-fn fail_acks(pending: HashMap<u64, PendingAck>, error: &Error) {
-    for (_, ack) in pending {
-        let _ = ack.reply.send(Err(clone_error(error)));
-    }
-}
-
 /// Ends one socket for good: pending acks fail, the application hears why.
 fn close_socket(
     namespace: &str,
-    socket: SocketState,
+    mut socket: SocketState,
     reason: DisconnectReason,
     error: Option<Arc<Error>>,
 ) {
     let gone = Error::Disconnected(reason.as_str().to_string());
     socket.status.closed.store(true, Ordering::Release);
     socket.status.connected.store(false, Ordering::Release);
-    fail_acks(socket.pending, &gone);
+    socket.fail_waiting(&gone);
     match socket.phase {
         Phase::Connecting {
             reply: Some(reply), ..

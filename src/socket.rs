@@ -200,8 +200,13 @@ impl SocketCore {
         }
         // While disconnected, an emit takes a slot of the send buffer here, at the call site,
         // so a full buffer is an error the caller sees (the driver empties it on reconnection).
-        let buffers = matches!(command, Command::Emit { volatile: false, .. })
-            && !self.status.connected.load(Ordering::Acquire);
+        let buffers = matches!(
+            command,
+            Command::Emit {
+                volatile: false,
+                ..
+            }
+        ) && !self.status.connected.load(Ordering::Acquire);
         if buffers {
             let limit = self.config.send_buffer;
             let taken = self.status.buffered.fetch_add(1, Ordering::AcqRel);

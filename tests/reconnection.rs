@@ -71,7 +71,10 @@ fn comes_back_after_a_server_restart_and_sends_what_waited() {
     server.restart_blocking().unwrap();
     let reason = wait_disconnected(&mut events);
     assert!(
-        matches!(reason, DisconnectReason::TransportClose | DisconnectReason::TransportError),
+        matches!(
+            reason,
+            DisconnectReason::TransportClose | DisconnectReason::TransportError
+        ),
         "{reason}"
     );
     assert!(!client.is_connected());
@@ -150,7 +153,11 @@ fn auth_callback_is_evaluated_at_every_connect() {
     let mut events = client.events();
     server.faults().drop_all_connections();
     wait_reconnected(&mut events);
-    assert_eq!(seen.load(Ordering::SeqCst), 2, "a fresh token on reconnection");
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        2,
+        "a fresh token on reconnection"
+    );
 }
 
 #[test]
@@ -182,7 +189,10 @@ fn no_reconnection_when_turned_off() {
     let mut events = client.events();
     server.faults().drop_all_connections();
     wait_disconnected(&mut events);
-    assert!(events.next_timeout(WAIT).is_none(), "no reconnection, the stream ends");
+    assert!(
+        events.next_timeout(WAIT).is_none(),
+        "no reconnection, the stream ends"
+    );
     assert!(matches!(client.emit("x", 1), Err(Error::Disconnected(_))));
 }
 
@@ -192,7 +202,10 @@ fn no_reconnection_after_the_server_disconnects_us() {
     let client = client(&server).connect().unwrap();
     let mut events = client.events();
     client.emit("kick", ()).unwrap();
-    assert_eq!(wait_disconnected(&mut events), DisconnectReason::IoServerDisconnect);
+    assert_eq!(
+        wait_disconnected(&mut events),
+        DisconnectReason::IoServerDisconnect
+    );
     assert!(events.next_timeout(WAIT).is_none());
 }
 
@@ -200,16 +213,25 @@ fn no_reconnection_after_the_server_disconnects_us() {
 fn volatile_emits_are_dropped_and_the_buffer_is_bounded_while_disconnected() {
     let server = server(|b| b);
     let client = client(&server).send_buffer(3).connect().unwrap();
-    assert!(client.emit_volatile("live", 1).unwrap(), "sent while connected");
+    assert!(
+        client.emit_volatile("live", 1).unwrap(),
+        "sent while connected"
+    );
     let mut events = client.events();
     server.faults().refuse_connections(true);
     server.faults().drop_all_connections();
     wait_disconnected(&mut events);
-    assert!(!client.emit_volatile("live", 2).unwrap(), "dropped while disconnected");
+    assert!(
+        !client.emit_volatile("live", 2).unwrap(),
+        "dropped while disconnected"
+    );
     for i in 0..3 {
         client.emit("kept", i).unwrap();
     }
-    assert!(matches!(client.emit("kept", 3), Err(Error::SendBufferFull(3))));
+    assert!(matches!(
+        client.emit("kept", 3),
+        Err(Error::SendBufferFull(3))
+    ));
     server.clear_received();
     server.faults().refuse_connections(false);
     wait_reconnected(&mut events);
@@ -260,4 +282,101 @@ fn first_connect_can_be_retried() {
         .transports([Transport::WebSocket])
         .connect();
     assert!(refused.is_err());
+}
+
+/// A handler that acknowledges only from its `n`-th receipt on (counting every event named so).
+fn acks_from(
+    n: u64,
+) -> impl Fn(&sio_client::mock::MockSocket, sio_client::Args, Option<sio_client::mock::MockAck>)
+       + Send
+       + Sync
+       + 'static {
+    let seen = AtomicU64::new(0);
+    move |_socket, args, ack| {
+        if seen.fetch_add(1, Ordering::SeqCst) + 1 >= n {
+            if let Some(ack) = ack {
+                ack.send(args);
+            }
+        }
+    }
+}
+
+#[test]
+fn retries_resend_until_acknowledged() {
+    let server = server(|b| b.on("/", "flaky", acks_from(3)));
+    let client = client(&server).retries(5).connect().unwrap();
+    let reply = client
+        .emit_with_ack("flaky", "payload", Duration::from_millis(150))
+        .expect("acknowledged on the third try");
+    assert_eq!(reply.get::<String>(0).unwrap(), "payload");
+    let received = server.wait_for_events_blocking(3, WAIT).unwrap();
+    assert_eq!(received.len(), 3, "sent three times: {received:?}");
+    assert!(received
+        .iter()
+        .all(|e| e.args.get::<String>(0).unwrap() == "payload"));
+}
+
+#[test]
+fn retries_run_out_into_an_error() {
+    let server = server(|b| b.on("/", "never", |_, _, _| {}));
+    let client = client(&server)
+        .retries(2)
+        .ack_timeout(Duration::from_millis(100))
+        .connect()
+        .unwrap();
+    let result = client.emit_with_ack("never", 1, Duration::from_millis(100));
+    assert!(matches!(result, Err(Error::AckTimeout(_))), "{result:?}");
+    assert_eq!(server.wait_for_events_blocking(3, WAIT).unwrap().len(), 3);
+    // A plain emit that is never acknowledged is reported as an error event.
+    let client = client.clone();
+    let mut events = client.events();
+    client.emit("never", 2).unwrap();
+    loop {
+        match events.next_timeout(WAIT) {
+            Some(Event::Error(e)) => {
+                assert!(matches!(*e, Error::AckTimeout(_)), "{e}");
+                break;
+            }
+            Some(Event::Connected { .. }) => continue,
+            other => panic!("expected the failed emit to be reported, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn queued_emits_survive_a_lost_connection_in_order() {
+    let server = server(|b| b.on("/", "work", acks_from(2)));
+    let client = client(&server)
+        .retries(10)
+        .ack_timeout(Duration::from_secs(30))
+        .connect()
+        .unwrap();
+    let sender = {
+        let client = client.clone();
+        std::thread::spawn(move || {
+            (0..3)
+                .map(|i| client.emit_with_ack("work", i, Duration::from_secs(30)))
+                .collect::<Vec<_>>()
+        })
+    };
+    // The first attempt reached the server (which did not answer): cut the connection.
+    server.wait_for_events_blocking(1, WAIT).unwrap();
+    server.faults().drop_all_connections();
+    let replies = sender.join().unwrap();
+    let values: Vec<i64> = replies
+        .into_iter()
+        .map(|r| {
+            r.expect("acknowledged after the reconnection")
+                .get(0)
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(values, vec![0, 1, 2]);
+    // At least once: the first was delivered twice, the others once, in order.
+    let seen: Vec<i64> = server
+        .received()
+        .iter()
+        .map(|e| e.args.get(0).unwrap())
+        .collect();
+    assert_eq!(seen, vec![0, 0, 1, 2]);
 }
