@@ -15,6 +15,8 @@
 //   "request-ack" (args...)     -> socket.emit("need-ack", ...args, (...reply) =>
 //                                    socket.emit("got-ack", ...reply))
 //   "disconnect-me"             -> socket.disconnect(true)
+//   "cut-me"                    -> socket.conn.close() (a recoverable disconnect)
+//   "am-i-recovered" (ack)      -> acks socket.recovered
 //   "broadcast" (args...)       -> io.of(nsp).emit("broadcast", ...args)
 // "/admin" needs a token: v4 `auth: {token: "secret"}`, v2 `?token=secret` in the
 // namespace CONNECT packet. Nothing is ever emitted unprompted on connection.
@@ -106,6 +108,13 @@ function wire(io, nspName) {
       socket.emit("need-ack", ...data, (...reply) => socket.emit("got-ack", ...reply));
     });
     socket.on("disconnect-me", () => socket.disconnect(true));
+    // Closes the underlying connection as a network failure would ("forced close"), which
+    // connection-state recovery treats as recoverable.
+    socket.on("cut-me", () => socket.conn.close());
+    socket.on("am-i-recovered", (...args) => {
+      const { ack } = splitAck(args);
+      if (ack) ack(Boolean(socket.recovered));
+    });
     socket.on("broadcast", (...args) => {
       const { data } = splitAck(args);
       nsp.emit("broadcast", ...data);
