@@ -24,6 +24,7 @@ use tracing::Instrument;
 
 use crate::config::{AuthSource, Config};
 use crate::event::{AckSender, DisconnectReason, Event};
+use crate::event_queue::EventSink;
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{
     CloseReason, Data, EngineVersion, Packet as EnginePacket, ProbeState, Session, SessionEvent,
@@ -45,7 +46,7 @@ pub(crate) enum Command {
     Connect {
         namespace: Arc<str>,
         auth: AuthSource,
-        events: mpsc::UnboundedSender<Event>,
+        events: EventSink,
         status: Arc<SocketStatus>,
         deadline: Option<Instant>,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -242,7 +243,7 @@ enum Phase {
 struct SocketState {
     phase: Phase,
     auth: AuthSource,
-    events: mpsc::UnboundedSender<Event>,
+    events: EventSink,
     status: Arc<SocketStatus>,
     next_id: u64,
     pending: HashMap<u64, PendingAck>,
@@ -269,7 +270,7 @@ struct Queued {
 
 impl SocketState {
     fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        self.events.send(event);
     }
 
     /// Everything this socket still owes its callers fails with `error` (the socket is gone).
@@ -726,7 +727,7 @@ impl Driver {
                         let _ = reply.send(Err(clone_error(&error)));
                     }
                     None => {
-                        let _ = events.send(Event::ReconnectFailed);
+                        events.send(Event::ReconnectFailed);
                     }
                 }
             }
@@ -1191,7 +1192,7 @@ impl Driver {
                             // Refused on a reconnection (e.g. an expired token): the socket is
                             // closed, the application hears why.
                             socket.status.connected.store(false, Ordering::Release);
-                            let _ = socket
+                            socket
                                 .events
                                 .send(Event::Error(Arc::new(clone_error(&error))));
                         }
@@ -1512,9 +1513,9 @@ fn close_socket(
         }
         Phase::Connected => {
             if let Some(error) = error {
-                let _ = socket.events.send(Event::Error(error));
+                socket.events.send(Event::Error(error));
             }
-            let _ = socket.events.send(Event::Disconnected {
+            socket.events.send(Event::Disconnected {
                 namespace: namespace.to_string(),
                 reason,
             });

@@ -16,6 +16,22 @@ struct State {
     dropped: u64,
 }
 
+/// The driver's end of a socket's inbound queue: pushing never blocks the driver (a slow
+/// handler cannot delay a pong), the queue is bounded, and dropping the sink ends the stream.
+pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
+
+impl EventSink {
+    pub(crate) fn send(&self, event: Event) {
+        self.0.push(event);
+    }
+}
+
+impl Drop for EventSink {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// A bounded multi-reader queue of events.
 pub(crate) struct EventQueue {
     state: Mutex<State>,

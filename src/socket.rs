@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
 use crate::driver::{self, deadline_after, AckRequest, Command, Shared, SocketStatus};
-use crate::event_queue::EventQueue;
+use crate::event_queue::{EventQueue, EventSink};
 use crate::proto::socketio::is_reserved_event;
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
@@ -98,7 +98,7 @@ fn join(
     config: Arc<Config>,
 ) -> Result<(SocketCore, oneshot::Receiver<Result<(), Error>>), Error> {
     let queue = Arc::new(EventQueue::new(config.event_buffer));
-    let events = spawn_dispatcher(&runtime, handlers, queue.clone());
+    let events = spawn_dispatcher(&runtime, handlers, queue.clone(), config.event_buffer);
     let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
     commands
@@ -124,14 +124,19 @@ fn join(
 }
 
 /// Runs handlers off the driver, in order, and hands everything else to `events()` readers.
+/// The driver pushes into a bounded queue (oldest dropped, with a warning, when handlers fall
+/// that far behind), so neither a slow handler nor a flood from the server grows memory
+/// without end.
 fn spawn_dispatcher(
     runtime: &tokio::runtime::Handle,
     handlers: Handlers,
     queue: Arc<EventQueue>,
-) -> mpsc::UnboundedSender<Event> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    capacity: usize,
+) -> EventSink {
+    let inbound = Arc::new(EventQueue::new(capacity));
+    let sink = EventSink(inbound.clone());
     runtime.spawn(async move {
-        while let Some(event) = rx.recv().await {
+        while let Some(event) = inbound.pop().await {
             match event {
                 Event::Message {
                     namespace,
@@ -157,7 +162,7 @@ fn spawn_dispatcher(
         }
         queue.close();
     });
-    tx
+    sink
 }
 
 /// Handlers are plain blocking closures: they run on the blocking pool so that a slow one never
