@@ -345,6 +345,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Uses the platform's TLS library (OpenSSL, SChannel, Security.framework) instead of rustls,
+    /// with its certificate store (plus [`add_root_certificate`](Self::add_root_certificate)).
+    /// Needs the crate feature `native-tls`; without it, connecting reports a clear error.
+    pub fn use_native_tls(mut self, native: bool) -> Self {
+        self.config.tls.native_tls = native;
+        self
+    }
+
     /// Accepts any server certificate, expired, self-signed or for another name. For
     /// development against local servers only: it removes TLS's protection.
     pub fn danger_accept_invalid_certs(mut self, accept: bool) -> Self {

@@ -325,6 +325,43 @@ fn native_roots_keep_the_added_test_ca() {
     acks(&client, "native roots", 1);
 }
 
+#[cfg(feature = "native-tls")]
+#[test]
+fn native_tls_backend_on_every_transport() {
+    let server = mock();
+    let front = TlsFront::start_background(server.addr());
+    for transport in [
+        Transport::WebSocket,
+        Transport::Streaming,
+        Transport::Polling,
+    ] {
+        let client = client(front.url())
+            .use_native_tls(true)
+            .add_root_certificate(front.ca_pem())
+            .transports([transport])
+            .connect()
+            .unwrap_or_else(|e| panic!("{transport} over native-tls: {e}"));
+        assert_eq!(client.transport(), transport);
+        acks(&client, "native tls", 1);
+    }
+    // The platform library refuses the unknown CA too.
+    let refused = client(front.url())
+        .use_native_tls(true)
+        .transports([Transport::WebSocket])
+        .connect();
+    assert!(refused.is_err());
+}
+
+#[cfg(not(feature = "native-tls"))]
+#[test]
+fn native_tls_without_the_feature_is_a_clear_error() {
+    let error = client("https://localhost:1".into())
+        .use_native_tls(true)
+        .connect()
+        .expect_err("use_native_tls(true) needs the native-tls feature");
+    assert!(error.to_string().contains("native-tls"), "{error}");
+}
+
 // ------------------------------------------------------------------------------------------
 // Sticky sessions
 // ------------------------------------------------------------------------------------------

@@ -25,12 +25,22 @@ pub(crate) struct TlsOptions {
     pub(crate) native_roots: bool,
     /// Accept any certificate (development only).
     pub(crate) accept_invalid_certs: bool,
+    /// Use the platform's TLS library (feature `native-tls`) instead of rustls.
+    pub(crate) native_tls: bool,
+}
+
+/// The TLS implementation a client uses for every transport.
+#[derive(Debug, Clone)]
+pub(crate) enum TlsBackend {
+    Rustls(Arc<ClientConfig>),
+    #[cfg(feature = "native-tls")]
+    Native(native_tls::TlsConnector),
 }
 
 /// The resolved network settings of one client.
 #[derive(Debug)]
 pub(crate) struct Net {
-    pub(crate) tls: Arc<ClientConfig>,
+    pub(crate) tls: TlsBackend,
     pub(crate) proxy: ProxySetting,
     pub(crate) cookies: Arc<Jar>,
     /// One HTTP client (and connection pool) for every link of this client, built on first
@@ -41,8 +51,13 @@ pub(crate) struct Net {
 impl Net {
     /// Builds the TLS configuration; a bad CA file is reported here, at connect time.
     pub(crate) fn new(tls: &TlsOptions, proxy: ProxySetting) -> Result<Net, Error> {
+        let backend = if tls.native_tls {
+            native_backend(tls)?
+        } else {
+            TlsBackend::Rustls(Arc::new(tls_config(tls)?))
+        };
         Ok(Net {
-            tls: Arc::new(tls_config(tls)?),
+            tls: backend,
             proxy,
             cookies: Arc::new(Jar::default()),
             http: std::sync::OnceLock::new(),
@@ -58,10 +73,15 @@ impl Net {
             return Ok(client.clone());
         }
         let proxy_net = self.clone();
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder();
+        let builder = match &self.tls {
+            TlsBackend::Rustls(config) => builder.use_preconfigured_tls((**config).clone()),
+            #[cfg(feature = "native-tls")]
+            TlsBackend::Native(connector) => builder.use_preconfigured_tls(connector.clone()),
+        };
+        let client = builder
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
-            .use_preconfigured_tls((*self.tls).clone())
             .cookie_provider(self.cookies.clone())
             // One proxy rule for every transport: ours, not reqwest's own reading of the env.
             .no_proxy()
@@ -112,6 +132,29 @@ fn http_equivalent(url: &Url) -> Url {
     .to_string();
     let _ = http.set_scheme(&scheme);
     http
+}
+
+#[cfg(feature = "native-tls")]
+fn native_backend(options: &TlsOptions) -> Result<TlsBackend, Error> {
+    let mut builder = native_tls::TlsConnector::builder();
+    for pem in &options.extra_roots {
+        let cert = native_tls::Certificate::from_pem(pem)
+            .map_err(|e| tls_error(format!("CA certificate: {e}")))?;
+        builder.add_root_certificate(cert);
+    }
+    builder.danger_accept_invalid_certs(options.accept_invalid_certs);
+    builder.danger_accept_invalid_hostnames(options.accept_invalid_certs);
+    builder
+        .build()
+        .map(TlsBackend::Native)
+        .map_err(|e| tls_error(e.to_string()))
+}
+
+#[cfg(not(feature = "native-tls"))]
+fn native_backend(_options: &TlsOptions) -> Result<TlsBackend, Error> {
+    Err(tls_error(
+        "use_native_tls(true) needs the crate feature `native-tls`".into(),
+    ))
 }
 
 fn tls_error(message: String) -> Error {

@@ -64,7 +64,11 @@ impl WebSocketTransport {
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let proxy = net.proxy_for(url)?;
-        let connector = Connector::Rustls(net.tls.clone());
+        let connector = match &net.tls {
+            super::net::TlsBackend::Rustls(config) => Connector::Rustls(config.clone()),
+            #[cfg(feature = "native-tls")]
+            super::net::TlsBackend::Native(connector) => Connector::NativeTls(connector.clone()),
+        };
         let connect = async move {
             let tcp = match &proxy {
                 Some(proxy) => proxy::connect_tunnel(proxy, &host, port, timeout).await?,
