@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sio_client::{
     AckSender, Args, AsyncClient, Client, ClientBuilder, DisconnectReason, EngineVersion, Error,
     Event, Transport,
 };
+use support::fixtures::{files, Files};
 use support::{NodeOptions, NodeServer, SioVersion};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -142,34 +142,6 @@ async fn next_disconnect(client: &AsyncClient) -> DisconnectReason {
             }
             other => panic!("waiting for a disconnect, got {other:?}"),
         }
-    }
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Files {
-    name: String,
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Part {
-    label: String,
-    data: Bytes,
-}
-
-fn files() -> Files {
-    Files {
-        name: "two attachments".into(),
-        parts: vec![
-            Part {
-                label: "a".into(),
-                data: Bytes::from_static(&[0, 1, 2, 255]),
-            },
-            Part {
-                label: "b".into(),
-                data: Bytes::from(vec![7u8; 3000]),
-            },
-        ],
     }
 }
 

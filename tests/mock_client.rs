@@ -4,12 +4,15 @@
 //! (which must watch the connection stay quiet for a while).
 #![cfg(feature = "mock-server")]
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
+use fixtures::{files, Files};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sio_client::mock::{MockServer, MockServerBuilder};
 use sio_client::{
@@ -131,34 +134,6 @@ async fn connect(server: &MockServer, mode: Mode) -> AsyncClient {
         }
     }
     client
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Files {
-    name: String,
-    parts: Vec<Part>,
-}
-
-#[derive(Debug, Serialize, Deserialize, PartialEq)]
-struct Part {
-    label: String,
-    data: Bytes,
-}
-
-fn files() -> Files {
-    Files {
-        name: "two attachments".into(),
-        parts: vec![
-            Part {
-                label: "a".into(),
-                data: Bytes::from_static(&[0, 1, 2, 255]),
-            },
-            Part {
-                label: "b".into(),
-                data: Bytes::from(vec![7u8; 3000]),
-            },
-        ],
-    }
 }
 
 async fn connect_and_echo(mode: Mode) {
