@@ -7,7 +7,6 @@ use futures_util::Stream;
 use serde::Serialize;
 
 use crate::config::{AuthSource, ClientBuilder, Handlers};
-use crate::event::AckSender;
 use crate::socket::{self, SocketCore};
 use crate::transport::connect::Attempt;
 use crate::{runtime, Args, Error, Event, Transport};
@@ -136,6 +135,8 @@ impl std::fmt::Debug for SocketBuilder {
 }
 
 impl SocketBuilder {
+    crate::config::namespace_options!();
+
     pub(crate) fn new(parent: Arc<SocketCore>, namespace: String) -> SocketBuilder {
         SocketBuilder {
             parent,
@@ -143,43 +144,6 @@ impl SocketBuilder {
             auth: Ok(AuthSource::None),
             handlers: Handlers::default(),
         }
-    }
-
-    /// The auth payload for this namespace.
-    pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
-        self.auth = serde_json::to_value(auth)
-            .map(AuthSource::Fixed)
-            .map_err(|e| e.to_string());
-        self
-    }
-
-    /// Computes the auth payload at every connect and reconnect.
-    pub fn auth_fn<F>(mut self, auth: F) -> Self
-    where
-        F: Fn() -> serde_json::Value + Send + Sync + 'static,
-    {
-        self.auth = Ok(AuthSource::Dynamic(Arc::new(auth)));
-        self
-    }
-
-    /// A handler for `event` on this namespace (see [`ClientBuilder::on`]).
-    pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
-    where
-        F: Fn(Args, Option<AckSender>) + Send + Sync + 'static,
-    {
-        self.handlers
-            .by_event
-            .insert(event.into(), Arc::new(handler));
-        self
-    }
-
-    /// A handler for every event without its own (see [`ClientBuilder::on_any`]).
-    pub fn on_any<F>(mut self, handler: F) -> Self
-    where
-        F: Fn(&str, Args, Option<AckSender>) + Send + Sync + 'static,
-    {
-        self.handlers.any = Some(Arc::new(handler));
-        self
     }
 
     fn start(self) -> Result<socket::Pending, Error> {

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::event::AckSender;
@@ -119,6 +118,57 @@ impl Config {
     }
 }
 
+/// The options every namespace has, on both builders: its auth and its handlers. One
+/// definition for [`ClientBuilder`] and [`SocketBuilder`](crate::SocketBuilder), which both have
+/// `auth: Result<AuthSource, String>` and `handlers: Handlers` fields.
+macro_rules! namespace_options {
+    () => {
+        /// The auth payload sent with the namespace CONNECT (socket.io 3+), or as query parameters
+        /// to socket.io 2 servers.
+        pub fn auth<T: serde::Serialize>(mut self, auth: T) -> Self {
+            self.auth = serde_json::to_value(auth)
+                .map(crate::config::AuthSource::Fixed)
+                .map_err(|e| e.to_string());
+            self
+        }
+
+        /// Computes the auth payload at every connect and reconnect (a token refreshed while the
+        /// connection was down is the one sent).
+        pub fn auth_fn<F>(mut self, auth: F) -> Self
+        where
+            F: Fn() -> serde_json::Value + Send + Sync + 'static,
+        {
+            self.auth = Ok(crate::config::AuthSource::Dynamic(std::sync::Arc::new(
+                auth,
+            )));
+            self
+        }
+
+        /// Calls `handler` for every `event` the server emits on this namespace. Handlers run off
+        /// the connection's task, in order, one at a time: a slow handler delays later events but
+        /// never heartbeats. Events handled here do not appear in `events()`.
+        pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
+        where
+            F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.handlers
+                .by_event
+                .insert(event.into(), std::sync::Arc::new(handler));
+            self
+        }
+
+        /// Calls `handler` for every event that has no handler of its own.
+        pub fn on_any<F>(mut self, handler: F) -> Self
+        where
+            F: Fn(&str, crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.handlers.any = Some(std::sync::Arc::new(handler));
+            self
+        }
+    };
+}
+pub(crate) use namespace_options;
+
 /// Builds a [`Client`](crate::Client) or an [`AsyncClient`](crate::AsyncClient).
 ///
 /// ```no_run
@@ -149,6 +199,8 @@ impl std::fmt::Debug for ClientBuilder {
 }
 
 impl ClientBuilder {
+    namespace_options!();
+
     /// A builder for `url` (`http`, `https`, `ws` or `wss`). The namespace is `/` unless set.
     pub fn new(url: impl Into<String>) -> ClientBuilder {
         let url = url.into();
@@ -163,25 +215,6 @@ impl ClientBuilder {
     /// The namespace to connect (default `/`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
-        self
-    }
-
-    /// The auth payload sent with the namespace CONNECT (socket.io 3+), or as query parameters
-    /// to socket.io 2 servers.
-    pub fn auth<T: Serialize>(mut self, auth: T) -> Self {
-        self.auth = serde_json::to_value(auth)
-            .map(AuthSource::Fixed)
-            .map_err(|e| e.to_string());
-        self
-    }
-
-    /// Computes the auth payload at every connect and reconnect (a token refreshed while the
-    /// connection was down is the one sent).
-    pub fn auth_fn<F>(mut self, auth: F) -> Self
-    where
-        F: Fn() -> Value + Send + Sync + 'static,
-    {
-        self.auth = Ok(AuthSource::Dynamic(Arc::new(auth)));
         self
     }
 
@@ -370,28 +403,6 @@ impl ClientBuilder {
     /// oldest are dropped (default 4096; a warning is logged when it happens).
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.config.event_buffer = events.max(1);
-        self
-    }
-
-    /// Calls `handler` for every `event` the server emits on this namespace. Handlers run off
-    /// the connection's task, in order, one at a time: a slow handler delays later events but
-    /// never heartbeats. Events handled here do not appear in `events()`.
-    pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
-    where
-        F: Fn(Args, Option<AckSender>) + Send + Sync + 'static,
-    {
-        self.handlers
-            .by_event
-            .insert(event.into(), Arc::new(handler));
-        self
-    }
-
-    /// Calls `handler` for every event that has no handler of its own.
-    pub fn on_any<F>(mut self, handler: F) -> Self
-    where
-        F: Fn(&str, Args, Option<AckSender>) + Send + Sync + 'static,
-    {
-        self.handlers.any = Some(Arc::new(handler));
         self
     }
 
