@@ -39,6 +39,8 @@ use support::{NodeOptions, NodeServer, SioVersion};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+/// Each measurement is split into this many rounds, alternating which client goes first.
+const ROUNDS: usize = 2;
 /// Acks in flight in the throughput runs.
 const WINDOW: usize = 64;
 /// Sequential round trips before the latency samples are taken.
@@ -177,7 +179,25 @@ struct Latency {
     wrong: u64,
 }
 
-fn summarise(mut samples: Vec<Duration>, wrong: u64) -> Latency {
+/// Round-trip times of one client, possibly gathered over several rounds.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    wrong: u64,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.times.extend(other.times);
+        self.wrong += other.wrong;
+    }
+}
+
+fn summarise(samples: Samples) -> Latency {
+    let Samples {
+        times: mut samples,
+        wrong,
+    } = samples;
     samples.sort_unstable();
     let n = samples.len().max(1);
     let at = |q: usize| {
@@ -195,7 +215,7 @@ fn summarise(mut samples: Vec<Duration>, wrong: u64) -> Latency {
     }
 }
 
-async fn sequential<F, Fut>(samples: usize, mut round_trip: F) -> Latency
+async fn sequential<F, Fut>(samples: usize, mut round_trip: F) -> Samples
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = Option<u64>>,
@@ -213,10 +233,10 @@ where
             times.push(took);
         }
     }
-    summarise(times, wrong)
+    Samples { times, wrong }
 }
 
-async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Latency {
+async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = sio_connect(url, mode).await;
     let result = sequential(samples, |seq| {
         let client = client.clone();
@@ -231,7 +251,7 @@ async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Latency {
 }
 
 /// The blocking client, driven from a plain thread as its users would.
-fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Latency {
+fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = sio_connect_blocking(url, mode);
     let mut times = Vec::with_capacity(samples);
     let mut wrong = 0;
@@ -250,10 +270,10 @@ fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Latency {
         }
     }
     client.disconnect();
-    summarise(times, wrong)
+    Samples { times, wrong }
 }
 
-async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Latency {
+async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = rs_connect_ready(url, mode).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -282,7 +302,8 @@ async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Latency {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Throughput {
-    per_sec: f64,
+    /// Time the acks were counted over.
+    active: Duration,
     acked: u64,
     wrong: u64,
     lost: u64,
@@ -290,6 +311,22 @@ struct Throughput {
     crashes: u64,
     /// No ack at all for [`STALL`]; the client was replaced.
     stalls: u64,
+}
+
+impl Throughput {
+    fn add(&mut self, other: Throughput) {
+        self.active += other.active;
+        self.acked += other.acked;
+        self.wrong += other.wrong;
+        self.lost += other.lost;
+        self.crashes += other.crashes;
+        self.stalls += other.stalls;
+    }
+
+    /// Replies per second, right or wrong (a misdelivered ack still made the round trip).
+    fn per_sec(&self) -> f64 {
+        (self.acked + self.wrong) as f64 / self.active.as_secs_f64().max(1e-9)
+    }
 }
 
 async fn throughput_sio(url: &str, mode: Mode, run: Duration) -> Throughput {
@@ -332,8 +369,7 @@ async fn throughput_sio(url: &str, mode: Mode, run: Duration) -> Throughput {
             next += 1;
         }
     }
-    let elapsed = start.elapsed();
-    out.per_sec = (out.acked + out.wrong) as f64 / elapsed.as_secs_f64();
+    out.active = start.elapsed();
     client.disconnect();
     out
 }
@@ -434,7 +470,7 @@ async fn throughput_rs(url: &str, mode: Mode, run: Duration) -> Throughput {
         active += last_ack.duration_since(start);
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     }
-    out.per_sec = (out.acked + out.wrong) as f64 / active.as_secs_f64().max(1e-9);
+    out.active = active;
     out
 }
 
@@ -543,6 +579,17 @@ async fn connect_rs(url: &str, n: usize) -> ConnectTimes {
     medians(all)
 }
 
+/// Runs the server's ack path hot over both transports before anything is measured: Node
+/// compiles it on first use, and whichever client came first would otherwise pay for that.
+async fn warm_server(url: &str) -> Duration {
+    let start = Instant::now();
+    for mode in [Mode::WebSocket, Mode::Polling] {
+        throughput_sio(url, mode, Duration::from_millis(700)).await;
+        latency_sio(url, mode, 200).await;
+    }
+    start.elapsed()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -586,10 +633,13 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "ack bench: socket.io 4 (Node) at {url}; {threads} cores; tokio multi-thread runtime; \
-         window {WINDOW}; {samples} latency samples after {WARMUP} warm-up"
+         window {WINDOW}; {samples} latency samples per client and transport ({ROUNDS} rounds, \
+         {WARMUP} warm-up round trips per connection)"
     );
     let mut targets = Targets { lines: Vec::new() };
     let bench_start = Instant::now();
+    let warm = rt.block_on(warm_server(&url));
+    println!("server warm-up (JIT): {:.1} s", warm.as_secs_f64());
 
     if enabled("latency") {
         println!("\n1. Sequential ack round trip (emit_with_ack, one in flight)");
@@ -598,9 +648,22 @@ fn main() {
             "transport", "client", "p50", "p99", "mean", "wrong"
         );
         for mode in [Mode::WebSocket, Mode::Polling] {
-            let sio = rt.block_on(latency_sio(&url, mode, samples));
-            let blocking = latency_sio_blocking(&url, mode, samples);
-            let rs = rt.block_on(latency_rs(&url, mode, samples));
+            let (mut sio, mut blocking, mut rs) = Default::default();
+            let per_round = samples.div_ceil(ROUNDS);
+            for round in 0..ROUNDS {
+                // Alternate the order so that neither client always meets the server in the
+                // state the other one left it in.
+                let first_sio = round % 2 == 0;
+                if !first_sio {
+                    Samples::add(&mut rs, rt.block_on(latency_rs(&url, mode, per_round)));
+                }
+                Samples::add(&mut sio, rt.block_on(latency_sio(&url, mode, per_round)));
+                Samples::add(&mut blocking, latency_sio_blocking(&url, mode, per_round));
+                if first_sio {
+                    Samples::add(&mut rs, rt.block_on(latency_rs(&url, mode, per_round)));
+                }
+            }
+            let (sio, blocking, rs) = (summarise(sio), summarise(blocking), summarise(rs));
             for (name, l) in [
                 ("sio-client (async)", sio),
                 ("sio-client (blocking)", blocking),
@@ -634,20 +697,32 @@ fn main() {
     }
 
     if enabled("throughput") {
-        println!("\n2. Windowed throughput ({WINDOW} acks in flight, {secs} s per run)");
+        println!(
+            "\n2. Windowed throughput ({WINDOW} acks in flight, {secs} s per client and transport, \
+             in {ROUNDS} rounds)"
+        );
         println!(
             "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8}",
             "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes"
         );
         for mode in [Mode::WebSocket, Mode::Polling] {
-            let sio = rt.block_on(throughput_sio(&url, mode, run));
-            let rs = rt.block_on(throughput_rs(&url, mode, run));
+            let (mut sio, mut rs) = (Throughput::default(), Throughput::default());
+            let per_round = run / ROUNDS as u32;
+            for round in 0..ROUNDS {
+                if round % 2 == 0 {
+                    sio.add(rt.block_on(throughput_sio(&url, mode, per_round)));
+                    rs.add(rt.block_on(throughput_rs(&url, mode, per_round)));
+                } else {
+                    rs.add(rt.block_on(throughput_rs(&url, mode, per_round)));
+                    sio.add(rt.block_on(throughput_sio(&url, mode, per_round)));
+                }
+            }
             for (name, t) in [("sio-client (async)", sio), ("rust_socketio (async)", rs)] {
                 println!(
                     "  {:<10} {:<22} {:>10.0} {:>8} {:>6} {:>6} {:>8}{}",
                     mode.name(),
                     name,
-                    t.per_sec,
+                    t.per_sec(),
                     t.acked,
                     t.wrong,
                     t.lost,
@@ -659,7 +734,7 @@ fn main() {
                     }
                 );
             }
-            let ratio = sio.per_sec / rs.per_sec.max(f64::MIN_POSITIVE);
+            let ratio = sio.per_sec() / rs.per_sec().max(f64::MIN_POSITIVE);
             println!(
                 "  {:<10} ratio sio-client/rust_socketio: {ratio:.2}x (higher is better)",
                 mode.name()
