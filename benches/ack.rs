@@ -16,7 +16,8 @@
 //!
 //! Environment knobs (all optional): `SIO_BENCH_SECS` (throughput duration per run, default 3),
 //! `SIO_BENCH_SAMPLES` (latency samples, default 3000), `SIO_BENCH_CONNECTS` (default 30),
-//! `SIO_BENCH_ONLY` (comma list of `latency`, `throughput`, `connect`).
+//! `SIO_BENCH_ONLY` (comma list of `latency`, `throughput`, `connect`), `SIO_BENCH_TRANSPORTS`
+//! (comma list of `websocket`, `polling`).
 //!
 //! Timing is plain `std::time::Instant`: each figure is one long loop over thousands of
 //! network round trips, where criterion's statistics add run time but nothing of value.
@@ -84,6 +85,15 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The transports to measure: `SIO_BENCH_TRANSPORTS=websocket` (or `polling`) for one only.
+fn modes() -> Vec<Mode> {
+    let wanted = std::env::var("SIO_BENCH_TRANSPORTS").unwrap_or_default();
+    [Mode::WebSocket, Mode::Polling]
+        .into_iter()
+        .filter(|m| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == m.name()))
+        .collect()
 }
 
 fn enabled(part: &str) -> bool {
@@ -647,7 +657,7 @@ fn main() {
             "  {:<10} {:<22} {:>9} {:>9} {:>9} {:>6}",
             "transport", "client", "p50", "p99", "mean", "wrong"
         );
-        for mode in [Mode::WebSocket, Mode::Polling] {
+        for mode in modes() {
             let (mut sio, mut blocking, mut rs) = Default::default();
             let per_round = samples.div_ceil(ROUNDS);
             for round in 0..ROUNDS {
@@ -705,7 +715,7 @@ fn main() {
             "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8}",
             "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes"
         );
-        for mode in [Mode::WebSocket, Mode::Polling] {
+        for mode in modes() {
             let (mut sio, mut rs) = (Throughput::default(), Throughput::default());
             let per_round = run / ROUNDS as u32;
             for round in 0..ROUNDS {
