@@ -40,12 +40,13 @@ use support::{NodeOptions, NodeServer, SioVersion};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-/// Each measurement is split into this many rounds, alternating which client goes first.
-const ROUNDS: usize = 2;
+/// Each measurement is split into this many rounds, alternating which client goes first, so
+/// that load from elsewhere on the machine falls on both clients alike.
+const ROUNDS: usize = 6;
 /// Acks in flight in the throughput runs.
 const WINDOW: usize = 64;
 /// Sequential round trips before the latency samples are taken.
-const WARMUP: usize = 300;
+const WARMUP: usize = 100;
 /// Generous: a reply this late means the ack is lost, not slow.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A rust_socketio ack outstanding this long in a throughput run is counted as lost.
@@ -309,6 +310,31 @@ async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Samples {
 
 // ---------------------------------------------------------------------------------------------
 // Throughput.
+
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
+/// where that file does not exist. The Node server is another process and is not included.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every mainstream architecture.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Runs `f` and adds the process CPU time it used to `cpu`.
+async fn with_cpu<T>(cpu: &mut Option<Duration>, f: impl Future<Output = T>) -> T {
+    let before = cpu_time();
+    let out = f.await;
+    if let (Some(b), Some(a), Some(total)) = (before, cpu_time(), cpu.as_mut()) {
+        *total += a.saturating_sub(b);
+    } else {
+        *cpu = None;
+    }
+    out
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Throughput {
@@ -712,24 +738,50 @@ fn main() {
              in {ROUNDS} rounds)"
         );
         println!(
-            "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8}",
-            "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes"
+            "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8} {:>11}",
+            "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes", "CPU µs/ack"
         );
         for mode in modes() {
             let (mut sio, mut rs) = (Throughput::default(), Throughput::default());
+            let (mut sio_cpu, mut rs_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
             let per_round = run / ROUNDS as u32;
             for round in 0..ROUNDS {
+                let mut sio_round = || {
+                    let t = rt.block_on(with_cpu(
+                        &mut sio_cpu,
+                        throughput_sio(&url, mode, per_round),
+                    ));
+                    sio.add(t);
+                };
                 if round % 2 == 0 {
-                    sio.add(rt.block_on(throughput_sio(&url, mode, per_round)));
-                    rs.add(rt.block_on(throughput_rs(&url, mode, per_round)));
+                    sio_round();
+                    rs.add(
+                        rt.block_on(with_cpu(&mut rs_cpu, throughput_rs(&url, mode, per_round))),
+                    );
                 } else {
-                    rs.add(rt.block_on(throughput_rs(&url, mode, per_round)));
-                    sio.add(rt.block_on(throughput_sio(&url, mode, per_round)));
+                    rs.add(
+                        rt.block_on(with_cpu(&mut rs_cpu, throughput_rs(&url, mode, per_round))),
+                    );
+                    sio_round();
                 }
             }
-            for (name, t) in [("sio-client (async)", sio), ("rust_socketio (async)", rs)] {
+            // CPU per reply over the whole run (connects and stalls included, which for
+            // rust_socketio's reconnects makes this an upper bound).
+            let per_ack = |cpu: Option<Duration>, t: &Throughput| {
+                cpu.map_or("n/a".to_string(), |c| {
+                    format!(
+                        "{:.1}",
+                        c.as_secs_f64() * 1e6 / (t.acked + t.wrong).max(1) as f64
+                    )
+                })
+            };
+            let cpu_col = [per_ack(sio_cpu, &sio), per_ack(rs_cpu, &rs)];
+            for ((name, t), cpu) in [("sio-client (async)", sio), ("rust_socketio (async)", rs)]
+                .into_iter()
+                .zip(cpu_col)
+            {
                 println!(
-                    "  {:<10} {:<22} {:>10.0} {:>8} {:>6} {:>6} {:>8}{}",
+                    "  {:<10} {:<22} {:>10.0} {:>8} {:>6} {:>6} {:>8} {:>11}{}",
                     mode.name(),
                     name,
                     t.per_sec(),
@@ -737,6 +789,7 @@ fn main() {
                     t.wrong,
                     t.lost,
                     t.crashes,
+                    cpu,
                     if t.stalls > 0 {
                         format!("  ({} stalls: no ack for {} s)", t.stalls, STALL.as_secs())
                     } else {
@@ -766,7 +819,8 @@ fn main() {
             "  wrong = ack delivered to another emit's callback (checked by sequence number);\n  \
              lost = no reply within {} s, or in flight when the connection died;\n  \
              crashes = rust_socketio's receive task panicked (ack id collision) and a new\n  \
-             client took over; its acks/s counts only the time with a working connection.",
+             client took over; its acks/s counts only the time with a working connection;\n  \
+             CPU µs/ack = this process's user+system CPU per reply (the Node server excluded).",
             LOST_AFTER.as_secs()
         );
     }
