@@ -16,7 +16,8 @@
 //!
 //! Environment knobs (all optional): `SIO_BENCH_SECS` (throughput duration per run, default 3),
 //! `SIO_BENCH_SAMPLES` (latency samples, default 3000), `SIO_BENCH_CONNECTS` (default 30),
-//! `SIO_BENCH_ONLY` (comma list of `latency`, `throughput`, `connect`).
+//! `SIO_BENCH_ONLY` (comma list of `latency`, `throughput`, `connect`), `SIO_BENCH_TRANSPORTS`
+//! (comma list of `websocket`, `polling`).
 //!
 //! Timing is plain `std::time::Instant`: each figure is one long loop over thousands of
 //! network round trips, where criterion's statistics add run time but nothing of value.
@@ -39,10 +40,13 @@ use support::{NodeOptions, NodeServer, SioVersion};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
+/// Each measurement is split into this many rounds, alternating which client goes first, so
+/// that load from elsewhere on the machine falls on both clients alike.
+const ROUNDS: usize = 6;
 /// Acks in flight in the throughput runs.
 const WINDOW: usize = 64;
 /// Sequential round trips before the latency samples are taken.
-const WARMUP: usize = 300;
+const WARMUP: usize = 100;
 /// Generous: a reply this late means the ack is lost, not slow.
 const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 /// A rust_socketio ack outstanding this long in a throughput run is counted as lost.
@@ -82,6 +86,15 @@ fn env_num(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The transports to measure: `SIO_BENCH_TRANSPORTS=websocket` (or `polling`) for one only.
+fn modes() -> Vec<Mode> {
+    let wanted = std::env::var("SIO_BENCH_TRANSPORTS").unwrap_or_default();
+    [Mode::WebSocket, Mode::Polling]
+        .into_iter()
+        .filter(|m| wanted.is_empty() || wanted.split(',').any(|w| w.trim() == m.name()))
+        .collect()
 }
 
 fn enabled(part: &str) -> bool {
@@ -177,7 +190,25 @@ struct Latency {
     wrong: u64,
 }
 
-fn summarise(mut samples: Vec<Duration>, wrong: u64) -> Latency {
+/// Round-trip times of one client, possibly gathered over several rounds.
+#[derive(Default)]
+struct Samples {
+    times: Vec<Duration>,
+    wrong: u64,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.times.extend(other.times);
+        self.wrong += other.wrong;
+    }
+}
+
+fn summarise(samples: Samples) -> Latency {
+    let Samples {
+        times: mut samples,
+        wrong,
+    } = samples;
     samples.sort_unstable();
     let n = samples.len().max(1);
     let at = |q: usize| {
@@ -195,7 +226,7 @@ fn summarise(mut samples: Vec<Duration>, wrong: u64) -> Latency {
     }
 }
 
-async fn sequential<F, Fut>(samples: usize, mut round_trip: F) -> Latency
+async fn sequential<F, Fut>(samples: usize, mut round_trip: F) -> Samples
 where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = Option<u64>>,
@@ -213,10 +244,10 @@ where
             times.push(took);
         }
     }
-    summarise(times, wrong)
+    Samples { times, wrong }
 }
 
-async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Latency {
+async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = sio_connect(url, mode).await;
     let result = sequential(samples, |seq| {
         let client = client.clone();
@@ -231,7 +262,7 @@ async fn latency_sio(url: &str, mode: Mode, samples: usize) -> Latency {
 }
 
 /// The blocking client, driven from a plain thread as its users would.
-fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Latency {
+fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = sio_connect_blocking(url, mode);
     let mut times = Vec::with_capacity(samples);
     let mut wrong = 0;
@@ -250,10 +281,10 @@ fn latency_sio_blocking(url: &str, mode: Mode, samples: usize) -> Latency {
         }
     }
     client.disconnect();
-    summarise(times, wrong)
+    Samples { times, wrong }
 }
 
-async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Latency {
+async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Samples {
     let client = rs_connect_ready(url, mode).await;
     let (tx, rx) = mpsc::unbounded_channel();
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
@@ -280,9 +311,35 @@ async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Latency {
 // ---------------------------------------------------------------------------------------------
 // Throughput.
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
+/// where that file does not exist. The Node server is another process and is not included.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports these in USER_HZ, which is 100 on every mainstream architecture.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+/// Runs `f` and adds the process CPU time it used to `cpu`.
+async fn with_cpu<T>(cpu: &mut Option<Duration>, f: impl Future<Output = T>) -> T {
+    let before = cpu_time();
+    let out = f.await;
+    if let (Some(b), Some(a), Some(total)) = (before, cpu_time(), cpu.as_mut()) {
+        *total += a.saturating_sub(b);
+    } else {
+        *cpu = None;
+    }
+    out
+}
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Throughput {
-    per_sec: f64,
+    /// Time the acks were counted over.
+    active: Duration,
     acked: u64,
     wrong: u64,
     lost: u64,
@@ -290,6 +347,22 @@ struct Throughput {
     crashes: u64,
     /// No ack at all for [`STALL`]; the client was replaced.
     stalls: u64,
+}
+
+impl Throughput {
+    fn add(&mut self, other: Throughput) {
+        self.active += other.active;
+        self.acked += other.acked;
+        self.wrong += other.wrong;
+        self.lost += other.lost;
+        self.crashes += other.crashes;
+        self.stalls += other.stalls;
+    }
+
+    /// Replies per second, right or wrong (a misdelivered ack still made the round trip).
+    fn per_sec(&self) -> f64 {
+        (self.acked + self.wrong) as f64 / self.active.as_secs_f64().max(1e-9)
+    }
 }
 
 async fn throughput_sio(url: &str, mode: Mode, run: Duration) -> Throughput {
@@ -332,8 +405,7 @@ async fn throughput_sio(url: &str, mode: Mode, run: Duration) -> Throughput {
             next += 1;
         }
     }
-    let elapsed = start.elapsed();
-    out.per_sec = (out.acked + out.wrong) as f64 / elapsed.as_secs_f64();
+    out.active = start.elapsed();
     client.disconnect();
     out
 }
@@ -434,7 +506,7 @@ async fn throughput_rs(url: &str, mode: Mode, run: Duration) -> Throughput {
         active += last_ack.duration_since(start);
         let _ = tokio::time::timeout(Duration::from_secs(1), client.disconnect()).await;
     }
-    out.per_sec = (out.acked + out.wrong) as f64 / active.as_secs_f64().max(1e-9);
+    out.active = active;
     out
 }
 
@@ -543,6 +615,17 @@ async fn connect_rs(url: &str, n: usize) -> ConnectTimes {
     medians(all)
 }
 
+/// Runs the server's ack path hot over both transports before anything is measured: Node
+/// compiles it on first use, and whichever client came first would otherwise pay for that.
+async fn warm_server(url: &str) -> Duration {
+    let start = Instant::now();
+    for mode in [Mode::WebSocket, Mode::Polling] {
+        throughput_sio(url, mode, Duration::from_millis(700)).await;
+        latency_sio(url, mode, 200).await;
+    }
+    start.elapsed()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -586,10 +669,13 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "ack bench: socket.io 4 (Node) at {url}; {threads} cores; tokio multi-thread runtime; \
-         window {WINDOW}; {samples} latency samples after {WARMUP} warm-up"
+         window {WINDOW}; {samples} latency samples per client and transport ({ROUNDS} rounds, \
+         {WARMUP} warm-up round trips per connection)"
     );
     let mut targets = Targets { lines: Vec::new() };
     let bench_start = Instant::now();
+    let warm = rt.block_on(warm_server(&url));
+    println!("server warm-up (JIT): {:.1} s", warm.as_secs_f64());
 
     if enabled("latency") {
         println!("\n1. Sequential ack round trip (emit_with_ack, one in flight)");
@@ -597,10 +683,23 @@ fn main() {
             "  {:<10} {:<22} {:>9} {:>9} {:>9} {:>6}",
             "transport", "client", "p50", "p99", "mean", "wrong"
         );
-        for mode in [Mode::WebSocket, Mode::Polling] {
-            let sio = rt.block_on(latency_sio(&url, mode, samples));
-            let blocking = latency_sio_blocking(&url, mode, samples);
-            let rs = rt.block_on(latency_rs(&url, mode, samples));
+        for mode in modes() {
+            let (mut sio, mut blocking, mut rs) = Default::default();
+            let per_round = samples.div_ceil(ROUNDS);
+            for round in 0..ROUNDS {
+                // Alternate the order so that neither client always meets the server in the
+                // state the other one left it in.
+                let first_sio = round % 2 == 0;
+                if !first_sio {
+                    Samples::add(&mut rs, rt.block_on(latency_rs(&url, mode, per_round)));
+                }
+                Samples::add(&mut sio, rt.block_on(latency_sio(&url, mode, per_round)));
+                Samples::add(&mut blocking, latency_sio_blocking(&url, mode, per_round));
+                if first_sio {
+                    Samples::add(&mut rs, rt.block_on(latency_rs(&url, mode, per_round)));
+                }
+            }
+            let (sio, blocking, rs) = (summarise(sio), summarise(blocking), summarise(rs));
             for (name, l) in [
                 ("sio-client (async)", sio),
                 ("sio-client (blocking)", blocking),
@@ -634,24 +733,63 @@ fn main() {
     }
 
     if enabled("throughput") {
-        println!("\n2. Windowed throughput ({WINDOW} acks in flight, {secs} s per run)");
         println!(
-            "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8}",
-            "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes"
+            "\n2. Windowed throughput ({WINDOW} acks in flight, {secs} s per client and transport, \
+             in {ROUNDS} rounds)"
         );
-        for mode in [Mode::WebSocket, Mode::Polling] {
-            let sio = rt.block_on(throughput_sio(&url, mode, run));
-            let rs = rt.block_on(throughput_rs(&url, mode, run));
-            for (name, t) in [("sio-client (async)", sio), ("rust_socketio (async)", rs)] {
+        println!(
+            "  {:<10} {:<22} {:>10} {:>8} {:>6} {:>6} {:>8} {:>11}",
+            "transport", "client", "acks/s", "acked", "wrong", "lost", "crashes", "CPU µs/ack"
+        );
+        for mode in modes() {
+            let (mut sio, mut rs) = (Throughput::default(), Throughput::default());
+            let (mut sio_cpu, mut rs_cpu) = (Some(Duration::ZERO), Some(Duration::ZERO));
+            let per_round = run / ROUNDS as u32;
+            for round in 0..ROUNDS {
+                let mut sio_round = || {
+                    let t = rt.block_on(with_cpu(
+                        &mut sio_cpu,
+                        throughput_sio(&url, mode, per_round),
+                    ));
+                    sio.add(t);
+                };
+                if round % 2 == 0 {
+                    sio_round();
+                    rs.add(
+                        rt.block_on(with_cpu(&mut rs_cpu, throughput_rs(&url, mode, per_round))),
+                    );
+                } else {
+                    rs.add(
+                        rt.block_on(with_cpu(&mut rs_cpu, throughput_rs(&url, mode, per_round))),
+                    );
+                    sio_round();
+                }
+            }
+            // CPU per reply over the whole run (connects and stalls included, which for
+            // rust_socketio's reconnects makes this an upper bound).
+            let per_ack = |cpu: Option<Duration>, t: &Throughput| {
+                cpu.map_or("n/a".to_string(), |c| {
+                    format!(
+                        "{:.1}",
+                        c.as_secs_f64() * 1e6 / (t.acked + t.wrong).max(1) as f64
+                    )
+                })
+            };
+            let cpu_col = [per_ack(sio_cpu, &sio), per_ack(rs_cpu, &rs)];
+            for ((name, t), cpu) in [("sio-client (async)", sio), ("rust_socketio (async)", rs)]
+                .into_iter()
+                .zip(cpu_col)
+            {
                 println!(
-                    "  {:<10} {:<22} {:>10.0} {:>8} {:>6} {:>6} {:>8}{}",
+                    "  {:<10} {:<22} {:>10.0} {:>8} {:>6} {:>6} {:>8} {:>11}{}",
                     mode.name(),
                     name,
-                    t.per_sec,
+                    t.per_sec(),
                     t.acked,
                     t.wrong,
                     t.lost,
                     t.crashes,
+                    cpu,
                     if t.stalls > 0 {
                         format!("  ({} stalls: no ack for {} s)", t.stalls, STALL.as_secs())
                     } else {
@@ -659,7 +797,7 @@ fn main() {
                     }
                 );
             }
-            let ratio = sio.per_sec / rs.per_sec.max(f64::MIN_POSITIVE);
+            let ratio = sio.per_sec() / rs.per_sec().max(f64::MIN_POSITIVE);
             println!(
                 "  {:<10} ratio sio-client/rust_socketio: {ratio:.2}x (higher is better)",
                 mode.name()
@@ -681,7 +819,8 @@ fn main() {
             "  wrong = ack delivered to another emit's callback (checked by sequence number);\n  \
              lost = no reply within {} s, or in flight when the connection died;\n  \
              crashes = rust_socketio's receive task panicked (ack id collision) and a new\n  \
-             client took over; its acks/s counts only the time with a working connection.",
+             client took over; its acks/s counts only the time with a working connection;\n  \
+             CPU µs/ack = this process's user+system CPU per reply (the Node server excluded).",
             LOST_AFTER.as_secs()
         );
     }
