@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
@@ -328,6 +329,9 @@ struct Link {
     settings: HttpSettings,
 }
 
+/// Most commands, or incoming frames, handled in one turn of the loop before it flushes.
+const BATCH: usize = 64;
+
 /// What happened on the link: its transport delivered, or its upgrade probe moved.
 enum LinkEvent {
     Incoming(Result<Option<Vec<EnginePacket>>, Error>),
@@ -372,6 +376,12 @@ impl Driver {
         while let Ok(command) = commands.try_recv() {
             self.on_command(command);
         }
+        // One timer for the driver's whole life, moved only when the next deadline changes: a
+        // fresh `sleep_until` on every turn of the loop is a timer-wheel insert and removal per
+        // packet.
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             if self.done.is_some() {
                 break;
@@ -388,34 +398,43 @@ impl Driver {
                 continue;
             }
             let deadline = self.next_deadline();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
+            if deadline != armed {
+                if let Some(at) = deadline {
+                    sleep.as_mut().reset(at.into());
                 }
-            };
+                armed = deadline;
+            }
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(command) => self.on_command(command),
+                    Some(command) => {
+                        self.on_command(command);
+                        // Commands already queued go out in the same write (one flush).
+                        for _ in 0..BATCH {
+                            if self.done.is_some() {
+                                break;
+                            }
+                            let Ok(command) = commands.try_recv() else { break };
+                            self.on_command(command);
+                        }
+                    }
                     None => self.disconnect_all(),
                 },
-                event = link_next(&mut self.link) => match event {
-                    LinkEvent::Incoming(incoming) => {
-                        let now = Instant::now();
-                        match incoming {
-                            Ok(Some(packets)) => self.feed(now, packets),
-                            Ok(None) => self.link_lost(DisconnectReason::TransportClose, None),
-                            Err(Error::Protocol(e)) => self
-                                .link_lost(DisconnectReason::ParseError, Some(Error::Protocol(e))),
-                            Err(error) => {
-                                self.link_lost(DisconnectReason::TransportError, Some(error))
-                            }
+                event = link_next(&mut self.link) => {
+                    self.on_link_event(event);
+                    // Frames already read are handled before the next flush, so what they
+                    // trigger (acks, pongs) shares one write as well.
+                    for _ in 0..BATCH {
+                        if self.done.is_some() || self.link.is_none() {
+                            break;
                         }
-                        self.check_upgrade_ready();
+                        let Some(event) = link_next(&mut self.link).now_or_never() else { break };
+                        self.on_link_event(event);
                     }
-                    LinkEvent::Upgrade(step) => self.on_upgrade_step(step),
-                },
-                () = sleep => self.on_timeout(Instant::now()),
+                }
+                () = &mut sleep, if armed.is_some() => {
+                    armed = None;
+                    self.on_timeout(Instant::now());
+                }
             }
         }
         self.shared.closed.store(true, Ordering::Release);
@@ -435,6 +454,24 @@ impl Driver {
         }
         for transport in self.closing.drain(..) {
             transport.close().await;
+        }
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        match event {
+            LinkEvent::Incoming(incoming) => {
+                let now = Instant::now();
+                match incoming {
+                    Ok(Some(packets)) => self.feed(now, packets),
+                    Ok(None) => self.link_lost(DisconnectReason::TransportClose, None),
+                    Err(Error::Protocol(e)) => {
+                        self.link_lost(DisconnectReason::ParseError, Some(Error::Protocol(e)))
+                    }
+                    Err(error) => self.link_lost(DisconnectReason::TransportError, Some(error)),
+                }
+                self.check_upgrade_ready();
+            }
+            LinkEvent::Upgrade(step) => self.on_upgrade_step(step),
         }
     }
 
