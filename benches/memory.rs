@@ -126,7 +126,10 @@ async fn acks(client: &AsyncClient, id: u64, seqs: std::ops::Range<u64>, window:
         .try_collect()
         .await
         .expect("ack");
-    assert_eq!(replies, expected, "client {id} got replies meant for others");
+    assert_eq!(
+        replies, expected,
+        "client {id} got replies meant for others"
+    );
 }
 
 /// One transport's run, in a process of its own. Talks to [`drive`] by lines: prints

@@ -80,7 +80,10 @@ async fn a_thousand_clients_each_get_their_own_hundred_acks() {
                     .try_collect()
                     .await?;
                 let expected: Vec<(u64, u64)> = (0..EMITS).map(|seq| (id, seq)).collect();
-                assert_eq!(replies, expected, "client {id} got replies meant for others");
+                assert_eq!(
+                    replies, expected,
+                    "client {id} got replies meant for others"
+                );
                 Ok::<u64, sio_client::Error>(replies.len() as u64)
             })
         })
@@ -109,7 +112,9 @@ async fn a_thousand_clients_each_get_their_own_hundred_acks() {
     assert_eq!(by_socket.len() as u64, CLIENTS);
     let owners: HashSet<u64> = by_socket.values().map(|(id, _)| *id).collect();
     assert_eq!(owners.len() as u64, CLIENTS, "a client used two sockets");
-    assert!(by_socket.values().all(|(_, seqs)| seqs.len() as u64 == EMITS));
+    assert!(by_socket
+        .values()
+        .all(|(_, seqs)| seqs.len() as u64 == EMITS));
 
     eprintln!(
         "{CLIENTS} clients connected in {connected:?}; {} acks in {:?}",
