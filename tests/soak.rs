@@ -312,15 +312,40 @@ fn node_v4_restarted_twenty_times_under_acked_traffic_over_polling() {
     node_soak("node v4 restart / polling", Transport::Polling);
 }
 
+/// The mock, on a port the system never hands out as the local port of an outgoing
+/// connection. `restart()` closes the listener and binds the same port again; a port from the
+/// ephemeral range (what port 0 gives) can be taken in between by any connection opened on
+/// the machine, and the restart then fails with `AddrInUse`. Below the range that cannot
+/// happen; a port some other server listens on is skipped.
 fn mock() -> MockServer {
-    MockServer::builder()
-        .on("/", "ack", |_socket, args, ack| {
-            if let Some(ack) = ack {
-                ack.send(args);
-            }
-        })
-        .start_background()
-        .expect("mock server")
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("the ephemeral port range");
+    let low: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("the ephemeral range's lower bound");
+    assert!(
+        low > 10_000,
+        "ephemeral ports start at {low}: no room below them"
+    );
+    for _ in 0..100 {
+        let port = rand::random::<u16>() % (low - 10_000) + 10_000;
+        let started = MockServer::builder()
+            .port(port)
+            .on("/", "ack", |_socket, args, ack| {
+                if let Some(ack) = ack {
+                    ack.send(args);
+                }
+            })
+            .start_background();
+        match started {
+            Ok(server) => return server,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            Err(e) => panic!("mock server: {e}"),
+        }
+    }
+    panic!("no free port below the ephemeral range {range:?} in 100 tries");
 }
 
 /// Against the mock: every acked (seq, attempt) is among the events the server recorded.
