@@ -47,7 +47,9 @@ pub(crate) async fn wrap<S: AsyncRead + AsyncWrite + Unpin>(
     stream.flush().await.ok()?;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_payload))
-        .max_frame_size(Some(max_payload));
+        .max_frame_size(Some(max_payload))
+        // The 128 KiB default would stay resident per connection; it grows when needed.
+        .read_buffer_size(8 * 1024);
     Some(WebSocketStream::from_partially_read(stream, rest, Role::Server, Some(config)).await)
 }
 

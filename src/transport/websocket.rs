@@ -61,6 +61,9 @@ impl WebSocketTransport {
         let mut config = tungstenite::protocol::WebSocketConfig::default();
         config.max_message_size = Some(max_message);
         config.max_frame_size = Some(max_message);
+        // tungstenite's 128 KiB default read buffer is zero-filled on the first read and then
+        // stays resident: 128 KiB per idle connection. It grows per frame when needed.
+        config.read_buffer_size = 8 * 1024;
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let proxy = net.proxy_for(url)?;
