@@ -6,69 +6,21 @@
 mod support;
 
 use std::pin::pin;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
-use sio_client::{
-    AckSender, Args, AsyncClient, Client, ClientBuilder, DisconnectReason, EngineVersion, Error,
-    Event, Transport,
-};
+use sio_client::{AckSender, Args, AsyncClient, Client, DisconnectReason, Error, Event, Transport};
 use support::fixtures::{files, Files};
+use support::matrix::{builder, shared_server, Mode, WAIT};
 use support::{NodeOptions, NodeServer, SioVersion};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    WebSocket,
-    Polling,
-    Upgrade,
-}
-
-/// One server per version for the whole binary, with fast heartbeats so that every test also
-/// exercises them. It exits when the test process does (its stdin closes).
-fn shared_server(version: SioVersion) -> &'static NodeServer {
-    static V4: OnceLock<NodeServer> = OnceLock::new();
-    static V2: OnceLock<NodeServer> = OnceLock::new();
-    let cell = match version {
-        SioVersion::V4 => &V4,
-        SioVersion::V2 => &V2,
-    };
-    cell.get_or_init(|| NodeServer::start(version, fast_heartbeat()))
-}
-
-fn fast_heartbeat() -> NodeOptions {
-    NodeOptions {
-        ping_interval_ms: Some(200),
-        ping_timeout_ms: Some(400),
-        ..NodeOptions::default()
-    }
-}
 
 /// Starting Node blocks for a moment; off the runtime's workers it does not stall other tasks.
 async fn server_url(version: SioVersion) -> String {
     tokio::task::spawn_blocking(move || shared_server(version).url())
         .await
         .expect("server start")
-}
-
-fn builder(url: String, version: SioVersion, mode: Mode) -> ClientBuilder {
-    let protocol = match version {
-        SioVersion::V4 => EngineVersion::V4,
-        SioVersion::V2 => EngineVersion::V3,
-    };
-    let transports = match mode {
-        Mode::WebSocket => vec![Transport::WebSocket],
-        Mode::Polling => vec![Transport::Polling],
-        Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
-    };
-    AsyncClient::builder(url)
-        .protocol_version(protocol)
-        .transports(transports)
-        .timeout(WAIT)
 }
 
 async fn connect(version: SioVersion, mode: Mode) -> AsyncClient {

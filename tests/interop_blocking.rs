@@ -3,59 +3,14 @@
 
 mod support;
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
-use sio_client::{Client, ClientBuilder, DisconnectReason, EngineVersion, Error, Event, Transport};
+use sio_client::{Client, DisconnectReason, Error, Event, Transport};
 use support::fixtures::{files, Files};
+use support::matrix::{builder, shared_server, Mode, WAIT};
 use support::{NodeOptions, NodeServer, SioVersion};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    WebSocket,
-    Polling,
-    Upgrade,
-}
-
-/// One server per version for the whole binary, with fast heartbeats so that every test also
-/// exercises them. It exits when the test process does (its stdin closes).
-fn shared_server(version: SioVersion) -> &'static NodeServer {
-    static V4: OnceLock<NodeServer> = OnceLock::new();
-    static V2: OnceLock<NodeServer> = OnceLock::new();
-    let cell = match version {
-        SioVersion::V4 => &V4,
-        SioVersion::V2 => &V2,
-    };
-    cell.get_or_init(|| NodeServer::start(version, fast_heartbeat()))
-}
-
-fn fast_heartbeat() -> NodeOptions {
-    NodeOptions {
-        ping_interval_ms: Some(200),
-        ping_timeout_ms: Some(400),
-        ..NodeOptions::default()
-    }
-}
-
-fn builder(url: String, version: SioVersion, mode: Mode) -> ClientBuilder {
-    let protocol = match version {
-        SioVersion::V4 => EngineVersion::V4,
-        SioVersion::V2 => EngineVersion::V3,
-    };
-    let transports = match mode {
-        Mode::WebSocket => vec![Transport::WebSocket],
-        Mode::Polling => vec![Transport::Polling],
-        Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
-    };
-    Client::builder(url)
-        .protocol_version(protocol)
-        .transports(transports)
-        .timeout(WAIT)
-}
 
 fn connect(version: SioVersion, mode: Mode) -> Client {
     let client = builder(shared_server(version).url(), version, mode)
