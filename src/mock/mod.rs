@@ -627,7 +627,9 @@ impl MockServer {
     }
 
     /// Restarts on the same port: every connection and session is dropped (clients must
-    /// handshake again), recorded events and settings are kept.
+    /// handshake again), recorded events and settings are kept. The listening socket is kept,
+    /// so the port cannot be taken by another socket meanwhile; connections made during the
+    /// restart are accepted once it is done.
     pub async fn restart(&self) -> std::io::Result<()> {
         restart(self.inner.clone()).await
     }
@@ -672,10 +674,16 @@ impl Drop for MockServer {
 }
 
 async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
+    // The listening socket survives the restart: closing and binding the port again would
+    // leave a gap in which any other socket on the machine may be given that port.
+    let kept = lock(&inner.listener).take();
     if let Some(mut tasks) = inner.shut() {
         tasks.shutdown().await;
     }
-    let listener = TcpListener::bind(inner.addr).await?;
+    let listener = match kept {
+        Some(listener) => listener,
+        None => TcpListener::bind(inner.addr).await?,
+    };
     *lock(&inner.listener) = Some(listener);
     *lock(&inner.tasks) = Some(JoinSet::new());
     inner.spawn(server::accept_loop(inner.clone()));
