@@ -99,12 +99,22 @@ impl AsyncClient {
     /// The stream of events of this namespace (messages without a handler, connection state
     /// changes). Several streams share one queue: each event goes to one reader. The stream
     /// ends when the connection is closed for good.
+    ///
+    /// Nothing is dropped while it is not read: the client stops reading from the server until
+    /// the application catches up (see [`ClientBuilder::event_buffer`]).
     pub fn events(&self) -> impl Stream<Item = Event> + Send + 'static {
-        let queue = self.core.queue.clone();
+        let queue = self.core.reader_queue();
         futures_util::stream::unfold(queue, |queue| async move {
             let event = queue.pop().await?;
             Some((event, queue))
         })
+    }
+
+    /// Events dropped so far: 0 unless [`EventOverflow::DropOldest`](crate::EventOverflow)
+    /// was chosen, or events without a handler arrived before the first `events()` call on a
+    /// socket with handlers (see [`ClientBuilder::event_buffer`]).
+    pub fn dropped_events(&self) -> u64 {
+        self.core.dropped_events()
     }
 
     /// Joins another namespace over the same connection.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::async_client::SocketBuilder;
 use crate::config::ClientBuilder;
+use crate::event_queue::EventQueue;
 use crate::socket::{self, SocketCore};
 use crate::transport::connect::Attempt;
 use crate::{runtime, Args, Error, Event, Transport};
@@ -107,10 +108,21 @@ impl Client {
 
     /// A blocking iterator over this namespace's events (messages without a handler,
     /// connection state changes). It ends when the connection is closed for good.
+    ///
+    /// Nothing is dropped while it is not read: the client stops reading from the server until
+    /// the application catches up (see [`ClientBuilder::event_buffer`]).
     pub fn events(&self) -> Events {
         Events {
-            core: self.core.clone(),
+            queue: self.core.reader_queue(),
+            _core: self.core.clone(),
         }
+    }
+
+    /// Events dropped so far: 0 unless [`EventOverflow::DropOldest`](crate::EventOverflow)
+    /// was chosen, or events without a handler arrived before the first `events()` call on a
+    /// socket with handlers (see [`ClientBuilder::event_buffer`]).
+    pub fn dropped_events(&self) -> u64 {
+        self.core.dropped_events()
     }
 
     /// Joins another namespace over the same connection.
@@ -126,7 +138,9 @@ impl Client {
 
 /// Blocking iterator over a client's events; see [`Client::events`].
 pub struct Events {
-    core: Arc<SocketCore>,
+    queue: Arc<EventQueue>,
+    /// A live reader keeps its namespace joined.
+    _core: Arc<SocketCore>,
 }
 
 impl std::fmt::Debug for Events {
@@ -138,7 +152,7 @@ impl std::fmt::Debug for Events {
 impl Events {
     /// The next event, waiting at most `timeout`; `None` on timeout or when the stream ended.
     pub fn next_timeout(&mut self, timeout: Duration) -> Option<Event> {
-        self.core.queue.pop_timeout(timeout)
+        self.queue.pop_timeout(timeout)
     }
 }
 
@@ -146,6 +160,6 @@ impl Iterator for Events {
     type Item = Event;
 
     fn next(&mut self) -> Option<Event> {
-        self.core.queue.pop_blocking()
+        self.queue.pop_blocking()
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::event::AckSender;
+use crate::event_queue::EventOverflow;
 use crate::proto::engineio::EngineVersion;
 use crate::transport::net::TlsOptions;
 use crate::transport::proxy::ProxySetting;
@@ -68,6 +69,7 @@ pub(crate) struct Config {
     pub(crate) max_receive: usize,
     pub(crate) max_attachments: usize,
     pub(crate) event_buffer: usize,
+    pub(crate) event_overflow: EventOverflow,
     pub(crate) tls: TlsOptions,
     pub(crate) proxy: ProxySetting,
     pub(crate) reconnection: bool,
@@ -103,6 +105,7 @@ impl Config {
             max_receive: 100 * 1024 * 1024,
             max_attachments: 1000,
             event_buffer: 4096,
+            event_overflow: EventOverflow::Backpressure,
             tls: TlsOptions::default(),
             proxy: ProxySetting::default(),
             reconnection: true,
@@ -399,10 +402,32 @@ impl ClientBuilder {
         self
     }
 
-    /// How many events [`events`](crate::Client::events) holds for the application before the
-    /// oldest are dropped (default 4096; a warning is logged when it happens).
+    /// How many events a socket holds for the application (its `events()` readers, or its
+    /// handlers) before the client stops reading from the server (default 4096).
+    ///
+    /// Nothing is dropped: while the queue is full the client takes nothing more from the
+    /// transport (WebSocket: the socket is not read; polling and streaming: no new GET, the
+    /// response body is not read), so TCP flow control slows the server down, and reading
+    /// resumes as soon as the application has caught up. Memory stays bounded by this queue
+    /// plus one transport read. Heartbeats still work while the application is merely slow,
+    /// but one that stops reading for longer than the server's pingInterval + pingTimeout is
+    /// disconnected by the server (a `Disconnected` event, then reconnection as usual).
+    ///
+    /// A socket with handlers ([`on`](Self::on), [`on_any`](Self::on_any)) that never calls
+    /// `events()` is not held back by it: until the first `events()` call, that queue (which
+    /// only carries what no handler takes, and state changes) drops its oldest entries when
+    /// full, counted by `dropped_events()` and announced by [`Event::Lagged`](crate::Event::Lagged).
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.config.event_buffer = events.max(1);
+        self
+    }
+
+    /// What happens when the application reads events more slowly than the server sends them:
+    /// [`EventOverflow::Backpressure`] (the default; see [`event_buffer`](Self::event_buffer))
+    /// or [`EventOverflow::DropOldest`] for streams where only the latest values matter (every
+    /// drop counted by `dropped_events()` and announced by [`Event::Lagged`](crate::Event::Lagged)).
+    pub fn event_overflow(mut self, overflow: EventOverflow) -> Self {
+        self.config.event_overflow = overflow;
         self
     }
 

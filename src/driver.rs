@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::config::{AuthSource, Config};
 use crate::event::{AckSender, DisconnectReason, Event};
-use crate::event_queue::EventSink;
+use crate::event_queue::{EventQueue, EventSink};
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{
     CloseReason, Data, EngineVersion, Packet as EnginePacket, ProbeState, Session, SessionEvent,
@@ -338,12 +338,14 @@ enum LinkEvent {
     Upgrade(UpgradeStep),
 }
 
-async fn link_next(link: &mut Option<Link>) -> LinkEvent {
+/// The link's next event. With `read` false (an application queue is full) nothing new is
+/// taken from the server, but sending and the upgrade probe go on.
+async fn link_next(link: &mut Option<Link>, read: bool) -> LinkEvent {
     let Some(link) = link else {
         return std::future::pending().await;
     };
     tokio::select! {
-        incoming = link.transport.recv() => LinkEvent::Incoming(incoming),
+        incoming = link.transport.recv(read) => LinkEvent::Incoming(incoming),
         step = upgrade_step(&mut link.upgrade) => LinkEvent::Upgrade(step),
     }
 }
@@ -404,6 +406,10 @@ impl Driver {
                 }
                 armed = deadline;
             }
+            // Back-pressure: while a socket's queue is full, nothing more is read from the
+            // server until its application has made room.
+            let full = self.full_queue();
+            let read = full.is_none();
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => {
@@ -419,7 +425,7 @@ impl Driver {
                     }
                     None => self.disconnect_all(),
                 },
-                event = link_next(&mut self.link) => {
+                event = link_next(&mut self.link, read) => {
                     self.on_link_event(event);
                     // Frames already read are handled before the next flush, so what they
                     // trigger (acks, pongs) shares one write as well.
@@ -427,10 +433,14 @@ impl Driver {
                         if self.done.is_some() || self.link.is_none() {
                             break;
                         }
-                        let Some(event) = link_next(&mut self.link).now_or_never() else { break };
+                        let read = self.full_queue().is_none();
+                        let Some(event) = link_next(&mut self.link, read).now_or_never() else {
+                            break;
+                        };
                         self.on_link_event(event);
                     }
                 }
+                () = async { if let Some(queue) = &full { queue.room().await } }, if !read => {}
                 () = &mut sleep, if armed.is_some() => {
                     armed = None;
                     self.on_timeout(Instant::now());
@@ -455,6 +465,14 @@ impl Driver {
         for transport in self.closing.drain(..) {
             transport.close().await;
         }
+    }
+
+    /// The queue of the first socket whose application has fallen a whole queue behind.
+    fn full_queue(&self) -> Option<Arc<EventQueue>> {
+        self.sockets
+            .values()
+            .find(|socket| !socket.events.has_room())
+            .map(|socket| socket.events.0.clone())
     }
 
     fn on_link_event(&mut self, event: LinkEvent) {

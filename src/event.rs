@@ -103,6 +103,14 @@ pub enum Event {
     },
     /// Reconnection gave up after the configured number of attempts; the socket is closed.
     ReconnectFailed,
+    /// Events were dropped before this point: only with
+    /// [`EventOverflow::DropOldest`](crate::EventOverflow::DropOldest), or in the `events()`
+    /// queue of a socket with handlers before the first `events()` call (see
+    /// [`ClientBuilder::event_buffer`](crate::ClientBuilder::event_buffer)).
+    Lagged {
+        /// How many events were dropped since the last `Lagged`.
+        dropped: u64,
+    },
     /// An error the connection met (what led to a disconnect, a failed reconnection attempt, or
     /// a refused namespace).
     Error(Arc<Error>),

@@ -1,6 +1,21 @@
-//! The queue between a socket's dispatcher and the application's `events()` readers, blocking
-//! and async alike. Bounded: when the application does not read, the oldest events are dropped
-//! (and a warning logged) instead of memory growing without end.
+//! The queue between a socket's driver (or its handler dispatcher) and whoever takes its events:
+//! `events()` readers, blocking and async alike, or the dispatcher that runs `on` handlers.
+//!
+//! Nothing is dropped by default. The queue holds `capacity` events; once it is full the
+//! writer stops taking more from upstream (the driver stops reading the transport, see
+//! `driver.rs`) and waits in [`EventQueue::room`] until a reader has caught up, so TCP flow
+//! control pushes back on the server, as MQTT and AMQP clients do. Memory stays bounded by the
+//! queue plus what one transport read delivered: a push never fails and never drops, the
+//! writer just does not read again while [`EventQueue::has_room`] is false.
+//!
+//! Two policies drop instead, both visible to the application ([`EventQueue::dropped`] and an
+//! [`Event::Lagged`] before the next event a reader takes):
+//! - [`EventOverflow::DropOldest`], asked for by the application (telemetry streams where the
+//!   newest value is all that matters);
+//! - the `events()` queue of a socket that has `on` handlers while no `events()` reader was
+//!   ever created: there `events()` only carries what no handler takes, and an application
+//!   that never reads it must not stall its connection (the JS client ignores events without a
+//!   listener). The first `events()` call switches that queue to back-pressure.
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -9,20 +24,61 @@ use tokio::sync::Notify;
 
 use crate::Event;
 
+/// What a socket does when the application reads its events more slowly than they arrive.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventOverflow {
+    /// Stop reading from the server until the application has caught up (the default):
+    /// nothing is lost, and TCP flow control slows the server down. An application that stops
+    /// reading for longer than the server's pingInterval + pingTimeout gets disconnected by the
+    /// server (a `Disconnected` event, then reconnection as usual).
+    #[default]
+    Backpressure,
+    /// Keep reading; when the queue is full, drop its oldest event. Every drop is counted
+    /// (`dropped_events()`), and the next event a reader takes is preceded by
+    /// [`Event::Lagged`] with the number dropped since the last report.
+    DropOldest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Backpressure,
+    DropOldest,
+    /// Drop-oldest until the first reader attaches, back-pressure from then on.
+    DropUntilRead,
+}
+
 #[derive(Default)]
 struct State {
     events: VecDeque<Event>,
     closed: bool,
+    /// Every event dropped, for `dropped_events()`.
     dropped: u64,
+    /// Dropped since a reader last heard of it (the next pop returns `Event::Lagged`).
+    unreported: u64,
+    /// The writer waits for room: the next pop that makes room wakes it.
+    writer_waiting: bool,
+    policy: Option<Policy>,
 }
 
-/// The driver's end of a socket's inbound queue: pushing never blocks the driver (a slow
-/// handler cannot delay a pong), the queue is bounded, and dropping the sink ends the stream.
+impl State {
+    fn policy(&self) -> Policy {
+        self.policy.unwrap_or(Policy::Backpressure)
+    }
+}
+
+/// The writer's end of a socket's inbound queue: pushing never blocks (a slow handler cannot
+/// delay a pong), and dropping the sink ends the stream.
 pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
 
 impl EventSink {
     pub(crate) fn send(&self, event: Event) {
         self.0.push(event);
+    }
+
+    /// Whether the writer may take more events from upstream now.
+    pub(crate) fn has_room(&self) -> bool {
+        self.0.has_room()
     }
 }
 
@@ -32,21 +88,47 @@ impl Drop for EventSink {
     }
 }
 
-/// A bounded multi-reader queue of events.
+/// A bounded multi-reader queue of events with back-pressure.
 pub(crate) struct EventQueue {
     state: Mutex<State>,
     capacity: usize,
+    /// Readers waiting (blocking ones).
     ready: Condvar,
+    /// Readers waiting (async ones).
     notify: Notify,
+    /// The writer waiting for room.
+    room: Notify,
 }
 
 impl EventQueue {
-    pub(crate) fn new(capacity: usize) -> EventQueue {
+    /// A queue that applies `overflow` from the start.
+    pub(crate) fn new(capacity: usize, overflow: EventOverflow) -> EventQueue {
+        let policy = match overflow {
+            EventOverflow::Backpressure => Policy::Backpressure,
+            EventOverflow::DropOldest => Policy::DropOldest,
+        };
+        Self::with_policy(capacity, policy)
+    }
+
+    /// The `events()` queue of a socket with handlers: see the module docs.
+    pub(crate) fn optional_reader(capacity: usize, overflow: EventOverflow) -> EventQueue {
+        let policy = match overflow {
+            EventOverflow::Backpressure => Policy::DropUntilRead,
+            EventOverflow::DropOldest => Policy::DropOldest,
+        };
+        Self::with_policy(capacity, policy)
+    }
+
+    fn with_policy(capacity: usize, policy: Policy) -> EventQueue {
         EventQueue {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                policy: Some(policy),
+                ..State::default()
+            }),
             capacity: capacity.max(1),
             ready: Condvar::new(),
             notify: Notify::new(),
+            room: Notify::new(),
         }
     }
 
@@ -55,18 +137,54 @@ impl EventQueue {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A reader exists from now on: a queue that dropped while nobody read stops dropping.
+    pub(crate) fn attach_reader(&self) {
+        let mut state = self.lock();
+        if state.policy() == Policy::DropUntilRead {
+            state.policy = Some(Policy::Backpressure);
+        }
+    }
+
+    /// Whether the writer may take more from upstream: false while a back-pressured queue is
+    /// full.
+    pub(crate) fn has_room(&self) -> bool {
+        let state = self.lock();
+        state.policy() != Policy::Backpressure || state.events.len() < self.capacity
+    }
+
+    /// Waits until [`has_room`](Self::has_room) (or the queue closed). Only one writer waits.
+    pub(crate) async fn room(&self) {
+        loop {
+            {
+                let mut state = self.lock();
+                if state.closed
+                    || state.policy() != Policy::Backpressure
+                    || state.events.len() < self.capacity
+                {
+                    state.writer_waiting = false;
+                    return;
+                }
+                state.writer_waiting = true;
+            }
+            // A pop between the unlock and this wait stores a permit: no wake-up is lost.
+            self.room.notified().await;
+        }
+    }
+
+    /// Events dropped by a dropping policy so far.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lock().dropped
+    }
+
+    /// Appends `event`. Never blocks and, under back-pressure, never drops: the writer checks
+    /// [`has_room`](Self::has_room) before reading more.
     pub(crate) fn push(&self, event: Event) {
         {
             let mut state = self.lock();
-            if state.events.len() >= self.capacity {
+            if state.policy() != Policy::Backpressure && state.events.len() >= self.capacity {
                 state.events.pop_front();
                 state.dropped += 1;
-                if state.dropped.is_power_of_two() {
-                    tracing::warn!(
-                        dropped = state.dropped,
-                        "events() is not read: dropping the oldest events"
-                    );
-                }
+                state.unreported += 1;
             }
             state.events.push_back(event);
         }
@@ -81,12 +199,27 @@ impl EventQueue {
         self.notify.notify_waiters();
         // A reader between its check and its wait still gets a permit.
         self.notify.notify_one();
+        self.room.notify_one();
+    }
+
+    /// Takes the next event (or the report of a drop) off a locked queue.
+    fn take(&self, state: &mut State) -> Option<Event> {
+        if state.unreported > 0 && !state.events.is_empty() {
+            let dropped = std::mem::take(&mut state.unreported);
+            return Some(Event::Lagged { dropped });
+        }
+        let event = state.events.pop_front()?;
+        if state.writer_waiting && state.events.len() < self.capacity {
+            state.writer_waiting = false;
+            self.room.notify_one();
+        }
+        Some(event)
     }
 
     pub(crate) fn pop_blocking(&self) -> Option<Event> {
         let mut state = self.lock();
         loop {
-            if let Some(event) = state.events.pop_front() {
+            if let Some(event) = self.take(&mut state) {
                 return Some(event);
             }
             if state.closed {
@@ -100,7 +233,7 @@ impl EventQueue {
         let deadline = crate::driver::deadline_after(std::time::Instant::now(), timeout);
         let mut state = self.lock();
         loop {
-            if let Some(event) = state.events.pop_front() {
+            if let Some(event) = self.take(&mut state) {
                 return Some(event);
             }
             let now = std::time::Instant::now();
@@ -122,7 +255,7 @@ impl EventQueue {
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
-                if let Some(event) = state.events.pop_front() {
+                if let Some(event) = self.take(&mut state) {
                     if !state.events.is_empty() {
                         // Pass the wake-up on to another reader.
                         self.notify.notify_one();
@@ -135,5 +268,96 @@ impl EventQueue {
             }
             notified.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn message(n: usize) -> Event {
+        Event::Message {
+            namespace: "/".into(),
+            event: n.to_string(),
+            args: crate::Args::default(),
+            ack: None,
+        }
+    }
+
+    fn name(event: Option<Event>) -> String {
+        match event {
+            Some(Event::Message { event, .. }) => event,
+            Some(Event::Lagged { dropped }) => format!("lagged {dropped}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn backpressure_keeps_everything_and_reports_when_full() {
+        let queue = EventQueue::new(2, EventOverflow::Backpressure);
+        for n in 0..5 {
+            queue.push(message(n));
+        }
+        assert!(!queue.has_room());
+        assert_eq!(queue.dropped(), 0);
+        for n in 0..5 {
+            assert_eq!(name(queue.pop_blocking()), n.to_string());
+        }
+        assert!(queue.has_room());
+    }
+
+    #[test]
+    fn drop_oldest_counts_and_reports_before_the_next_event() {
+        let queue = EventQueue::new(2, EventOverflow::DropOldest);
+        for n in 0..5 {
+            queue.push(message(n));
+        }
+        assert!(queue.has_room());
+        assert_eq!(queue.dropped(), 3);
+        assert_eq!(name(queue.pop_blocking()), "lagged 3");
+        assert_eq!(name(queue.pop_blocking()), "3");
+        assert_eq!(name(queue.pop_blocking()), "4");
+    }
+
+    #[test]
+    fn an_optional_reader_queue_drops_until_read_then_pushes_back() {
+        let queue = EventQueue::optional_reader(2, EventOverflow::Backpressure);
+        for n in 0..3 {
+            queue.push(message(n));
+        }
+        assert!(queue.has_room());
+        queue.attach_reader();
+        assert!(!queue.has_room());
+        assert_eq!(name(queue.pop_blocking()), "lagged 1");
+    }
+
+    #[tokio::test]
+    async fn the_writer_wakes_when_a_reader_makes_room() {
+        let queue = Arc::new(EventQueue::new(1, EventOverflow::Backpressure));
+        queue.push(message(0));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.room().await }
+        });
+        let reader = queue.clone();
+        tokio::task::spawn_blocking(move || reader.pop_blocking())
+            .await
+            .unwrap();
+        waiter.await.unwrap();
+        assert!(queue.has_room());
+    }
+
+    #[tokio::test]
+    async fn closing_releases_a_waiting_writer() {
+        let queue = Arc::new(EventQueue::new(1, EventOverflow::Backpressure));
+        queue.push(message(0));
+        let waiter = tokio::spawn({
+            let queue = queue.clone();
+            async move { queue.room().await }
+        });
+        tokio::task::yield_now().await;
+        queue.close();
+        waiter.await.unwrap();
     }
 }

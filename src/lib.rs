@@ -57,6 +57,7 @@ pub use client::{Client, Events};
 pub use config::{AnyHandler, ClientBuilder, Handler};
 pub use error::{Error, Result};
 pub use event::{AckSender, DisconnectReason, Event};
+pub use event_queue::EventOverflow;
 pub use payload::Args;
 pub use proto::engineio::EngineVersion;
 pub use transport::connect::Attempt;

@@ -23,6 +23,8 @@ pub(crate) struct SocketCore {
     shared: Arc<Shared>,
     status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
+    /// The queue in front of the handler dispatcher, when the socket has handlers.
+    inbound: Option<Arc<EventQueue>>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
 }
@@ -97,8 +99,17 @@ fn join(
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
 ) -> Result<(SocketCore, oneshot::Receiver<Result<(), Error>>), Error> {
-    let queue = Arc::new(EventQueue::new(config.event_buffer));
-    let events = spawn_dispatcher(&runtime, handlers, queue.clone(), config.event_buffer);
+    let (capacity, overflow) = (config.event_buffer, config.event_overflow);
+    let (queue, inbound, events) = if handlers.is_empty() {
+        // `events()` is the only way to the application: the driver feeds it directly.
+        let queue = Arc::new(EventQueue::new(capacity, overflow));
+        (queue.clone(), None, EventSink(queue))
+    } else {
+        let queue = Arc::new(EventQueue::optional_reader(capacity, overflow));
+        let inbound = Arc::new(EventQueue::new(capacity, overflow));
+        spawn_dispatcher(&runtime, handlers, inbound.clone(), queue.clone());
+        (queue, Some(inbound.clone()), EventSink(inbound))
+    };
     let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
     commands
@@ -117,6 +128,7 @@ fn join(
         shared,
         status,
         queue,
+        inbound,
         runtime,
         config,
     };
@@ -124,17 +136,15 @@ fn join(
 }
 
 /// Runs handlers off the driver, in order, and hands everything else to `events()` readers.
-/// The driver pushes into a bounded queue (oldest dropped, with a warning, when handlers fall
-/// that far behind), so neither a slow handler nor a flood from the server grows memory
-/// without end.
+/// Back-pressure passes through: the dispatcher takes the next event only when the handler
+/// before it returned and the `events()` queue has room, so a slow handler fills `inbound` and
+/// the driver stops reading the transport (see `event_queue.rs`).
 fn spawn_dispatcher(
     runtime: &tokio::runtime::Handle,
     handlers: Handlers,
+    inbound: Arc<EventQueue>,
     queue: Arc<EventQueue>,
-    capacity: usize,
-) -> EventSink {
-    let inbound = Arc::new(EventQueue::new(capacity));
-    let sink = EventSink(inbound.clone());
+) {
     runtime.spawn(async move {
         while let Some(event) = inbound.pop().await {
             match event {
@@ -143,12 +153,13 @@ fn spawn_dispatcher(
                     event,
                     args,
                     ack,
-                } if !handlers.is_empty() => {
+                } => {
                     if let Some(handler) = handlers.by_event.get(&event).cloned() {
                         run_handler(move || handler(args, ack)).await;
                     } else if let Some(handler) = handlers.any.clone() {
                         run_handler(move || handler(&event, args, ack)).await;
                     } else {
+                        queue.room().await;
                         queue.push(Event::Message {
                             namespace,
                             event,
@@ -157,12 +168,14 @@ fn spawn_dispatcher(
                         });
                     }
                 }
-                other => queue.push(other),
+                other => {
+                    queue.room().await;
+                    queue.push(other);
+                }
             }
         }
         queue.close();
     });
-    sink
 }
 
 /// Handlers are plain blocking closures: they run on the blocking pool so that a slow one never
@@ -186,6 +199,17 @@ impl SocketCore {
         !self.shared.is_closed()
             && !self.status.closed.load(Ordering::Acquire)
             && self.status.connected.load(Ordering::Acquire)
+    }
+
+    /// Events dropped by a dropping overflow policy (see `EventOverflow`).
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.queue.dropped() + self.inbound.as_ref().map_or(0, |q| q.dropped())
+    }
+
+    /// The queue an `events()` reader takes from, marked as read from now on.
+    pub(crate) fn reader_queue(&self) -> Arc<EventQueue> {
+        self.queue.attach_reader();
+        self.queue.clone()
     }
 
     pub(crate) fn recovered(&self) -> bool {

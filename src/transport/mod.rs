@@ -73,14 +73,17 @@ impl Active {
     }
 
     /// Next packets from the server; `Ok(None)` when the server closed the connection.
-    /// Cancel-safe.
-    pub(crate) async fn recv(&mut self) -> Result<Option<Vec<Packet>>, Error> {
+    /// Cancel-safe. With `read` false nothing is read from the server (back-pressure: the
+    /// WebSocket is not read, no GET is started and a GET's body is not read), while what was
+    /// queued for sending still goes out (polling's POSTs are driven from here).
+    pub(crate) async fn recv(&mut self, read: bool) -> Result<Option<Vec<Packet>>, Error> {
         match self {
+            Active::WebSocket(_) if !read => std::future::pending().await,
             Active::WebSocket(ws) => match ws.recv().await? {
                 None => Ok(None),
                 Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
             },
-            Active::Polling(polling) => polling.recv().await.map(Some),
+            Active::Polling(polling) => polling.recv(read).await.map(Some),
         }
     }
 

@@ -374,7 +374,13 @@ impl PollingTransport {
     /// Drives the requests; ready with the packets of each completed GET.
     /// A completed POST yields an empty batch, so a caller waiting for `is_idle` (an upgrade in
     /// progress) gets to look again.
-    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Vec<Packet>, Error>> {
+    /// With `read` false (back-pressure) only POSTs are driven: no GET starts and a GET in
+    /// flight is not polled, so its body stays unread and TCP pushes back on the server.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+    ) -> Poll<Result<Vec<Packet>, Error>> {
         let mut posted = false;
         loop {
             if self.post.is_none() && !self.paused {
@@ -394,6 +400,13 @@ impl PollingTransport {
                 }
                 _ => break,
             }
+        }
+        if !read {
+            return if posted {
+                Poll::Ready(Ok(Vec::new()))
+            } else {
+                Poll::Pending
+            };
         }
         if self.get.is_none() && !self.paused {
             let (settings, sid) = (self.settings.clone(), self.sid.clone());
@@ -425,8 +438,8 @@ impl PollingTransport {
     }
 
     /// Next batch of received packets. Cancel-safe (state lives in `self`).
-    pub(crate) async fn recv(&mut self) -> Result<Vec<Packet>, Error> {
-        poll_fn(|cx| self.poll_recv(cx)).await
+    pub(crate) async fn recv(&mut self, read: bool) -> Result<Vec<Packet>, Error> {
+        poll_fn(|cx| self.poll_recv(cx, read)).await
     }
 
     /// Sends a close packet, best effort, and drops the in-flight requests.

@@ -18,6 +18,8 @@
 //   "cut-me"                    -> socket.conn.close() (a recoverable disconnect)
 //   "am-i-recovered" (ack)      -> acks socket.recovered
 //   "broadcast" (args...)       -> io.of(nsp).emit("broadcast", ...args)
+//   "burst" (n, size)           -> n x socket.emit("item", i, <size x "x">) back to back,
+//                                    then socket.emit("burst-done", n)
 // "/admin" needs a token: v4 `auth: {token: "secret"}`, v2 `?token=secret` in the
 // namespace CONNECT packet. Nothing is ever emitted unprompted on connection.
 "use strict";
@@ -118,6 +120,15 @@ function wire(io, nspName) {
     socket.on("broadcast", (...args) => {
       const { data } = splitAck(args);
       nsp.emit("broadcast", ...data);
+    });
+    // One synchronous loop: over polling the whole burst leaves in one response, over
+    // WebSocket as fast as the socket takes it.
+    socket.on("burst", (...args) => {
+      const { data } = splitAck(args);
+      const [n, size] = data;
+      const pad = "x".repeat(size);
+      for (let i = 0; i < n; i++) socket.emit("item", i, pad);
+      socket.emit("burst-done", n);
     });
   });
   return nsp;
