@@ -395,10 +395,7 @@ impl Driver {
                 self.open_link(&mut commands).await;
                 continue;
             }
-            if let Err(error) = self.flush().await {
-                self.link_lost(DisconnectReason::TransportError, Some(error));
-                continue;
-            }
+            self.flush();
             let deadline = self.next_deadline();
             if deadline != armed {
                 if let Some(at) = deadline {
@@ -458,7 +455,7 @@ impl Driver {
         refuse_pending(&mut commands, &error);
         // What was queued last (the DISCONNECTs of a client leaving) goes out before the
         // transport closes, so the server hears the client's reason, not a network failure.
-        let _ = self.flush().await;
+        self.flush();
         if let Some(link) = self.link.take() {
             link.transport.close().await;
         }
@@ -799,43 +796,47 @@ impl Driver {
         }
     }
 
-    /// Hands everything the session wants to send to the transport(s).
-    async fn flush(&mut self) -> Result<(), Error> {
+    /// Hands everything the session wants to send to the transport(s). Never waits for the
+    /// network: the transports write as their sockets take it (driven by `link_next`), and a
+    /// write that makes no progress for pingTimeout ends the link (see `on_timeout`).
+    fn flush(&mut self) {
         let Some(link) = self.link.as_mut() else {
-            return Ok(());
+            return;
         };
-        let mut probe_failed = false;
         if let Some(Upgrade::Probing { ws, probe }) = &mut link.upgrade {
             let mut probes = Vec::new();
             while let Some(packet) = probe.poll_transmit() {
                 probes.push(packet);
             }
-            if !probes.is_empty() && ws.send(probes).await.is_err() {
-                probe_failed = true;
+            if !probes.is_empty() {
+                ws.queue(probes);
             }
         }
         let mut out = std::mem::take(&mut link.preface);
         while let Some(packet) = link.session.poll_transmit() {
             out.push(packet);
         }
-        let result = if out.is_empty() {
-            Ok(())
-        } else {
-            link.transport.send(out).await
-        };
-        if probe_failed {
-            self.fail_upgrade("probe could not be sent");
+        if !out.is_empty() {
+            link.transport.send(out);
         }
-        result
+    }
+
+    /// When the transport's waiting writes count as a dead connection.
+    fn write_deadline(&self) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        let since = link.transport.stalled_since()?;
+        Some(deadline_after(since, link.session.handshake().ping_timeout))
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
         let mut next = self.reconnect_at;
+        let write_deadline = self.write_deadline();
         let mut consider = |t: Option<Instant>| {
             if let Some(t) = t {
                 next = Some(next.map_or(t, |n: Instant| n.min(t)));
             }
         };
+        consider(write_deadline);
         if let Some(link) = &self.link {
             consider(link.session.poll_timeout());
             if let Some(Upgrade::Probing { probe, .. }) = &link.upgrade {
@@ -867,6 +868,19 @@ impl Driver {
     }
 
     fn on_timeout(&mut self, now: Instant) {
+        if self.write_deadline().is_some_and(|at| at <= now) {
+            let (transport, waited) = match &self.link {
+                Some(link) => (link.transport.kind(), link.session.handshake().ping_timeout),
+                None => (Transport::WebSocket, Duration::ZERO),
+            };
+            let error = Error::Transport {
+                transport,
+                message: format!(
+                    "writes made no progress for {waited:?} (pingTimeout): the server is not reading"
+                ),
+            };
+            self.link_lost(DisconnectReason::TransportError, Some(error));
+        }
         if let Some(link) = self.link.as_mut() {
             link.session.handle_timeout(now);
             self.drain_session();

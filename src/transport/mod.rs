@@ -61,28 +61,37 @@ impl Active {
         }
     }
 
-    /// Sends packets (WebSocket: written and flushed; polling: queued for the next POST).
-    pub(crate) async fn send(&mut self, packets: Vec<Packet>) -> Result<(), Error> {
+    /// Queues packets for sending; never waits for the network (WebSocket: written as the
+    /// socket takes them, polling: in the next POST), both driven by [`recv`](Self::recv).
+    pub(crate) fn send(&mut self, packets: Vec<Packet>) {
         match self {
-            Active::WebSocket(ws) => ws.send(packets).await,
-            Active::Polling(polling) => {
-                polling.send(packets);
-                Ok(())
-            }
+            Active::WebSocket(ws) => ws.queue(packets),
+            Active::Polling(polling) => polling.send(packets),
+        }
+    }
+
+    /// Since when writes have waited without progress (a WebSocket the server does not read,
+    /// a POST not answered): the driver calls the connection dead after pingTimeout.
+    pub(crate) fn stalled_since(&self) -> Option<std::time::Instant> {
+        match self {
+            Active::WebSocket(ws) => ws.stalled_since(),
+            Active::Polling(polling) => polling.stalled_since(),
         }
     }
 
     /// Next packets from the server; `Ok(None)` when the server closed the connection.
-    /// Cancel-safe. With `read` false nothing is read from the server (back-pressure: the
-    /// WebSocket is not read, no GET is started and a GET's body is not read), while what was
-    /// queued for sending still goes out (polling's POSTs are driven from here).
+    /// Cancel-safe. Drives the writes too. With `read` false nothing is read from the server
+    /// (back-pressure: the WebSocket is not read, no GET is started and a GET's body is not
+    /// read), while what was queued for sending still goes out.
     pub(crate) async fn recv(&mut self, read: bool) -> Result<Option<Vec<Packet>>, Error> {
         match self {
-            Active::WebSocket(_) if !read => std::future::pending().await,
-            Active::WebSocket(ws) => match ws.recv().await? {
-                None => Ok(None),
-                Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
-            },
+            Active::WebSocket(ws) => {
+                let frame = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
+                match frame {
+                    None => Ok(None),
+                    Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
+                }
+            }
             Active::Polling(polling) => polling.recv(read).await.map(Some),
         }
     }

@@ -278,6 +278,10 @@ pub(crate) struct PollingTransport {
     queue: VecDeque<Packet>,
     get: Option<Downstream>,
     post: Option<BoxFuture<Result<(), Error>>>,
+    /// When the POST in flight started.
+    post_started: Option<std::time::Instant>,
+    /// A pong waits in `queue`: a flood of pings is answered by one pong.
+    pong_queued: bool,
     paused: bool,
 }
 
@@ -316,6 +320,8 @@ impl PollingTransport {
             queue: VecDeque::new(),
             get,
             post: None,
+            post_started: None,
+            pong_queued: false,
             paused: false,
         }
     }
@@ -327,7 +333,20 @@ impl PollingTransport {
 
     /// Queues packets for the next POST.
     pub(crate) fn send(&mut self, packets: impl IntoIterator<Item = Packet>) {
-        self.queue.extend(packets);
+        for packet in packets {
+            if matches!(packet, Packet::Pong(_)) {
+                if self.pong_queued {
+                    continue;
+                }
+                self.pong_queued = true;
+            }
+            self.queue.push_back(packet);
+        }
+    }
+
+    /// Since when the POST in flight has waited for its answer.
+    pub(crate) fn stalled_since(&self) -> Option<std::time::Instant> {
+        self.post_started
     }
 
     /// Stops starting GETs and POSTs (for an upgrade); in-flight requests finish.
@@ -347,6 +366,7 @@ impl PollingTransport {
 
     /// Takes the packets still queued (handed to the transport that replaces this one).
     pub(crate) fn take_queue(&mut self) -> Vec<Packet> {
+        self.pong_queued = false;
         self.queue.drain(..).collect()
     }
 
@@ -365,6 +385,9 @@ impl PollingTransport {
             }
             size = size.saturating_add(cost);
             if let Some(packet) = self.queue.pop_front() {
+                if matches!(packet, Packet::Pong(_)) {
+                    self.pong_queued = false;
+                }
                 batch.push(packet);
             }
         }
@@ -387,11 +410,13 @@ impl PollingTransport {
                 if let Some(body) = self.next_batch() {
                     let fut = post(self.settings.clone(), self.kind, self.sid.clone(), body);
                     self.post = Some(Box::pin(fut));
+                    self.post_started = Some(std::time::Instant::now());
                 }
             }
             match self.post.as_mut().map(|f| f.as_mut().poll(cx)) {
                 Some(Poll::Ready(result)) => {
                     self.post = None;
+                    self.post_started = None;
                     result?;
                     posted = true;
                     if self.queue.is_empty() || self.paused {

@@ -1,8 +1,12 @@
 //! WebSocket transport: one Engine.IO packet per frame.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
@@ -17,10 +21,23 @@ use crate::{Error, Transport};
 type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// An open WebSocket carrying Engine.IO packets.
+///
+/// Writing never blocks the caller: [`queue`](Self::queue) puts frames in an outbox that
+/// [`poll_io`](Self::poll_io) hands to the socket as it takes them, next to reading. A server
+/// that stops reading therefore cannot wedge the driver; [`stalled_since`](Self::stalled_since)
+/// tells it how long the writes have been waiting, so it can call the connection dead.
 pub(crate) struct WebSocketTransport {
     // Boxed: the TLS stream state is large and the transport moves between enums.
     stream: Box<Stream>,
     version: EngineVersion,
+    /// Frames to write, each marked whether it is a pong.
+    outbox: VecDeque<(Message, bool)>,
+    /// Frames handed to the socket but not yet flushed.
+    unflushed: bool,
+    /// A pong is in the outbox: a flood of pings is answered by one pong.
+    pong_queued: bool,
+    /// When the writes last moved (or started waiting).
+    progress: Instant,
 }
 
 /// Wraps a tungstenite error as a transport error (or a handshake error during connect).
@@ -136,6 +153,10 @@ impl WebSocketTransport {
         Ok(WebSocketTransport {
             stream: Box::new(stream),
             version,
+            outbox: VecDeque::new(),
+            unflushed: false,
+            pong_queued: false,
+            progress: Instant::now(),
         })
     }
 
@@ -144,37 +165,127 @@ impl WebSocketTransport {
         self.version
     }
 
-    /// Queues packets and flushes once, so a burst costs one syscall-ish write.
-    pub(crate) async fn send(&mut self, packets: Vec<Packet>) -> Result<(), Error> {
+    /// Queues packets for the socket; [`poll_io`](Self::poll_io) writes them.
+    pub(crate) fn queue(&mut self, packets: impl IntoIterator<Item = Packet>) {
         for packet in packets {
+            let pong = matches!(packet, Packet::Pong(_));
+            if pong {
+                if self.pong_queued {
+                    continue;
+                }
+                self.pong_queued = true;
+            }
+            if !self.has_pending_writes() {
+                self.progress = Instant::now();
+            }
             let message = match packet.to_frame(self.version) {
                 Frame::Text(text) => Message::text(text),
                 Frame::Binary(bytes) => Message::binary(bytes),
             };
-            self.stream.feed(message).await.map_err(ws_error)?;
+            self.outbox.push_back((message, pong));
         }
-        self.stream.flush().await.map_err(ws_error)
     }
 
-    /// Next frame as an Engine.IO frame. `Ok(None)` when the server closed the WebSocket.
-    /// Cancel-safe: it can sit in a `select!`.
-    pub(crate) async fn recv(&mut self) -> Result<Option<Frame>, Error> {
-        loop {
-            match self.stream.next().await {
-                None => return Ok(None),
-                Some(Err(e)) => return Err(ws_error(e)),
-                Some(Ok(Message::Text(text))) => return Ok(Some(Frame::Text(text.to_string()))),
-                Some(Ok(Message::Binary(bytes))) => return Ok(Some(Frame::Binary(bytes))),
-                Some(Ok(Message::Close(_))) => return Ok(None),
-                // WebSocket-level pings are answered by tungstenite itself.
-                Some(Ok(_)) => continue,
+    /// Queues packets and waits until they are written and flushed.
+    pub(crate) async fn send(&mut self, packets: Vec<Packet>) -> Result<(), Error> {
+        self.queue(packets);
+        poll_fn(|cx| match self.poll_write(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            _ if self.has_pending_writes() => Poll::Pending,
+            _ => Poll::Ready(Ok(())),
+        })
+        .await
+    }
+
+    /// Whether queued frames wait for the socket.
+    pub(crate) fn has_pending_writes(&self) -> bool {
+        !self.outbox.is_empty() || self.unflushed
+    }
+
+    /// Since when the pending writes have made no progress (`None` when nothing waits).
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
+        self.has_pending_writes().then_some(self.progress)
+    }
+
+    /// Moves the outbox into the socket as far as it takes it. Ready only with an error.
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut stream = Pin::new(&mut *self.stream);
+        while !self.outbox.is_empty() {
+            match stream.as_mut().poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(ws_error(e))),
+                Poll::Pending => return Poll::Pending,
+            }
+            let Some((message, pong)) = self.outbox.pop_front() else {
+                break;
+            };
+            if pong {
+                self.pong_queued = false;
+            }
+            if let Err(e) = stream.as_mut().start_send(message) {
+                return Poll::Ready(Err(ws_error(e)));
+            }
+            self.unflushed = true;
+            self.progress = Instant::now();
+        }
+        if self.unflushed {
+            match stream.as_mut().poll_flush(cx) {
+                Poll::Ready(Ok(())) => {
+                    self.unflushed = false;
+                    self.progress = Instant::now();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(ws_error(e))),
+                Poll::Pending => {}
             }
         }
+        Poll::Pending
+    }
+
+    /// Writes what is queued, and with `read` reads the next frame: ready with a frame,
+    /// `Ok(None)` when the server closed the WebSocket, or an error of either direction.
+    /// With `read` false (back-pressure) only writes are driven.
+    pub(crate) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+    ) -> Poll<Result<Option<Frame>, Error>> {
+        if let Poll::Ready(Err(e)) = self.poll_write(cx) {
+            return Poll::Ready(Err(e));
+        }
+        if !read {
+            return Poll::Pending;
+        }
+        loop {
+            return match self.stream.poll_next_unpin(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(Ok(None)),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Err(ws_error(e))),
+                Poll::Ready(Some(Ok(Message::Text(text)))) => {
+                    Poll::Ready(Ok(Some(Frame::Text(text.to_string()))))
+                }
+                Poll::Ready(Some(Ok(Message::Binary(bytes)))) => {
+                    Poll::Ready(Ok(Some(Frame::Binary(bytes))))
+                }
+                Poll::Ready(Some(Ok(Message::Close(_)))) => Poll::Ready(Ok(None)),
+                // WebSocket-level pings are answered by tungstenite itself.
+                Poll::Ready(Some(Ok(_))) => continue,
+            };
+        }
+    }
+
+    /// Next frame as an Engine.IO frame (writing what is queued meanwhile). `Ok(None)` when
+    /// the server closed the WebSocket. Cancel-safe: it can sit in a `select!`.
+    pub(crate) async fn recv(&mut self) -> Result<Option<Frame>, Error> {
+        poll_fn(|cx| self.poll_io(cx, true)).await
     }
 
     /// Closes the WebSocket politely; errors do not matter any more at this point.
+    /// What is still queued goes first (the client's DISCONNECT, say), all within one second.
     pub(crate) async fn close(mut self) {
-        let _ =
-            tokio::time::timeout(Duration::from_secs(1), SinkExt::close(&mut *self.stream)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = self.send(Vec::new()).await;
+            let _ = SinkExt::close(&mut *self.stream).await;
+        })
+        .await;
     }
 }

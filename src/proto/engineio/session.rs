@@ -52,6 +52,9 @@ pub struct Session {
     transmit: VecDeque<Packet>,
     events: VecDeque<SessionEvent>,
     closed: bool,
+    /// A pong is queued and not yet taken: a flood of pings is answered by one pong (each
+    /// ping only resets the server's timer), so the queue cannot grow with the flood.
+    pong_queued: bool,
 }
 
 /// `now + a + b`, or `None` when that is past what `Instant` can hold.
@@ -83,6 +86,7 @@ impl Session {
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
+            pong_queued: false,
         }
     }
 
@@ -109,7 +113,10 @@ impl Session {
                         self.handshake.ping_interval,
                         self.handshake.ping_timeout,
                     );
-                    self.transmit.push_back(Packet::Pong(data));
+                    if !self.pong_queued {
+                        self.pong_queued = true;
+                        self.transmit.push_back(Packet::Pong(data));
+                    }
                 }
                 // v3 servers never ping; the v3 reference client ignores one.
             }
@@ -188,7 +195,11 @@ impl Session {
     ///
     /// After `close()` this still yields what was queued before, then the close packet.
     pub fn poll_transmit(&mut self) -> Option<Packet> {
-        self.transmit.pop_front()
+        let packet = self.transmit.pop_front();
+        if matches!(packet, Some(Packet::Pong(_))) {
+            self.pong_queued = false;
+        }
+        packet
     }
 
     /// Next event for the layer above.

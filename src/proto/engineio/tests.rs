@@ -566,6 +566,31 @@ fn v4_ping_is_answered_and_resets_the_deadline() {
 }
 
 #[test]
+fn v4_a_ping_flood_queues_one_pong_until_it_is_taken() {
+    let t0 = Instant::now();
+    let mut session = Session::new(V4, handshake(25_000, 20_000), t0);
+    for i in 0..100_000u64 {
+        session.handle_packet(t0 + ms(i / 100), Packet::Ping(String::new()));
+    }
+    assert_eq!(
+        drain_transmit(&mut session),
+        vec![Packet::Pong(String::new())]
+    );
+    // The timer follows the last ping all the same.
+    assert!(!session.has_ping_expired(t0 + ms(999 + 45_000)));
+    session.handle_packet(t0 + ms(1_000), Packet::Ping(String::new()));
+    session.send(Data::Text("after".to_owned()));
+    session.handle_packet(t0 + ms(1_001), Packet::Ping(String::new()));
+    assert_eq!(
+        drain_transmit(&mut session),
+        vec![
+            Packet::Pong(String::new()),
+            Packet::Message(Data::Text("after".to_owned()))
+        ]
+    );
+}
+
+#[test]
 fn v4_missing_ping_times_out_once() {
     let t0 = Instant::now();
     let mut session = Session::new(V4, handshake(25_000, 20_000), t0);
