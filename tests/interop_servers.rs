@@ -56,12 +56,12 @@ fn connect(kind: ServerKind, mode: Mode) -> Client {
 fn echo(kind: ServerKind, mode: Mode) {
     let client = connect(kind, mode);
     client
-        .emit("echo", ("hi", 42, json!({"nested": [1, 2]}), 1.5, ()))
+        .emit("echo", ("hé ✓ 🚀", 42, json!({"nested": [1, 2]}), 1.5, ()))
         .unwrap();
     let (args, ack) = next_message(&client, "echo");
     assert!(ack.is_none());
     assert_eq!(args.len(), 5);
-    assert_eq!(args.get::<String>(0).unwrap(), "hi");
+    assert_eq!(args.get::<String>(0).unwrap(), "hé ✓ 🚀");
     assert_eq!(args.get::<i64>(1).unwrap(), 42);
     assert_eq!(
         args.get::<serde_json::Value>(2).unwrap(),
@@ -204,6 +204,90 @@ fn server_disconnect(kind: ServerKind, mode: Mode) {
     ));
 }
 
+fn client_disconnect(kind: ServerKind, mode: Mode) {
+    let client = connect(kind, mode);
+    client.disconnect();
+    assert_eq!(
+        next_disconnect(&client),
+        DisconnectReason::IoClientDisconnect
+    );
+    assert!(client.events().next().is_none(), "the event stream ends");
+    assert!(matches!(
+        client.emit("echo", 1),
+        Err(Error::Disconnected(_))
+    ));
+}
+
+/// Emits a burst right after connecting, before any upgrade has had time to finish, so that
+/// over polling the messages are batched (socketioxide's maxPayload is only 100 kB: 30 kB
+/// messages must not be put into one POST) and with an upgrade some are sent while it is in
+/// progress. Every echo must come back once and in order.
+fn burst_stays_in_order(kind: ServerKind, mode: Mode) {
+    const SMALL: usize = 100;
+    const LARGE: usize = 8;
+    let server = shared_server(kind);
+    let client = builder(server.url(), SioVersion::V4, mode)
+        .connect()
+        .unwrap_or_else(|e| panic!("connect to {kind:?}: {e}\n{}", server.stderr()));
+    let mut events = client.events();
+    let text = "x".repeat(30_000);
+    let blob = Bytes::from(vec![0xA5u8; 30_000]);
+    for i in 0..SMALL {
+        client.emit("echo", i).unwrap();
+        if i % (SMALL / LARGE) == 0 {
+            client.emit("echo", (i, &text, blob.clone())).unwrap();
+        }
+    }
+    let mut upgraded = false;
+    let mut next_index = 0;
+    let mut large_seen = 0;
+    let deadline = Instant::now() + WAIT;
+    while next_index < SMALL {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_timeout(left) {
+            Some(Event::Message { event, args, .. }) if event == "echo" => {
+                let index = args.get::<usize>(0).unwrap();
+                if args.len() == 1 {
+                    assert_eq!(index, next_index, "small echoes out of order");
+                    next_index += 1;
+                } else {
+                    assert_eq!(index + 1, next_index, "large echo out of place");
+                    assert_eq!(args.get::<String>(1).unwrap(), text);
+                    assert_eq!(args.binary(2).unwrap(), &blob);
+                    large_seen += 1;
+                }
+            }
+            Some(Event::TransportChanged { .. }) => upgraded = true,
+            Some(Event::Connected { .. }) => continue,
+            other => panic!(
+                "waiting for echo {next_index}, got {other:?}\n{}",
+                server.stderr()
+            ),
+        }
+    }
+    // The last large echo follows its small one.
+    while large_seen < LARGE {
+        match events.next_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Some(Event::Message { event, args, .. }) if event == "echo" && args.len() == 3 => {
+                large_seen += 1
+            }
+            Some(Event::TransportChanged { .. }) => upgraded = true,
+            other => panic!("waiting for large echo {large_seen}, got {other:?}"),
+        }
+    }
+    if mode == Mode::Upgrade && !upgraded {
+        match events.next_timeout(WAIT) {
+            Some(Event::TransportChanged { .. }) => {}
+            other => panic!("expected the upgrade, got {other:?}"),
+        }
+    }
+    check_transport(&client, mode);
+    let reply = client
+        .emit_with_ack("ack", "after the burst", WAIT)
+        .unwrap();
+    assert_eq!(reply.get::<String>(0).unwrap(), "after the burst");
+}
+
 fn heartbeats_survive(kind: ServerKind, mode: Mode) {
     let client = connect(kind, mode);
     // pingInterval is 200 ms: 3 s are 15 heartbeats. Nothing may happen in that time.
@@ -253,6 +337,14 @@ macro_rules! matrix {
             #[test]
             fn server_disconnect() {
                 super::server_disconnect($kind, $mode)
+            }
+            #[test]
+            fn client_disconnect() {
+                super::client_disconnect($kind, $mode)
+            }
+            #[test]
+            fn burst_stays_in_order() {
+                super::burst_stays_in_order($kind, $mode)
             }
             #[test]
             fn heartbeats_survive() {
