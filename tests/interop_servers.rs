@@ -69,6 +69,10 @@ fn echo(kind: ServerKind, mode: Mode) {
     );
     assert_eq!(args.get::<f64>(3).unwrap(), 1.5);
     assert_eq!(args.get::<serde_json::Value>(4).unwrap(), json!(null));
+    // No arguments at all.
+    client.emit("echo", ()).unwrap();
+    let (args, _) = next_message(&client, "echo");
+    assert!(args.is_empty());
 }
 
 fn ack_requested_by_client(kind: ServerKind, mode: Mode) {
@@ -176,6 +180,35 @@ fn namespace_auth_refused(kind: ServerKind, mode: Mode) {
     // The refusals do not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);
+}
+
+fn unknown_namespace_refused(kind: ServerKind, mode: Mode) {
+    let client = connect(kind, mode);
+    match client.socket("/nope").connect() {
+        Err(Error::ConnectRefused { namespace, .. }) => assert_eq!(namespace, "/nope"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let reply = client.emit_with_ack("ack", "main", WAIT).unwrap();
+    assert_eq!(reply.get::<String>(0).unwrap(), "main");
+}
+
+fn namespace_disconnected_by_server(kind: ServerKind, mode: Mode) {
+    let client = connect(kind, mode);
+    let admin = client
+        .socket("/admin")
+        .auth(json!({"token": "secret"}))
+        .connect()
+        .expect("/admin accepts the right token");
+    admin.emit("disconnect-me", ()).unwrap();
+    assert_eq!(
+        next_disconnect(&admin),
+        DisconnectReason::IoServerDisconnect
+    );
+    assert!(matches!(admin.emit("echo", 1), Err(Error::Disconnected(_))));
+    // Only that namespace went: the connection and "/" stay.
+    assert!(client.is_connected());
+    let reply = client.emit_with_ack("ack", "main", WAIT).unwrap();
+    assert_eq!(reply.get::<String>(0).unwrap(), "main");
 }
 
 fn server_disconnect(kind: ServerKind, mode: Mode) {
@@ -333,6 +366,14 @@ macro_rules! matrix {
             #[test]
             fn namespace_auth_refused() {
                 super::namespace_auth_refused($kind, $mode)
+            }
+            #[test]
+            fn unknown_namespace_refused() {
+                super::unknown_namespace_refused($kind, $mode)
+            }
+            #[test]
+            fn namespace_disconnected_by_server() {
+                super::namespace_disconnected_by_server($kind, $mode)
             }
             #[test]
             fn server_disconnect() {
