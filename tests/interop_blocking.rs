@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
-use sio_client::{Client, DisconnectReason, Error, Event, Transport};
+use sio_client::{Client, DisconnectReason, Error, Event};
 use support::fixtures::{files, Files};
-use support::matrix::{builder, shared_server, Mode, WAIT};
+use support::matrix::{
+    builder, check_transport, next_disconnect, next_message, shared_server, Mode, WAIT,
+};
 use support::{NodeOptions, NodeServer, SioVersion};
 
 fn connect(version: SioVersion, mode: Mode) -> Client {
@@ -18,60 +20,6 @@ fn connect(version: SioVersion, mode: Mode) -> Client {
         .expect("connect");
     check_transport(&client, mode);
     client
-}
-
-/// Asserts the transport the mode must end up on; for an upgrade, waits for the change event.
-fn check_transport(client: &Client, mode: Mode) {
-    match mode {
-        Mode::WebSocket => assert_eq!(client.transport(), Transport::WebSocket),
-        Mode::Polling => assert_eq!(client.transport(), Transport::Polling),
-        Mode::Upgrade => {
-            if client.transport() == Transport::Polling {
-                let mut events = client.events();
-                loop {
-                    match events.next_timeout(WAIT) {
-                        Some(Event::TransportChanged { from, to }) => {
-                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
-                            break;
-                        }
-                        Some(Event::Connected { .. }) => continue,
-                        other => panic!("expected an upgrade, got {other:?}"),
-                    }
-                }
-            }
-            assert_eq!(client.transport(), Transport::WebSocket);
-        }
-    }
-}
-
-/// Next message event named `name`, skipping connection-state events.
-fn next_message(client: &Client, name: &str) -> (sio_client::Args, Option<sio_client::AckSender>) {
-    let mut events = client.events();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            Some(Event::Message {
-                event, args, ack, ..
-            }) if event == name => return (args, ack),
-            Some(Event::Message { event, .. }) => panic!("unexpected event {event}"),
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("waiting for {name}, got {other:?}"),
-        }
-    }
-}
-
-fn next_disconnect(client: &Client) -> DisconnectReason {
-    let mut events = client.events();
-    loop {
-        match events.next_timeout(WAIT) {
-            Some(Event::Disconnected { reason, .. }) => return reason,
-            Some(Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. }) => {
-                continue
-            }
-            other => panic!("waiting for a disconnect, got {other:?}"),
-        }
-    }
 }
 
 fn echo(version: SioVersion, mode: Mode) {

@@ -370,28 +370,13 @@ impl PollingTransport {
         self.queue.drain(..).collect()
     }
 
-    /// Takes as many queued packets as fit in the server's maxPayload (at least one).
+    /// The next POST body: see [`take_batch`].
     fn next_batch(&mut self) -> Option<String> {
-        if self.queue.is_empty() {
-            return None;
+        let batch = take_batch(&mut self.queue, self.max_payload);
+        if batch.iter().any(|p| matches!(p, Packet::Pong(_))) {
+            self.pong_queued = false;
         }
-        let mut batch = Vec::new();
-        let mut size = 0usize;
-        while let Some(packet) = self.queue.front() {
-            // Each packet costs its text plus a separator; an estimate that errs large.
-            let cost = packet_size(packet).saturating_add(8);
-            if !batch.is_empty() && size.saturating_add(cost) > self.max_payload {
-                break;
-            }
-            size = size.saturating_add(cost);
-            if let Some(packet) = self.queue.pop_front() {
-                if matches!(packet, Packet::Pong(_)) {
-                    self.pong_queued = false;
-                }
-                batch.push(packet);
-            }
-        }
-        Some(encode_payload(self.version, &batch))
+        (!batch.is_empty()).then(|| encode_payload(self.version, &batch))
     }
 
     /// Drives the requests; ready with the packets of each completed GET.
@@ -496,11 +481,92 @@ impl PollingTransport {
     }
 }
 
+/// Most packets one POST carries. python-engineio (python-socketio, Flask-SocketIO) refuses a
+/// payload of more than 16 packets (`Payload.max_decode_packets`) yet answers such a POST with
+/// 200 OK and drops all of it, so a larger batch would lose messages without any error. Node's
+/// engine.io limits bytes only; the official JS client batches without a count limit and loses
+/// bursts to python servers this way.
+const MAX_PACKETS_PER_POST: usize = 16;
+
+/// Takes from the front of `queue` as many packets as fit in the server's maxPayload and in
+/// [`MAX_PACKETS_PER_POST`] (at least one, when any is queued), in order.
+fn take_batch(queue: &mut VecDeque<Packet>, max_payload: usize) -> Vec<Packet> {
+    let mut batch = Vec::new();
+    let mut size = 0usize;
+    while let Some(packet) = queue.front() {
+        // Each packet costs its text plus a separator; an estimate that errs large.
+        let cost = packet_size(packet).saturating_add(8);
+        let full = batch.len() >= MAX_PACKETS_PER_POST || size.saturating_add(cost) > max_payload;
+        if !batch.is_empty() && full {
+            break;
+        }
+        size = size.saturating_add(cost);
+        if let Some(packet) = queue.pop_front() {
+            batch.push(packet);
+        }
+    }
+    batch
+}
+
 /// Encoded size of one packet, for batching.
 fn packet_size(packet: &Packet) -> usize {
     match packet {
         Packet::Message(crate::proto::engineio::Data::Text(t)) => t.len() + 1,
         Packet::Message(crate::proto::engineio::Data::Binary(b)) => b.len() / 3 * 4 + 6,
         _ => 16,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::engineio::Data;
+
+    fn text(len: usize) -> Packet {
+        Packet::Message(Data::Text("x".repeat(len)))
+    }
+
+    fn batches(mut queue: VecDeque<Packet>, max_payload: usize) -> Vec<usize> {
+        let mut sizes = Vec::new();
+        loop {
+            let batch = take_batch(&mut queue, max_payload);
+            if batch.is_empty() {
+                return sizes;
+            }
+            sizes.push(batch.len());
+        }
+    }
+
+    #[test]
+    fn a_burst_is_split_into_posts_of_at_most_16_packets() {
+        let queue: VecDeque<Packet> = (0..40).map(|_| text(3)).collect();
+        assert_eq!(batches(queue, usize::MAX), vec![16, 16, 8]);
+    }
+
+    #[test]
+    fn a_batch_stays_within_max_payload_but_takes_one_oversized_packet() {
+        let queue: VecDeque<Packet> = vec![text(40), text(40), text(40), text(500), text(1)].into();
+        assert_eq!(batches(queue, 100), vec![2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn packets_keep_their_order_across_batches() {
+        let mut queue: VecDeque<Packet> = (0..20)
+            .map(|i| Packet::Message(Data::Text(i.to_string())))
+            .collect();
+        let mut seen = Vec::new();
+        loop {
+            let batch = take_batch(&mut queue, usize::MAX);
+            if batch.is_empty() {
+                break;
+            }
+            for packet in batch {
+                match packet {
+                    Packet::Message(Data::Text(t)) => seen.push(t.parse::<i32>().unwrap()),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
     }
 }

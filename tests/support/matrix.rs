@@ -1,10 +1,12 @@
-//! The set-up both interop behaviour matrices (blocking and async) share: the transport modes,
-//! one fast-heartbeat Node server per version, and the client builder for a mode.
+//! The set-up the interop behaviour matrices share: the transport modes, one fast-heartbeat Node
+//! server per version, the client builder for a mode, and the blocking client's waits.
 
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use sio_client::{Client, ClientBuilder, EngineVersion, Transport};
+use sio_client::{
+    AckSender, Args, Client, ClientBuilder, DisconnectReason, EngineVersion, Event, Transport,
+};
 
 use super::{NodeOptions, NodeServer, SioVersion};
 
@@ -58,4 +60,59 @@ pub fn builder(url: String, version: SioVersion, mode: Mode) -> ClientBuilder {
         .protocol_version(protocol)
         .transports(transports)
         .timeout(WAIT)
+}
+
+/// Asserts the transport the mode must end up on; for an upgrade, waits for the change event.
+pub fn check_transport(client: &Client, mode: Mode) {
+    match mode {
+        Mode::WebSocket => assert_eq!(client.transport(), Transport::WebSocket),
+        Mode::Polling => assert_eq!(client.transport(), Transport::Polling),
+        Mode::Upgrade => {
+            if client.transport() == Transport::Polling {
+                let mut events = client.events();
+                loop {
+                    match events.next_timeout(WAIT) {
+                        Some(Event::TransportChanged { from, to }) => {
+                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
+                            break;
+                        }
+                        Some(Event::Connected { .. }) => continue,
+                        other => panic!("expected an upgrade, got {other:?}"),
+                    }
+                }
+            }
+            assert_eq!(client.transport(), Transport::WebSocket);
+        }
+    }
+}
+
+/// Next message event named `name`, skipping connection-state events.
+pub fn next_message(client: &Client, name: &str) -> (Args, Option<AckSender>) {
+    let mut events = client.events();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_timeout(left) {
+            Some(Event::Message {
+                event, args, ack, ..
+            }) if event == name => return (args, ack),
+            Some(Event::Message { event, .. }) => panic!("unexpected event {event}"),
+            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
+            other => panic!("waiting for {name}, got {other:?}"),
+        }
+    }
+}
+
+/// Next disconnect, skipping errors and connection-state events.
+pub fn next_disconnect(client: &Client) -> DisconnectReason {
+    let mut events = client.events();
+    loop {
+        match events.next_timeout(WAIT) {
+            Some(Event::Disconnected { reason, .. }) => return reason,
+            Some(Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. }) => {
+                continue
+            }
+            other => panic!("waiting for a disconnect, got {other:?}"),
+        }
+    }
 }

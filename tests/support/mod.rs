@@ -8,9 +8,12 @@ pub mod fixtures;
 pub mod hostile;
 pub mod matrix;
 pub mod node;
+pub mod process;
 pub mod proxy;
+pub mod servers;
 pub mod sticky;
 pub mod tls;
 
 pub use node::{NodeOptions, NodeServer, SioVersion};
 pub use proxy::{ConnectProxy, ConnectStats, FaultProxy, ProxyMode, ProxyStats};
+pub use servers::{ExternalServer, Heartbeat, ServerKind};

@@ -1,24 +1,14 @@
 //! Real socket.io servers from npm (`tests/node/server.js`), one Node process each.
 //!
 //! The server listens on 127.0.0.1 with an ephemeral port, reports it as one JSON line on
-//! stdout, and exits when its stdin closes. [`NodeServer`] keeps that stdin open for as long
-//! as it lives, so a test binary that dies any way at all (panic, abort, SIGKILL) never
-//! leaves a server behind; dropping the handle kills the process outright.
+//! stdout, and exits when its stdin closes (see [`ServerProcess`]); dropping the handle kills
+//! the process outright.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
-/// How long a server may take to print its port. Generous because CI has two cores and
-/// several test binaries may be compiling or starting Node at the same time.
-const STARTUP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// The server's stderr is kept for failure messages; a runaway log must not eat memory.
-const STDERR_CAP: usize = 1 << 20;
+use super::process::ServerProcess;
 
 const NEED_NODE: &str =
     "the interop tests start real socket.io servers and need Node.js 18+ and npm on PATH";
@@ -67,16 +57,9 @@ pub struct NodeServer {
     version: SioVersion,
     options: NodeOptions,
     port: u16,
-    proc: Option<Running>,
+    proc: Option<ServerProcess>,
     /// Logs of processes this handle ran before (see [`NodeServer::restart`]).
     old_stderr: String,
-}
-
-struct Running {
-    child: Child,
-    // Held only so the server's stdin stays open; server.js exits when it closes.
-    _stdin: ChildStdin,
-    stderr: Arc<Mutex<Vec<u8>>>,
 }
 
 impl NodeServer {
@@ -123,7 +106,7 @@ impl NodeServer {
 
     /// The OS process id, or `None` after [`NodeServer::kill`].
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().map(|p| p.child.id())
+        self.proc.as_ref().map(ServerProcess::pid)
     }
 
     /// Whether a process is currently running (not killed through this handle).
@@ -135,7 +118,7 @@ impl NodeServer {
     pub fn stderr(&self) -> String {
         let mut out = self.old_stderr.clone();
         if let Some(p) = &self.proc {
-            out.push_str(&snapshot(&p.stderr));
+            out.push_str(&p.stderr());
         }
         out
     }
@@ -144,10 +127,8 @@ impl NodeServer {
     /// accepts connections. Existing connections are cut without a close frame, as in a
     /// server crash. Idempotent.
     pub fn kill(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            let _ = p.child.kill();
-            let _ = p.child.wait();
-            self.old_stderr.push_str(&snapshot(&p.stderr));
+        if let Some(p) = self.proc.take() {
+            self.old_stderr.push_str(&p.kill());
         }
     }
 
@@ -190,11 +171,6 @@ pub fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("node")
-}
-
-fn snapshot(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    let bytes = buf.lock().map(|b| b.clone()).unwrap_or_default();
-    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Checks for Node.js once per test binary and installs the npm packages if they are
@@ -250,15 +226,16 @@ fn prepare() -> Result<(), String> {
     Ok(())
 }
 
-fn spawn(version: SioVersion, options: &NodeOptions, port: u16) -> Result<(Running, u16), String> {
+fn spawn(
+    version: SioVersion,
+    options: &NodeOptions,
+    port: u16,
+) -> Result<(ServerProcess, u16), String> {
     let dir = node_dir();
     let mut cmd = Command::new("node");
     cmd.arg(dir.join("server.js"))
         .args(["--sio", version.flag()])
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .current_dir(&dir);
     if port != 0 {
         cmd.args(["--port", &port.to_string()]);
     }
@@ -274,91 +251,5 @@ fn spawn(version: SioVersion, options: &NodeOptions, port: u16) -> Result<(Runni
     if options.recovery {
         cmd.arg("--recovery");
     }
-
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{NEED_NODE}: could not spawn node: {e}"))?;
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err("child pipes were not set up".to_owned());
-    };
-
-    // Both pipes are drained for the whole life of the process: a full pipe would block
-    // the server's writes and stall it in the middle of a test.
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let stderr_thread = {
-        let log = Arc::clone(&log);
-        thread::spawn(move || drain_stderr(stderr, &log))
-    };
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let first = match lines.next() {
-            Some(Ok(line)) => Ok(line),
-            Some(Err(e)) => Err(format!("reading stdout failed: {e}")),
-            None => Err("the server closed stdout without reporting a port".to_owned()),
-        };
-        let _ = tx.send(first);
-        for _ in lines.by_ref() {}
-    });
-
-    let outcome = match rx.recv_timeout(STARTUP_DEADLINE) {
-        Ok(Ok(line)) => parse_port(&line),
-        Ok(Err(msg)) => Err(msg),
-        Err(_) => Err(format!(
-            "no port reported within {} s",
-            STARTUP_DEADLINE.as_secs()
-        )),
-    };
-    match outcome {
-        Ok(actual) if port == 0 || actual == port => Ok((
-            Running {
-                child,
-                _stdin: stdin,
-                stderr: log,
-            },
-            actual,
-        )),
-        other => {
-            let reason = match other {
-                Ok(actual) => format!("asked for port {port}, server reported {actual}"),
-                Err(msg) => msg,
-            };
-            let _ = child.kill();
-            let status = child.wait();
-            // The process is gone, so stderr hits EOF and the reader finishes.
-            let _ = stderr_thread.join();
-            Err(format!(
-                "{reason} (exit: {status:?})\n--- server stderr ---\n{}",
-                snapshot(&log)
-            ))
-        }
-    }
-}
-
-fn parse_port(line: &str) -> Result<u16, String> {
-    serde_json::from_str::<serde_json::Value>(line)
-        .ok()
-        .and_then(|v| v.get("port")?.as_u64())
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("expected a line like {{\"port\":N}} on stdout, got {line:?}"))
-}
-
-fn drain_stderr(mut stderr: impl Read, log: &Mutex<Vec<u8>>) {
-    let mut chunk = [0u8; 4096];
-    loop {
-        match stderr.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if let Ok(mut buf) = log.lock() {
-                    let room = STDERR_CAP.saturating_sub(buf.len());
-                    buf.extend_from_slice(&chunk[..n.min(room)]);
-                }
-            }
-        }
-    }
+    ServerProcess::spawn(cmd, port)
 }
