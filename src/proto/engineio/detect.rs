@@ -42,9 +42,10 @@ pub fn v3_polling_handshake(body: &str) -> Option<Handshake> {
 /// Whether the data of a namespace CONNECT reply marks a socket.io 2 server: socket.io 3+
 /// always sends `{"sid": "…"}` with it.
 pub fn connect_reply_is_socketio2(data: Option<&Value>) -> bool {
-    !data
+    let sid = data
         .and_then(|data| data.get("sid"))
-        .is_some_and(|sid| sid.as_str().is_some_and(|sid| !sid.is_empty()))
+        .and_then(Value::as_str);
+    sid.is_none_or(str::is_empty)
 }
 
 /// Whether the data of a CONNECT_ERROR marks a socket.io 2 server: it sends the message as a
