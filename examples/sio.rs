@@ -43,6 +43,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Value};
+use sio_client::proto::ProtocolError;
 use sio_client::{AckSender, Args, Client, EngineVersion, Event, Transport};
 
 const USAGE: &str = "usage: sio URL [--namespace NS] [--auth JSON] [--header K:V]... \
@@ -180,6 +181,12 @@ fn main() -> ExitCode {
         Ok(client) => client,
         Err(error) => {
             eprintln!("sio: cannot connect to {url}: {error}");
+            if matches!(
+                error,
+                sio_client::Error::Protocol(ProtocolError::Socketio2Server { .. })
+            ) {
+                eprintln!("sio: for a socket.io 2 server, pass --eio 3 (or --eio auto)");
+            }
             return ExitCode::from(1);
         }
     };
