@@ -519,6 +519,16 @@ impl Driver {
                 if server_is_socketio2 && self.switch_to_v3() {
                     return;
                 }
+                if self.detect_version && self.version == EngineVersion::V3 {
+                    if let Error::Handshake { status, body, .. } = &error {
+                        if detect::refuses_engineio3(*status, body) {
+                            // The socket.io 2 server detected earlier became a 3/4 one: the
+                            // next attempt, after the usual delay, speaks v4 again.
+                            tracing::debug!("the server refuses EIO=3: back to EIO=4");
+                            self.version = EngineVersion::V4;
+                        }
+                    }
+                }
                 tracing::warn!(%error, attempt, "connecting failed");
                 // Retrying cannot help a client set to the wrong protocol version.
                 if !self.ever_connected

@@ -339,3 +339,42 @@ fn auto_reconnects_with_v3_directly() {
     );
     assert!(!since_restart.contains("reject"), "{since_restart}");
 }
+
+/// A socket.io 2 server replaced by a 4 one on the same port (an upgrade in place): the client
+/// that detected v2 hears the new server refuse `EIO=3` and goes back to v4.
+#[test]
+fn auto_follows_a_server_upgraded_from_2_to_4() {
+    let mut server = NodeServer::start_default(SioVersion::V2);
+    let client = builder(server.url(), Order::Default)
+        .protocol_version(EngineVersion::Auto)
+        .reconnection_delay(Duration::from_millis(100))
+        .reconnection_delay_max(Duration::from_millis(500))
+        .connect()
+        .expect("connect to socket.io 2");
+    server.restart_as(SioVersion::V4);
+    let mut events = client.events();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_timeout(left) {
+            Some(Event::Reconnected { .. }) => break,
+            Some(
+                Event::Disconnected { .. }
+                | Event::Reconnecting { .. }
+                | Event::Error(_)
+                | Event::Connected { .. }
+                | Event::TransportChanged { .. },
+            ) => continue,
+            other => panic!("waiting for the reconnection to socket.io 4, got {other:?}"),
+        }
+    }
+    let reply = client
+        .emit_with_ack("ack", "on v4", WAIT)
+        .expect("an ack from socket.io 4");
+    assert_eq!(reply.get::<String>(0).unwrap(), "on v4");
+    assert!(
+        server.stderr().contains("[sio4] connect / "),
+        "{}",
+        server.stderr()
+    );
+}

@@ -55,6 +55,14 @@ pub fn connect_error_is_socketio2(data: Option<&Value>) -> bool {
     matches!(data, Some(Value::String(_)))
 }
 
+/// Whether a refused handshake is an Engine.IO 4+ server turning down `EIO=3`: HTTP 400 with
+/// engine.io's error code 5, `{"code":5,"message":"Unsupported protocol version"}` (over
+/// polling; its WebSocket answer is no cleaner than a broken stream). A socket.io 2 server
+/// upgraded to 4 answers a client that detected it before this way.
+pub fn refuses_engineio3(status: Option<u16>, body: &str) -> bool {
+    status == Some(400) && body.contains("Unsupported protocol version")
+}
+
 /// The error of a client set to v4 that reached a socket.io 2 server; `evidence` says how it
 /// showed.
 pub fn socketio2_server(evidence: impl Into<String>) -> ProtocolError {
@@ -153,6 +161,19 @@ mod tests {
         )));
         assert!(!connect_error_is_socketio2(None));
         assert!(!connect_error_is_socketio2(Some(&json!(123))));
+    }
+
+    #[test]
+    fn a_v4_server_refusing_eio3_is_recognised() {
+        // socket.io 4.8's answer to `GET ?EIO=3&transport=polling`.
+        let body = r#"{"code":5,"message":"Unsupported protocol version"}"#;
+        assert!(refuses_engineio3(Some(400), body));
+        assert!(!refuses_engineio3(Some(403), body));
+        assert!(!refuses_engineio3(None, body));
+        assert!(!refuses_engineio3(
+            Some(400),
+            r#"{"code":3,"message":"Bad request"}"#
+        ));
     }
 
     #[test]
