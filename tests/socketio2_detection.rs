@@ -390,3 +390,32 @@ fn auto_follows_a_server_upgraded_from_2_to_4() {
     // Only a socket.io 4 server listens there now.
     assert_eq!(reply.get::<String>(0).unwrap(), "on v4");
 }
+
+/// The socket.io-level signs, from a scripted server speaking v4 framing: a CONNECT reply
+/// without sid, and a CONNECT_ERROR that is a bare string (what socket.io 2 sends when a
+/// middleware refuses `/`), each over both transports.
+#[test]
+fn v4_refuses_socketio2_replies_to_connect() {
+    use support::hostile::{HostileServer, Out, Script, Stage};
+    for (reply, evidence) in [
+        ("40", "CONNECT reply for / carries no sid"),
+        (
+            "44\"not authorized\"",
+            "CONNECT_ERROR for / is a bare string",
+        ),
+    ] {
+        for order in [Order::WebSocket, Order::Polling] {
+            let server = HostileServer::start(Script {
+                version: EngineVersion::V4,
+                stage: Stage::ConnectReply,
+                steps: vec![Out::Text(reply.to_owned())],
+            });
+            let started = Instant::now();
+            let result = builder(server.url(), order).connect();
+            let error = result.as_ref().err().map(ToString::to_string);
+            assert_socketio2_error(result, started, order);
+            let error = error.unwrap_or_default();
+            assert!(error.contains(evidence), "{reply} over {order:?}: {error}");
+        }
+    }
+}
