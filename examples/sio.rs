@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example sio -- URL [--namespace NS] [--auth JSON] [--header K:V]...
-//!                               [--transport websocket|streaming|polling|upgrade|auto] [--eio 3|4]
+//!                               [--transport websocket|streaming|polling|upgrade|auto] [--eio 3|4|auto]
 //! cargo run --example sio --features mock-server -- --mock [same options]
 //! ```
 //!
@@ -43,10 +43,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::{json, Value};
+use sio_client::proto::ProtocolError;
 use sio_client::{AckSender, Args, Client, EngineVersion, Event, Transport};
 
 const USAGE: &str = "usage: sio URL [--namespace NS] [--auth JSON] [--header K:V]... \
-[--transport websocket|streaming|polling|upgrade|auto] [--eio 3|4] [--timeout SECS]
+[--transport websocket|streaming|polling|upgrade|auto] [--eio 3|4|auto] [--timeout SECS]
        sio --mock [options]   (needs --features mock-server)";
 
 /// How long `ack` waits for the server's answer.
@@ -118,7 +119,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Options, String>
                 options.eio = match value("--eio")?.as_str() {
                     "4" => EngineVersion::V4,
                     "3" => EngineVersion::V3,
-                    other => return Err(format!("--eio must be 3 or 4, got {other:?}")),
+                    // Detects a socket.io 2 server and switches to 3.
+                    "auto" => EngineVersion::Auto,
+                    other => return Err(format!("--eio must be 3, 4 or auto, got {other:?}")),
                 }
             }
             "--timeout" => {
@@ -178,6 +181,12 @@ fn main() -> ExitCode {
         Ok(client) => client,
         Err(error) => {
             eprintln!("sio: cannot connect to {url}: {error}");
+            if matches!(
+                error,
+                sio_client::Error::Protocol(ProtocolError::Socketio2Server { .. })
+            ) {
+                eprintln!("sio: for a socket.io 2 server, pass --eio 3 (or --eio auto)");
+            }
             return ExitCode::from(1);
         }
     };

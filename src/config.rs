@@ -348,7 +348,19 @@ impl ClientBuilder {
     }
 
     /// The Engine.IO protocol version: `V4` for socket.io 3.x/4.x servers (default), `V3` for
-    /// socket.io 2.x servers.
+    /// socket.io 2.x servers, `Auto` for either.
+    ///
+    /// With `V4`, a socket.io 2 server is refused at once with
+    /// [`ProtocolError::Socketio2Server`](crate::proto::ProtocolError::Socketio2Server), as the
+    /// JS client refuses it, rather than half-connected. With `Auto` the client starts with v4
+    /// and, when the server turns out to be socket.io 2 (a v3 polling handshake, or a CONNECT
+    /// reply without a session id), closes that session and opens it again with v3; later
+    /// reconnections use v3 directly. Against a socket.io 3/4 server `Auto` costs nothing.
+    ///
+    /// `V4` stays the default, as in the JS client, because `Auto` against a socket.io 2 server
+    /// has effects the application should opt into: the first, v4 session joins the server's
+    /// `/` namespace before it is closed (the server sees a connection come and go), and with v3
+    /// the auth of the main namespace travels in the handshake URL's query instead of a packet.
     pub fn protocol_version(mut self, version: EngineVersion) -> Self {
         self.config.version = version;
         self

@@ -28,8 +28,8 @@ use crate::event::{AckSender, DisconnectReason, Event};
 use crate::event_queue::{EventQueue, EventSink};
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{
-    CloseReason, Data, EngineVersion, Packet as EnginePacket, ProbeState, Session, SessionEvent,
-    UpgradeProbe,
+    detect, CloseReason, Data, EngineVersion, Packet as EnginePacket, ProbeState, Session,
+    SessionEvent, UpgradeProbe,
 };
 use crate::proto::socketio::{self as sio, PacketType};
 use crate::proto::ProtocolError;
@@ -143,7 +143,8 @@ pub(crate) fn spawn(
         config.randomization_factor,
     );
     let driver = Driver {
-        version: config.version,
+        version: config.version.wire(),
+        detect_version: config.version == EngineVersion::Auto,
         config,
         shared,
         weak,
@@ -214,6 +215,11 @@ fn clone_error(error: &Error) -> Error {
         Error::SendBufferFull(n) => Error::SendBufferFull(*n),
         other => Error::Disconnected(other.to_string()),
     }
+}
+
+/// Whether `error` says the server speaks socket.io 2 to a client set to v4.
+fn is_socketio2_server(error: &Error) -> bool {
+    matches!(error, Error::Protocol(e) if detect::is_socketio2_server(e))
 }
 
 /// A JSON value as a query-string value (strings unquoted).
@@ -355,7 +361,11 @@ struct Driver {
     shared: Arc<Shared>,
     weak: mpsc::WeakUnboundedSender<Command>,
     net: Arc<Net>,
+    /// The Engine.IO revision of the current (or next) link: never `Auto`.
     version: EngineVersion,
+    /// `EngineVersion::Auto`: a socket.io 2 server seen on a v4 link makes the driver switch
+    /// `version` to v3 and open the link again, and every later link starts with v3.
+    detect_version: bool,
     /// The main namespace's auth: socket.io 2 servers take it in the handshake query.
     handshake_auth: AuthSource,
     sockets: HashMap<Arc<str>, SocketState>,
@@ -520,8 +530,25 @@ impl Driver {
         let (settings, opened) = match opened {
             Ok(pair) => pair,
             Err(error) => {
+                let server_is_socketio2 = is_socketio2_server(&error);
+                if server_is_socketio2 && self.switch_to_v3() {
+                    return;
+                }
+                if self.detect_version && self.version == EngineVersion::V3 {
+                    if let Error::Handshake { status, body, .. } = &error {
+                        if detect::refuses_engineio3(*status, body) {
+                            // The socket.io 2 server detected earlier became a 3/4 one: the
+                            // next attempt, after the usual delay, speaks v4 again.
+                            tracing::debug!("the server refuses EIO=3: back to EIO=4");
+                            self.version = EngineVersion::V4;
+                        }
+                    }
+                }
                 tracing::warn!(%error, attempt, "connecting failed");
-                if !self.ever_connected && !self.config.retry_initial_connect {
+                // Retrying cannot help a client set to the wrong protocol version.
+                if !self.ever_connected
+                    && (!self.config.retry_initial_connect || server_is_socketio2)
+                {
                     // A first connect that fails is the caller's error, at once.
                     for (_, socket) in self.sockets.drain() {
                         if let Phase::Waiting {
@@ -592,6 +619,37 @@ impl Driver {
         self.feed(now, opened.initial);
     }
 
+    /// With `EngineVersion::Auto`, a v4 link reached a socket.io 2 server: the link (if any) is
+    /// closed politely, its namespaces wait again with their callers, and the next link, opened
+    /// at once, speaks v3. `false` when that does not apply (not `Auto`, already v3, or a
+    /// namespace already connected on the link, which a socket.io 2 server never allows).
+    fn switch_to_v3(&mut self) -> bool {
+        let connected = self
+            .sockets
+            .values()
+            .any(|s| matches!(s.phase, Phase::Connected));
+        if !self.detect_version || self.version == EngineVersion::V3 || connected {
+            return false;
+        }
+        tracing::debug!("socket.io 2 server: opening the session again with EIO=3");
+        self.version = EngineVersion::V3;
+        if let Some(link) = self.link.take() {
+            self.closing.push(link.transport);
+            if let Some(Upgrade::Probing { ws, .. }) = link.upgrade {
+                self.closing.push(Active::WebSocket(ws));
+            }
+        }
+        for socket in self.sockets.values_mut() {
+            socket.phase = match std::mem::replace(&mut socket.phase, Phase::Connected) {
+                Phase::Connecting {
+                    reply, deadline, ..
+                } => Phase::Waiting { reply, deadline },
+                other => other,
+            };
+        }
+        true
+    }
+
     /// Sends a waiting namespace's CONNECT on the current link.
     fn join(&mut self, namespace: &Arc<str>, attempt: Option<u32>) {
         let version = self.version;
@@ -610,7 +668,7 @@ impl Driver {
         };
         let auth = socket.auth.value();
         let packet = match version {
-            EngineVersion::V4 => {
+            EngineVersion::V4 | EngineVersion::Auto => {
                 // Connection-state recovery: the session id and last offset ride along.
                 let data = match (&socket.pid, auth) {
                     (Some(pid), auth) => {
@@ -674,6 +732,8 @@ impl Driver {
                 DisconnectReason::IoClientDisconnect | DisconnectReason::IoServerDisconnect
             );
         let gone = Error::Disconnected(reason.as_str().to_string());
+        let retry_initial_connect =
+            self.config.retry_initial_connect && !error.as_ref().is_some_and(is_socketio2_server);
         let error = error.map(Arc::new);
         let names: Vec<Arc<str>> = self.sockets.keys().cloned().collect();
         for namespace in names {
@@ -719,7 +779,7 @@ impl Driver {
                 } => {
                     // A first connect still in progress keeps waiting only when the caller
                     // asked for retries.
-                    let retry = reconnect && (reply.is_none() || self.config.retry_initial_connect);
+                    let retry = reconnect && (reply.is_none() || retry_initial_connect);
                     if retry {
                         socket.phase = Phase::Waiting { reply, deadline };
                     } else if let Some(reply) = reply {
@@ -1206,7 +1266,10 @@ impl Driver {
             match decoded {
                 Ok(Some(packet)) => {
                     if let Err(error) = self.on_packet(packet) {
-                        self.link_lost(DisconnectReason::ParseError, Some(Error::Protocol(error)));
+                        let error = Error::Protocol(error);
+                        if !(is_socketio2_server(&error) && self.switch_to_v3()) {
+                            self.link_lost(DisconnectReason::ParseError, Some(error));
+                        }
                         return;
                     }
                 }
@@ -1227,6 +1290,14 @@ impl Driver {
         match packet.kind {
             PacketType::Connect => self.on_connected(packet, transport)?,
             PacketType::ConnectError => {
+                if self.version != EngineVersion::V3
+                    && detect::connect_error_is_socketio2(packet.data.as_ref())
+                {
+                    return Err(detect::socketio2_server(format!(
+                        "its CONNECT_ERROR for {} is a bare string",
+                        packet.nsp
+                    )));
+                }
                 let (message, data) = match packet.data {
                     Some(Value::String(message)) => (message, None),
                     Some(Value::Object(mut map)) => {
@@ -1368,6 +1439,15 @@ impl Driver {
         packet: sio::Packet,
         transport: Transport,
     ) -> Result<(), ProtocolError> {
+        // Before the namespace lookup: socket.io 2 joins "/" unasked.
+        if self.version != EngineVersion::V3
+            && detect::connect_reply_is_socketio2(packet.data.as_ref())
+        {
+            return Err(detect::socketio2_server(format!(
+                "its CONNECT reply for {} carries no sid",
+                packet.nsp
+            )));
+        }
         let Some(socket) = self.sockets.get_mut(packet.nsp.as_str()) else {
             return Ok(());
         };

@@ -1,9 +1,9 @@
 //! sio-client: a socket.io client for Rust that gets through.
 //!
 //! It speaks to socket.io 4.x and 3.x servers (Engine.IO v4 / Socket.IO v5) and to 2.x servers
-//! (Engine.IO v3 / Socket.IO v4, with [`EngineVersion::V3`]), over WebSocket or HTTP
-//! long-polling, with one API whatever the transport: [`Client`] blocks, [`AsyncClient`] is for
-//! tokio applications. Both are cheap `Clone` handles over one connection task; many clients
+//! (Engine.IO v3 / Socket.IO v4, with [`EngineVersion::V3`], or detected with
+//! [`EngineVersion::Auto`]), over WebSocket or HTTP long-polling, with one API whatever the
+//! transport: [`Client`] blocks, [`AsyncClient`] is for tokio applications. Both are cheap `Clone` handles over one connection task; many clients
 //! share one runtime.
 //!
 //! ```no_run

@@ -1,5 +1,5 @@
 //! The `sio` command-line example (examples/sio.rs), driven through stdin/stdout against the
-//! mock server and a real Node socket.io 4 server.
+//! mock server and real Node socket.io 4 and 2 servers.
 //!
 //! Cargo gives integration tests no path to example binaries, so the first test to need it
 //! builds it with the same cargo (`$CARGO`) and target directory, and takes the path from
@@ -243,6 +243,34 @@ fn node_v4_refused_namespace_fails_to_connect() {
 }
 
 #[test]
+fn node_v2_is_refused_by_default_with_a_hint() {
+    let server = NodeServer::start(SioVersion::V2, NodeOptions::default());
+    let output = Command::new(sio_binary())
+        .args([&server.url(), "--transport", "websocket"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("socket.io 2") && stderr.contains("--eio 3"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn node_v2_with_eio_auto() {
+    let server = NodeServer::start(SioVersion::V2, NodeOptions::default());
+    let mut sio = Sio::start(&[&server.url(), "--transport", "polling", "--eio", "auto"]);
+    assert_eq!(
+        sio.next(),
+        json!({"type": "connected", "namespace": "/", "transport": "polling"})
+    );
+    echo_ack_quit(sio);
+}
+
+#[test]
 fn unreachable_url_exits_non_zero_with_a_message() {
     // A port that was free a moment ago: nothing listens there.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -270,6 +298,7 @@ fn bad_arguments_exit_2_with_usage() {
     for args in [
         &[][..],
         &["http://x", "--transport", "carrier-pigeon"][..],
+        &["http://x", "--eio", "5"][..],
         &["http://x", "--auth", "{not json"][..],
         &["http://x", "--bogus"][..],
     ] {

@@ -64,4 +64,17 @@ pub enum ProtocolError {
     /// A packet that is valid in itself but not allowed in the current state.
     #[error("unexpected packet: {0}")]
     UnexpectedPacket(String),
+    /// The server speaks socket.io 2 (Engine.IO 3, Socket.IO protocol 4) while the client speaks
+    /// the socket.io 3/4 protocol ([`EngineVersion::V4`](crate::EngineVersion::V4)): the two
+    /// cannot talk, so the connection is refused rather than half-established. See
+    /// [`engineio::detect`](crate::proto::engineio::detect) for how it shows.
+    #[error(
+        "the server speaks socket.io 2 ({evidence}), not the socket.io 3/4 protocol this client \
+         was set to: connect to it with `.protocol_version(EngineVersion::V3)`, or with \
+         `.protocol_version(EngineVersion::Auto)` to detect the server's version"
+    )]
+    Socketio2Server {
+        /// What the server answered that gave it away.
+        evidence: String,
+    },
 }

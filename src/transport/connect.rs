@@ -24,7 +24,7 @@ use super::polling::{self, HttpSettings, PollingTransport};
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
 use crate::config::Config;
-use crate::proto::engineio::{EngineVersion, Handshake, Packet};
+use crate::proto::engineio::{detect, EngineVersion, Handshake, Packet};
 use crate::Error;
 
 /// One transport tried while connecting.
@@ -246,7 +246,16 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
                             started_after: started[i] - start,
                             elapsed,
                         });
+                        let server_is_socketio2 = matches!(
+                            &error,
+                            Error::Protocol(e) if detect::is_socketio2_server(e)
+                        );
                         last_error = Some(error);
+                        if server_is_socketio2 {
+                            // A fact about the server, not the transport: every other
+                            // transport would reach the same socket.io 2 server.
+                            break;
+                        }
                         // A fast failure moves on at once, without waiting for the head start.
                         if started.len() < order.len() {
                             let i = started.len();
@@ -268,6 +277,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
     }
 
     let Some((transport, handshake, initial)) = winner else {
+        finish_in_background(running, config.timeout);
         return Err(last_error.unwrap_or(Error::InvalidUrl {
             url: config.url.clone(),
             reason: "no usable transport configured".into(),
@@ -290,24 +300,28 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
             })
         })
         .collect();
-    if !running.is_empty() {
-        // Losers finish in the background and close whatever session they opened.
-        let limit = config.timeout;
-        tokio::spawn(async move {
-            let _ = tokio::time::timeout(limit, async move {
-                while let Some((_, outcome)) = running.next().await {
-                    if let Ok((active, _, _)) = outcome {
-                        active.close().await;
-                    }
-                }
-            })
-            .await;
-        });
-    }
+    finish_in_background(running, config.timeout);
     Ok(Opened {
         transport,
         handshake,
         initial,
         attempts,
     })
+}
+
+/// Lets attempts still running finish in the background, closing whatever session they open.
+fn finish_in_background(mut running: FuturesUnordered<AttemptFuture>, limit: Duration) {
+    if running.is_empty() {
+        return;
+    }
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(limit, async move {
+            while let Some((_, outcome)) = running.next().await {
+                if let Ok((active, _, _)) = outcome {
+                    active.close().await;
+                }
+            }
+        })
+        .await;
+    });
 }

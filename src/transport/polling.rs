@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
+use crate::proto::engineio::detect;
 use crate::proto::engineio::sse::SseDecoder;
 use crate::proto::engineio::{decode_payload, encode_payload, EngineVersion, Handshake, Packet};
 use crate::proto::ProtocolError;
@@ -257,7 +258,25 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
             body,
         });
     }
-    let mut packets = decode_payload(settings.endpoint.version(), &body)?.into_iter();
+    let version = settings.endpoint.version();
+    let mut packets = match decode_payload(version, &body) {
+        Ok(packets) => packets.into_iter(),
+        Err(error) => {
+            if version.wire() == EngineVersion::V4 {
+                if let Some(open) = detect::v3_polling_handshake(&body) {
+                    // The server opened an Engine.IO 3 session (and joined "/" on it): close it
+                    // rather than leave it to its ping timeout. An EIO3 server reads the `1:1`
+                    // payload whatever the request's `EIO`.
+                    let close = post(settings.clone(), Transport::Polling, open.sid, "1:1".into());
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), close).await;
+                    return Err(Error::Protocol(detect::socketio2_server(
+                        "its polling handshake is an Engine.IO 3 payload",
+                    )));
+                }
+            }
+            return Err(Error::Protocol(error));
+        }
+    };
     match packets.next() {
         Some(Packet::Open(handshake)) => Ok((handshake, packets.collect())),
         _ => Err(Error::Handshake {

@@ -42,7 +42,7 @@ pub const OPEN_V3: &str = r#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pin
 pub fn open_packet(version: EngineVersion) -> &'static str {
     match version {
         EngineVersion::V3 => OPEN_V3,
-        EngineVersion::V4 => OPEN_V4,
+        EngineVersion::V4 | EngineVersion::Auto => OPEN_V4,
     }
 }
 
@@ -261,7 +261,7 @@ impl Session {
             format!("{nsp},")
         };
         out.push(Out::Text(match self.version() {
-            EngineVersion::V4 => format!("40{prefix}{{\"sid\":\"x\"}}"),
+            EngineVersion::V4 | EngineVersion::Auto => format!("40{prefix}{{\"sid\":\"x\"}}"),
             EngineVersion::V3 => format!("40{prefix}"),
         }));
         if nsp == "/" {
@@ -495,17 +495,17 @@ async fn send_polling(stream: &mut TcpStream, version: EngineVersion, out: Out) 
     let body = match out {
         Out::Text(text) if text.is_empty() => Vec::new(),
         Out::Text(text) => match version {
-            EngineVersion::V4 => text.into_bytes(),
+            EngineVersion::V4 | EngineVersion::Auto => text.into_bytes(),
             EngineVersion::V3 => format!("{}:{text}", text.encode_utf16().count()).into_bytes(),
         },
         Out::Binary(bytes) => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
             let text = match version {
-                EngineVersion::V4 => format!("b{b64}"),
+                EngineVersion::V4 | EngineVersion::Auto => format!("b{b64}"),
                 EngineVersion::V3 => format!("b4{b64}"),
             };
             match version {
-                EngineVersion::V4 => text.into_bytes(),
+                EngineVersion::V4 | EngineVersion::Auto => text.into_bytes(),
                 EngineVersion::V3 => format!("{}:{text}", text.len()).into_bytes(),
             }
         }
@@ -523,7 +523,7 @@ async fn send_polling(stream: &mut TcpStream, version: EngineVersion, out: Out) 
         }
         Out::Hangup => return false,
         Out::CloseFrame => match version {
-            EngineVersion::V4 => b"1".to_vec(),
+            EngineVersion::V4 | EngineVersion::Auto => b"1".to_vec(),
             EngineVersion::V3 => b"1:1".to_vec(),
         },
     };
@@ -596,7 +596,7 @@ async fn send_websocket(
     let message = match out {
         Out::Text(text) => Message::text(text),
         Out::Binary(bytes) => match version {
-            EngineVersion::V4 => Message::binary(bytes),
+            EngineVersion::V4 | EngineVersion::Auto => Message::binary(bytes),
             EngineVersion::V3 => {
                 let mut framed = vec![4u8];
                 framed.extend_from_slice(&bytes);

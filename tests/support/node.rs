@@ -150,6 +150,16 @@ impl NodeServer {
     }
 }
 
+impl NodeServer {
+    /// [`NodeServer::restart`] with another socket.io version on the same port: a server
+    /// upgraded (or downgraded) in place.
+    pub fn restart_as(&mut self, version: SioVersion) {
+        self.kill();
+        self.version = version;
+        self.restart();
+    }
+}
+
 impl Drop for NodeServer {
     fn drop(&mut self) {
         self.kill();

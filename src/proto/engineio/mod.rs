@@ -1,6 +1,7 @@
 //! Engine.IO (protocol v3 for socket.io 2.x servers, v4 for 3.x/4.x): packets, polling payloads,
 //! the handshake, the heartbeat session and the polling→WebSocket upgrade probe.
 
+pub mod detect;
 mod handshake;
 mod packet;
 mod payload;

@@ -37,14 +37,26 @@ pub enum EngineVersion {
     /// Engine.IO v4 (socket.io 3.x and 4.x servers): server pings, 0x1E-separated payloads.
     #[default]
     V4,
+    /// A client setting, not a wire revision: speak v4, and when the server turns out to be
+    /// socket.io 2 (see [`detect`](super::detect)) open the session again with v3. The codecs
+    /// here treat it as [`V4`](EngineVersion::V4), the revision it starts with.
+    Auto,
 }
 
 impl EngineVersion {
-    /// The value of the `EIO` query parameter: `"3"` or `"4"`.
+    /// The value of the `EIO` query parameter: `"3"` or `"4"` (`Auto` starts with `"4"`).
     pub fn query_value(self) -> &'static str {
-        match self {
+        match self.wire() {
             EngineVersion::V3 => "3",
-            EngineVersion::V4 => "4",
+            _ => "4",
+        }
+    }
+
+    /// The revision on the wire: `Auto` is `V4` until a socket.io 2 server is detected.
+    pub fn wire(self) -> EngineVersion {
+        match self {
+            EngineVersion::Auto => EngineVersion::V4,
+            other => other,
         }
     }
 }
@@ -90,8 +102,8 @@ impl Packet {
     /// Encodes for a WebSocket frame. Text packets are `<type digit><data>`; a binary message is
     /// a binary frame holding the raw bytes (v4) or `0x04` followed by the bytes (v3).
     pub fn to_frame(&self, version: EngineVersion) -> Frame {
-        match (self, version) {
-            (Packet::Message(Data::Binary(bytes)), EngineVersion::V4) => {
+        match (self, version.wire()) {
+            (Packet::Message(Data::Binary(bytes)), EngineVersion::V4 | EngineVersion::Auto) => {
                 Frame::Binary(bytes.clone())
             }
             (Packet::Message(Data::Binary(bytes)), EngineVersion::V3) => {
@@ -111,8 +123,8 @@ impl Packet {
     pub fn from_frame(version: EngineVersion, frame: Frame) -> Result<Packet, ProtocolError> {
         match frame {
             Frame::Text(text) => Packet::decode_text(&text),
-            Frame::Binary(bytes) => match version {
-                EngineVersion::V4 => Ok(Packet::Message(Data::Binary(bytes))),
+            Frame::Binary(bytes) => match version.wire() {
+                EngineVersion::V4 | EngineVersion::Auto => Ok(Packet::Message(Data::Binary(bytes))),
                 EngineVersion::V3 => match bytes.first() {
                     None => Err(ProtocolError::Empty),
                     // v3 binary frames carry the type as a raw byte (4), not the digit '4'.
@@ -169,8 +181,8 @@ impl Packet {
         let Some(encoded) = element.strip_prefix('b') else {
             return Packet::decode_text(element);
         };
-        let base64 = match version {
-            EngineVersion::V4 => encoded,
+        let base64 = match version.wire() {
+            EngineVersion::V4 | EngineVersion::Auto => encoded,
             EngineVersion::V3 => {
                 let mut chars = encoded.chars();
                 match chars.next() {

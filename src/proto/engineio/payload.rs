@@ -18,8 +18,8 @@ const MAX_LENGTH_DIGITS: usize = 10;
 ///
 /// An empty list encodes as `""` (v4) or `"0:"` (v3, as engine.io-parser 2.x does).
 pub fn encode_payload(version: EngineVersion, packets: &[Packet]) -> String {
-    match version {
-        EngineVersion::V4 => {
+    match version.wire() {
+        EngineVersion::V4 | EngineVersion::Auto => {
             let mut body = String::new();
             for (i, packet) in packets.iter().enumerate() {
                 if i > 0 {
@@ -56,8 +56,8 @@ pub fn decode_payload(version: EngineVersion, body: &str) -> Result<Vec<Packet>,
     if body.is_empty() {
         return Err(ProtocolError::Empty);
     }
-    match version {
-        EngineVersion::V4 => body
+    match version.wire() {
+        EngineVersion::V4 | EngineVersion::Auto => body
             .split(SEPARATOR)
             .map(|element| Packet::decode_payload_element(version, element))
             .collect(),

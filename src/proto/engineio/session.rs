@@ -70,8 +70,8 @@ fn reached(deadline: Option<Instant>, now: Instant) -> bool {
 impl Session {
     /// Starts a session from the server's handshake, received at `now`.
     pub fn new(version: EngineVersion, handshake: Handshake, now: Instant) -> Session {
-        let heartbeat = match version {
-            EngineVersion::V4 => Heartbeat::ServerPings {
+        let heartbeat = match version.wire() {
+            EngineVersion::V4 | EngineVersion::Auto => Heartbeat::ServerPings {
                 deadline: deadline_after(now, handshake.ping_interval, handshake.ping_timeout),
             },
             EngineVersion::V3 => Heartbeat::ClientPings {
