@@ -474,6 +474,26 @@ impl Driver {
         }
     }
 
+    /// Before the heartbeat is called dead, takes what the transport already holds: a driver
+    /// that was busy (a batch of large emits, a slow machine) must not miss a ping that is
+    /// waiting in its socket. Nothing is read while an application queue is full.
+    fn read_before_heartbeat_verdict(&mut self, now: Instant) {
+        for _ in 0..BATCH {
+            let expired = self
+                .link
+                .as_ref()
+                .and_then(|l| l.session.poll_timeout())
+                .is_some_and(|at| at <= now);
+            if !expired || self.done.is_some() || self.full_queue().is_some() {
+                return;
+            }
+            let Some(event) = link_next(&mut self.link, true).now_or_never() else {
+                return;
+            };
+            self.on_link_event(event);
+        }
+    }
+
     /// The queue of the first socket whose application has fallen a whole queue behind.
     fn full_queue(&self) -> Option<Arc<EventQueue>> {
         self.sockets
@@ -504,29 +524,42 @@ impl Driver {
     /// namespace on it.
     async fn open_link(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) {
         let attempt = self.backoff.attempts();
-        let opened = async {
-            let mut query = self.config.query.clone();
-            // socket.io 2 servers take the main namespace's auth from the handshake query. Only
-            // then is the auth evaluated here (a callback runs once per connect).
-            if self.version == EngineVersion::V3 {
-                if let Some(Value::Object(auth)) = self.handshake_auth.value() {
-                    query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+        // socket.io 2 servers take the main namespace's auth from the handshake query. Only
+        // then is the auth evaluated here (a callback runs once per connect).
+        let handshake_auth = match self.version {
+            EngineVersion::V3 => self.handshake_auth.value(),
+            _ => None,
+        };
+        let (config, net, version) = (self.config.clone(), self.net.clone(), self.version);
+        let opened = async move {
+            let mut query = config.query.clone();
+            if let Some(Value::Object(auth)) = handshake_auth {
+                query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+            }
+            let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, version)?);
+            let settings = connect::http_settings(&config, endpoint, net)?;
+            let opened = tokio::time::timeout(config.timeout, connect::open(&config, &settings))
+                .await
+                .map_err(|_| Error::ConnectTimeout(config.timeout))??;
+            Ok::<_, Error>((settings, opened))
+        };
+        tokio::pin!(opened);
+        // The application is served while the handshake runs: a `disconnect()` ends it at
+        // once (the attempt is dropped) instead of when its timeout runs out.
+        let opened = loop {
+            tokio::select! {
+                opened = &mut opened => break opened,
+                command = commands.recv() => {
+                    match command {
+                        Some(command) => self.on_command(command),
+                        None => self.disconnect_all(),
+                    }
+                    if self.done.is_some() {
+                        return;
+                    }
                 }
             }
-            let endpoint = Arc::new(Endpoint::new(
-                &self.config.url,
-                &self.config.path,
-                &query,
-                self.version,
-            )?);
-            let settings = connect::http_settings(&self.config, endpoint, self.net.clone())?;
-            let opened =
-                tokio::time::timeout(self.config.timeout, connect::open(&self.config, &settings))
-                    .await
-                    .map_err(|_| Error::ConnectTimeout(self.config.timeout))??;
-            Ok::<_, Error>((settings, opened))
-        }
-        .await;
+        };
         let (settings, opened) = match opened {
             Ok(pair) => pair,
             Err(error) => {
@@ -941,6 +974,7 @@ impl Driver {
             };
             self.link_lost(DisconnectReason::TransportError, Some(error));
         }
+        self.read_before_heartbeat_verdict(now);
         if let Some(link) = self.link.as_mut() {
             link.session.handle_timeout(now);
             self.drain_session();
@@ -1091,6 +1125,7 @@ impl Driver {
                 {
                     // A timer that fired late (suspended process): the connection only looks
                     // alive. Notice now rather than send into the void.
+                    self.read_before_heartbeat_verdict(now);
                     if let Some(link) = self.link.as_mut() {
                         link.session.handle_timeout(now);
                     }

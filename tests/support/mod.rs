@@ -10,6 +10,7 @@ pub mod matrix;
 pub mod node;
 pub mod process;
 pub mod proxy;
+pub mod raw;
 pub mod servers;
 pub mod sticky;
 pub mod tls;
