@@ -1325,14 +1325,6 @@ impl Driver {
         match packet.kind {
             PacketType::Connect => self.on_connected(packet, transport)?,
             PacketType::ConnectError => {
-                if self.version != EngineVersion::V3
-                    && detect::connect_error_is_socketio2(packet.data.as_ref())
-                {
-                    return Err(detect::socketio2_server(format!(
-                        "its CONNECT_ERROR for {} is a bare string",
-                        packet.nsp
-                    )));
-                }
                 let (message, data) = match packet.data {
                     Some(Value::String(message)) => (message, None),
                     Some(Value::Object(mut map)) => {

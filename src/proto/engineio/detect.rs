@@ -10,9 +10,12 @@
 //! - a namespace CONNECT reply carries no data (`40`, `40/admin,`), where socket.io 3+ always
 //!   answers `40{"sid":"…"}`. The official JS client refuses such a reply for the same reason.
 //!   Over WebSocket this is the first sign: socket.io 2 sends `40` for `/` unasked right after
-//!   the open packet;
-//! - a CONNECT_ERROR carries a bare string (`44"not authorized"`), where socket.io 3+ sends
-//!   `44{"message":"…"}`.
+//!   the open packet.
+//!
+//! A CONNECT_ERROR carrying a bare string (`44"not authorized"`, what socket.io 2 sends when a
+//! middleware refuses `/`) is no proof: python-socketio 5, a v5 server, sends one for an
+//! unknown namespace (`44/nope,"Unable to connect"`). It is a refusal either way, never a false
+//! connect, so it stays a plain `ConnectRefused`.
 //!
 //! The open packet itself is no proof either way: engine.io 3 leaves out `maxPayload`, but so
 //! does every engine.io 4 server before 6.2 (socket.io 3.0 to 4.4), and over WebSocket the open
@@ -46,13 +49,6 @@ pub fn connect_reply_is_socketio2(data: Option<&Value>) -> bool {
         .and_then(|data| data.get("sid"))
         .and_then(Value::as_str);
     sid.is_none_or(str::is_empty)
-}
-
-/// Whether the data of a CONNECT_ERROR marks a socket.io 2 server: it sends the message as a
-/// bare string (`44"not authorized"`) where socket.io 3+ sends `{"message": …}`. A socket.io 2
-/// server refusing `/` in a middleware sends that instead of its unprompted `40`.
-pub fn connect_error_is_socketio2(data: Option<&Value>) -> bool {
-    matches!(data, Some(Value::String(_)))
 }
 
 /// Whether a refused handshake is an Engine.IO 4+ server turning down `EIO=3`: HTTP 400 with
@@ -151,16 +147,6 @@ mod tests {
         assert!(!connect_reply_is_socketio2(Some(
             &json!({"sid": "a", "pid": "b"})
         )));
-    }
-
-    #[test]
-    fn a_connect_error_with_a_bare_string_marks_socketio2() {
-        assert!(connect_error_is_socketio2(Some(&json!("not authorized"))));
-        assert!(!connect_error_is_socketio2(Some(
-            &json!({"message": "not authorized", "data": {"reason": "bad token"}})
-        )));
-        assert!(!connect_error_is_socketio2(None));
-        assert!(!connect_error_is_socketio2(Some(&json!(123))));
     }
 
     #[test]
