@@ -217,8 +217,9 @@ async fn post(
 ) -> Result<(), Error> {
     // Shared, not copied, by the two tries a stale connection can cost.
     let body = bytes::Bytes::from(body);
-    // Sent again only when the connection closed before any byte of the answer: the payload
-    // was then never read (see the retry module), so the server cannot see it twice.
+    // Sent again only when the connection closed before an answer began: on a kept-alive
+    // connection, one the peer had closed idle, so the payload was never read and the server
+    // does not see it twice (the retry module has the reasoning and its limits).
     let response = retry::send(&settings, |http| {
         http.post(settings.url(transport, Some(&sid)))
             .headers(settings.headers.clone())
