@@ -441,7 +441,14 @@ fn vectors() -> Vec<Vector> {
             Benign,
         ),
         // Connection breakage.
-        vector("hang up", vec![Out::Hangup], Fatal),
+        // A polling request whose connection closes before any answer is sent once more on a
+        // new connection, as one that met a stale kept-alive connection
+        // (src/transport/retry.rs): one hang-up is survived, a second in a row is the error.
+        vector("hang up", vec![Out::Hangup], Fatal).websocket_only(),
+        vector("hang up twice", vec![Out::Hangup, Out::Hangup], Fatal).polling_only(),
+        vector("hang up once", vec![Out::Hangup], Benign)
+            .polling_only()
+            .not_instead_of_open(),
         vector("WebSocket close frame", vec![Out::CloseFrame], Fatal)
             .reason(TransportClose)
             .websocket_only(),
@@ -459,9 +466,14 @@ fn vectors() -> Vec<Vector> {
             Fatal,
         )
         .polling_only(),
+        // hyper reports a head cut short as it reports no answer at all, so this request too is
+        // sent once more: the second cut is the error.
         vector(
             "TCP closed mid-headers",
-            vec![wire(b"HTTP/1.1 200 OK\r\nContent-Le")],
+            vec![
+                wire(b"HTTP/1.1 200 OK\r\nContent-Le"),
+                wire(b"HTTP/1.1 200 OK\r\nContent-Le"),
+            ],
             Fatal,
         )
         .polling_only(),
@@ -1117,7 +1129,12 @@ async fn async_client_cases() {
                 t("42[\"y\"]"),
             ],
         ),
-        ("hang up", Stage::AfterConnect, vec![Out::Hangup]),
+        // Twice: over polling, the request that met the first is sent once more.
+        (
+            "hang up",
+            Stage::AfterConnect,
+            vec![Out::Hangup, Out::Hangup],
+        ),
         (
             "invalid UTF-8",
             Stage::AfterConnect,

@@ -65,6 +65,7 @@ pub(crate) fn http_settings(
         endpoint,
         headers: header_map(&config.headers)?,
         max_response: config.max_receive,
+        connect_timeout: config.timeout,
     })
 }
 

@@ -38,6 +38,7 @@ pub(crate) mod memory;
 pub(crate) mod net;
 pub(crate) mod polling;
 pub(crate) mod proxy;
+pub(crate) mod retry;
 pub(crate) mod url;
 pub(crate) mod websocket;
 

@@ -46,6 +46,10 @@ pub(crate) struct Net {
     /// One HTTP client (and connection pool) for every link of this client, built on first
     /// use: building one costs far more than a request.
     http: std::sync::OnceLock<reqwest::Client>,
+    /// The same without a pool, built the first time it is needed: every request on a new
+    /// connection, for the one retry of a request that met a closed kept-alive connection
+    /// (the pool might hand out another connection the same proxy has closed).
+    unpooled: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Net {
@@ -61,6 +65,7 @@ impl Net {
             proxy,
             cookies: Arc::new(Jar::default()),
             http: std::sync::OnceLock::new(),
+            unpooled: std::sync::OnceLock::new(),
         })
     }
 
@@ -72,6 +77,28 @@ impl Net {
         if let Some(client) = self.http.get() {
             return Ok(client.clone());
         }
+        let client = self.build_http_client(connect_timeout, true)?;
+        Ok(self.http.get_or_init(|| client).clone())
+    }
+
+    /// Like [`http_client`](Self::http_client), but every request goes on a new connection,
+    /// closed after the response.
+    pub(crate) fn unpooled_http_client(
+        self: &Arc<Self>,
+        connect_timeout: std::time::Duration,
+    ) -> Result<reqwest::Client, Error> {
+        if let Some(client) = self.unpooled.get() {
+            return Ok(client.clone());
+        }
+        let client = self.build_http_client(connect_timeout, false)?;
+        Ok(self.unpooled.get_or_init(|| client).clone())
+    }
+
+    fn build_http_client(
+        self: &Arc<Self>,
+        connect_timeout: std::time::Duration,
+        pooled: bool,
+    ) -> Result<reqwest::Client, Error> {
         let proxy_net = self.clone();
         let builder = reqwest::Client::builder();
         let builder = match &self.tls {
@@ -79,7 +106,12 @@ impl Net {
             #[cfg(feature = "native-tls")]
             TlsBackend::Native(connector) => builder.use_preconfigured_tls(connector.clone()),
         };
-        let client = builder
+        let builder = if pooled {
+            builder
+        } else {
+            builder.pool_max_idle_per_host(0)
+        };
+        builder
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
             .cookie_provider(self.cookies.clone())
@@ -92,8 +124,7 @@ impl Net {
             .map_err(|e| Error::Transport {
                 transport: crate::Transport::Polling,
                 message: e.to_string(),
-            })?;
-        Ok(self.http.get_or_init(|| client).clone())
+            })
     }
 
     /// The proxy `url` goes through, if any.

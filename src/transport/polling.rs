@@ -17,6 +17,7 @@ use crate::proto::engineio::detect;
 use crate::proto::engineio::sse::SseDecoder;
 use crate::proto::engineio::{decode_payload, encode_payload, EngineVersion, Handshake, Packet};
 use crate::proto::ProtocolError;
+use crate::transport::retry;
 use crate::transport::url::Endpoint;
 use crate::{Error, Transport};
 
@@ -31,6 +32,8 @@ pub(crate) struct HttpSettings {
     pub(crate) headers: HeaderMap,
     /// Largest response body accepted, in bytes.
     pub(crate) max_response: usize,
+    /// Connect timeout of the HTTP clients (the pooled one above, and the one a retry uses).
+    pub(crate) connect_timeout: std::time::Duration,
 }
 
 impl HttpSettings {
@@ -90,13 +93,12 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
 
 /// Performs one long-polling GET and decodes its payload.
 async fn poll_once(settings: HttpSettings, sid: String) -> Result<Vec<Packet>, Error> {
-    let response = settings
-        .http
-        .get(settings.url(Transport::Polling, Some(&sid)))
-        .headers(settings.headers.clone())
-        .send()
-        .await
-        .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?;
+    let response = retry::send(&settings, |http| {
+        http.get(settings.url(Transport::Polling, Some(&sid)))
+            .headers(settings.headers.clone())
+    })
+    .await
+    .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
@@ -117,13 +119,12 @@ async fn open_stream(
     settings: &HttpSettings,
     sid: Option<&str>,
 ) -> Result<Result<Downstream, (u16, String)>, Error> {
-    let response = settings
-        .http
-        .get(settings.url(Transport::Streaming, sid))
-        .headers(settings.headers.clone())
-        .send()
-        .await
-        .map_err(|e| transport_error(Transport::Streaming, error_chain(&e)))?;
+    let response = retry::send(settings, |http| {
+        http.get(settings.url(Transport::Streaming, sid))
+            .headers(settings.headers.clone())
+    })
+    .await
+    .map_err(|e| transport_error(Transport::Streaming, error_chain(&e)))?;
     let status = response.status();
     let is_sse = response
         .headers()
@@ -215,16 +216,20 @@ async fn post(
     sid: String,
     body: String,
 ) -> Result<(), Error> {
-    let response = settings
-        .http
-        .post(settings.url(transport, Some(&sid)))
-        .headers(settings.headers.clone())
-        // The Node server answers 400 to application/octet-stream bodies.
-        .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| transport_error(transport, error_chain(&e)))?;
+    // Shared, not copied, by the two tries a stale connection can cost.
+    let body = bytes::Bytes::from(body);
+    // Sent again only when the connection closed before an answer began: on a kept-alive
+    // connection, one the peer had closed idle, so the payload was never read and the server
+    // does not see it twice (the retry module has the reasoning and its limits).
+    let response = retry::send(&settings, |http| {
+        http.post(settings.url(transport, Some(&sid)))
+            .headers(settings.headers.clone())
+            // The Node server answers 400 to application/octet-stream bodies.
+            .header(CONTENT_TYPE, "text/plain;charset=UTF-8")
+            .body(body.clone())
+    })
+    .await
+    .map_err(|e| transport_error(transport, error_chain(&e)))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = read_body(response, 64 * 1024).await.unwrap_or_default();
@@ -238,17 +243,16 @@ async fn post(
 
 /// The handshake GET: returns the open packet's handshake and any packets that came with it.
 pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec<Packet>), Error> {
-    let response = settings
-        .http
-        .get(settings.url(Transport::Polling, None))
-        .headers(settings.headers.clone())
-        .send()
-        .await
-        .map_err(|e| Error::Handshake {
-            transport: Transport::Polling,
-            status: None,
-            body: error_chain(&e),
-        })?;
+    let response = retry::send(settings, |http| {
+        http.get(settings.url(Transport::Polling, None))
+            .headers(settings.headers.clone())
+    })
+    .await
+    .map_err(|e| Error::Handshake {
+        transport: Transport::Polling,
+        status: None,
+        body: error_chain(&e),
+    })?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {

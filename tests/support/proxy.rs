@@ -3,7 +3,8 @@
 //! - [`FaultProxy`] is a reverse proxy: the client connects to [`FaultProxy::url`] as if it were
 //!   the server, and the proxy forwards to an upstream (the mock server or a Node server). Its
 //!   [`ProxyMode`] decides what goes wrong: rejected, stripped, reset or black-holed WebSocket
-//!   upgrades, buffered responses, latency, connections cut after a number of bytes.
+//!   upgrades, buffered responses, latency, connections cut after a number of bytes, kept-alive
+//!   connections closed after one response or when reused.
 //! - [`ConnectProxy`] is a forward proxy (HTTP `CONNECT` tunnels and absolute-URI forwarding of
 //!   plain `http://` requests, the two ways clients use an HTTP proxy), with optional Basic auth.
 //!
@@ -77,6 +78,22 @@ pub enum ProxyMode {
     /// Close each client connection (FIN) once this many bytes in total have been sent to it
     /// from upstream, counting response heads, bodies and WebSocket bytes alike.
     CutAfter(usize),
+    /// Relay one request per client connection, its response still saying
+    /// `Connection: keep-alive`, then close the connection at once, as some stock forward
+    /// proxies do. A client that reuses the connection before the FIN reached it sends into a
+    /// closed socket: whether that happens is a race, as with the real proxies. WebSocket
+    /// upgrades pass.
+    CloseAfterResponse,
+    /// Relay the first request of each client connection (the response saying
+    /// `Connection: keep-alive`) and keep the connection open; when a next request arrives on
+    /// it, read it and close the connection without forwarding or answering it. The
+    /// deterministic form of [`ProxyMode::CloseAfterResponse`]: every reuse of a kept-alive
+    /// connection meets a connection closed before any byte of the response. WebSocket
+    /// upgrades pass.
+    CloseOnReuse,
+    /// Read every request and close the connection without forwarding or answering it, new
+    /// connection or not. WebSocket upgrades pass.
+    CloseUnanswered,
 }
 
 /// Counters of a [`FaultProxy`], a snapshot taken by [`FaultProxy::stats`]. Each counter is
@@ -98,6 +115,10 @@ pub struct ProxyStats {
     pub bytes_to_upstream: u64,
     /// Bytes written to client connections.
     pub bytes_to_client: u64,
+    /// Requests (counted in `requests` too) the proxy closed the connection on without
+    /// forwarding or answering them ([`ProxyMode::CloseOnReuse`],
+    /// [`ProxyMode::CloseUnanswered`]).
+    pub requests_dropped: u64,
 }
 
 /// A reverse proxy in front of an upstream server that misbehaves on demand. See the
@@ -197,6 +218,7 @@ impl FaultProxy {
             upgrades_completed: get(&c.upgrades_completed),
             bytes_to_upstream: get(&c.to_upstream),
             bytes_to_client: get(&c.to_client),
+            requests_dropped: get(&c.requests_dropped),
         }
     }
 }
@@ -400,6 +422,7 @@ struct Counters {
     forwarded: AtomicU64,
     auth_rejected: AtomicU64,
     connect_refused: AtomicU64,
+    requests_dropped: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64, n: usize) {
@@ -1195,6 +1218,8 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
         sent: 0,
     };
     let upstream = shared.upstream.to_string();
+    // Requests relayed on this connection, for `CloseOnReuse`.
+    let mut answered = 0u64;
     loop {
         let req = match read_request(&mut client.conn).await {
             Ok(Some(req)) => req,
@@ -1209,8 +1234,23 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
             }
         };
         let mode = *lock(&shared.mode);
+        let plain = !req.is_websocket();
+        let drop_it = plain
+            && match mode {
+                ProxyMode::CloseOnReuse => answered > 0,
+                ProxyMode::CloseUnanswered => true,
+                _ => false,
+            };
+        if drop_it {
+            bump(&shared.counters.requests, 1);
+            bump(&shared.counters.requests_dropped, 1);
+            // The whole request was read, so the close is a FIN (unread data would make it a
+            // RST): the client sees its connection end before any byte of a response.
+            return Ok(());
+        }
         match forward(&mut client, req, &upstream, mode, &shared.counters).await? {
-            Next::KeepAlive => {}
+            Next::KeepAlive if plain && mode == ProxyMode::CloseAfterResponse => return Ok(()),
+            Next::KeepAlive => answered += 1,
             Next::Close => return Ok(()),
         }
     }
