@@ -13,10 +13,13 @@
 //! 5. haproxy over two Node servers with cookie stickiness, polling only: two clients land on
 //!    different servers and each stays on its own for 20 acked emits (the cookie jar).
 //! 6. haproxy round robin over two servers without stickiness, polling only: the connect fails
-//!    by itself, well within its timeout, with the other server's 400 "Session ID unknown".
-//! 7. nginx whose `proxy_read_timeout` is shorter than the ping interval: nginx keeps cutting
-//!    the WebSocket, the client reconnects by itself, and with `retries` every emit of a
-//!    numbered sequence is acked and reached the server (duplicates are allowed and counted).
+//!    by itself (not by its timeout) with the polling transport's error carrying the other
+//!    server's 400 "Session ID unknown"; haproxy's log shows both servers were asked.
+//! 7. nginx whose `proxy_read_timeout` (2 s) is shorter than the ping interval (6 s): a plain
+//!    client does the round trips, then a client with `retries` emits a numbered sequence while
+//!    nginx keeps cutting the idle WebSocket, with some acks held back by the server past the
+//!    cut. The client reconnects by itself, every emit is acked, the server saw each at least
+//!    once, and the lost acks show as duplicate arrivals (counted and printed).
 
 mod support;
 
@@ -371,6 +374,13 @@ fn haproxy_round_robin_without_stickiness_fails_polling_with_a_clear_error() {
             "expected the polling transport's 400 \"Session ID unknown\", got {other:?}\n{}",
             haproxy.logs()
         ),
+    }
+    for server in ["nodes/node0", "nodes/node1"] {
+        assert!(
+            !haproxy.log_lines("stdout.log", server).is_empty(),
+            "haproxy sent no request to {server}\n{}",
+            haproxy.logs()
+        );
     }
 }
 

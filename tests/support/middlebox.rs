@@ -144,13 +144,17 @@ impl Middlebox {
         let ssl_ports = ssl_ports.join(" ");
         launch(Tool::Squid, |port, dir, token| {
             let d = dir.display();
-            // The ACL and http_access lines are Debian's squid.conf's, except SSL_ports.
+            // The ACL and http_access lines are Debian's squid.conf's (SSL_ports aside), and
+            // so is `logfile_rotate 0` (its conf.d/debian.conf).
             // Running as root, squid switches to `cache_effective_user`, so every file it
             // writes is in the (world-writable) temp dir; no cache dir, nothing cached; DNS
             // only ever to loopback (the tests use IP literals).
             format!(
                 "\
+acl localnet src 0.0.0.1-0.255.255.255
 acl localnet src 10.0.0.0/8
+acl localnet src 100.64.0.0/10
+acl localnet src 169.254.0.0/16
 acl localnet src 172.16.0.0/12
 acl localnet src 192.168.0.0/16
 acl localnet src fc00::/7
