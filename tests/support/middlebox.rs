@@ -134,6 +134,7 @@ pub struct Middlebox {
 
 impl Middlebox {
     /// squid as a forward proxy with Debian's access rules (see [`SquidPolicy`]), no cache.
+    /// Its logs: `access.log` (one line per request, a tunnel's when it closes), `cache.log`.
     pub fn squid(policy: &SquidPolicy) -> Middlebox {
         let ssl_ports: Vec<String> = match policy {
             SquidPolicy::Shipped => vec!["443".into()],
@@ -197,7 +198,8 @@ shutdown_lifetime 0 seconds
         })
     }
 
-    /// nginx as a reverse proxy in front of `upstream` (a port on 127.0.0.1).
+    /// nginx as a reverse proxy in front of `upstream` (a port on 127.0.0.1). Its logs:
+    /// `access.log`, `error.log` (at level info, so it names the connections it times out).
     pub fn nginx(upstream: u16, options: &NginxOptions) -> Middlebox {
         let mut proxy = format!("proxy_pass http://127.0.0.1:{upstream};\n");
         if options.websocket {
@@ -239,7 +241,8 @@ location / {{
         })
     }
 
-    /// haproxy in HTTP mode balancing round robin over `backends` (ports on 127.0.0.1).
+    /// haproxy in HTTP mode balancing round robin over `backends` (ports on 127.0.0.1), named
+    /// `node0`, `node1`, … in its request log, `stdout.log`.
     pub fn haproxy(backends: &[u16], options: &HaproxyOptions) -> Middlebox {
         assert!(!backends.is_empty(), "haproxy needs at least one backend");
         let deny = if options.deny_websocket {
