@@ -130,9 +130,45 @@ function wire(io, nspName) {
       for (let i = 0; i < n; i++) socket.emit("item", i, pad);
       socket.emit("burst-done", n);
     });
+    wireMiddleboxHelpers(socket);
   });
   return nsp;
 }
+
+// --- Middlebox helpers (tests/middleboxes.rs) ---
+// For tests that put proxies and load balancers between client and server:
+//   "whoami" (ack)              -> acks the port this server listens on, so a test behind a
+//                                  load balancer can tell which backend answered
+//   "record" (seq, [delayMs], ack)
+//                               -> remembers seq (every arrival, duplicates included) and acks
+//                                  seq; at seq's first arrival only, delayMs later when given
+//                                  (an ack a middlebox can lose by cutting the connection)
+//   "recorded" (ack)            -> acks every seq "record" got so far, in arrival order
+// The record is per process, shared by all sockets and namespaces.
+const recordedSeqs = [];
+function wireMiddleboxHelpers(socket) {
+  socket.on("whoami", (...args) => {
+    const { ack } = splitAck(args);
+    if (ack) ack(httpServer.address().port);
+  });
+  socket.on("record", (...args) => {
+    const { data, ack } = splitAck(args);
+    const [seq, delayMs] = data;
+    const first = !recordedSeqs.includes(seq);
+    recordedSeqs.push(seq);
+    if (!ack) return;
+    if (first && typeof delayMs === "number" && delayMs > 0) {
+      setTimeout(() => ack(seq), delayMs);
+    } else {
+      ack(seq);
+    }
+  });
+  socket.on("recorded", (...args) => {
+    const { ack } = splitAck(args);
+    if (ack) ack(recordedSeqs);
+  });
+}
+// --- end of middlebox helpers ---
 
 const httpServer = http.createServer();
 

@@ -7,6 +7,7 @@
 pub mod fixtures;
 pub mod hostile;
 pub mod matrix;
+pub mod middlebox;
 pub mod node;
 pub mod process;
 pub mod proxy;
