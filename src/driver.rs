@@ -625,7 +625,8 @@ impl Driver {
             && opened.handshake.upgrades.iter().any(|u| u == "websocket");
         self.link = Some(Link {
             session: Session::new(self.version, opened.handshake, now),
-            decoder: sio::Decoder::new(self.config.max_attachments),
+            decoder: sio::Decoder::new(self.config.max_attachments)
+                .with_max_bytes(self.config.max_receive),
             transport: opened.transport,
             upgrade: None,
             preface: Vec::new(),

@@ -18,6 +18,7 @@ use futures_util::SinkExt;
 use sio_client::mock::MockServer;
 use sio_client::{Client, DisconnectReason, Error, Event, Transport};
 use support::raw::{read_request, Server};
+use support::{FaultProxy, ProxyMode};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -139,38 +140,37 @@ fn disconnect_returns_at_once_while_writes_are_stalled() {
     assert!(Instant::now() < until, "the event stream did not end");
 }
 
-/// `disconnect()` while a reconnection's handshake hangs (the server takes two minutes to
-/// answer) ends the client at once, not when that attempt's `timeout` runs out.
+/// `disconnect()` while a reconnection's handshake hangs (a proxy completes the WebSocket
+/// upgrade, then forwards nothing) ends the client at once, not when that attempt's `timeout`
+/// runs out.
 #[test]
 fn disconnect_cancels_a_hanging_handshake() {
     let server = MockServer::builder().start_background().expect("mock");
-    let client = Client::builder(server.url())
-        .transports([Transport::Polling])
+    let proxy = FaultProxy::start_background(server.addr(), ProxyMode::Pass);
+    let client = Client::builder(proxy.url())
+        .transports([Transport::WebSocket])
         .timeout(Duration::from_secs(60))
+        .probe_timeout(Duration::from_secs(60))
         .reconnection_delay(Duration::from_millis(10))
         .connect()
         .expect("connect");
     let mut events = client.events();
-    server.faults().delay(Duration::from_secs(120));
+    proxy.set_mode(ProxyMode::BlackHoleUpgrade);
     server.faults().drop_all_connections();
-    // The reconnection attempt starts; its handshake now hangs.
+    // The reconnection's upgrade goes through; then the open packet never comes.
     let until = Instant::now() + MARGIN;
-    loop {
-        match events.next_timeout(until.saturating_duration_since(Instant::now())) {
-            Some(Event::Reconnecting { .. }) => break,
-            Some(_) => continue,
-            None => panic!("no reconnection attempt after the connections dropped"),
-        }
+    while proxy.stats().upgrades_completed < 2 {
+        assert!(
+            Instant::now() < until,
+            "no reconnection attempt reached the proxy: {:?}",
+            proxy.stats()
+        );
+        let _ = events.next_timeout(Duration::from_millis(10));
     }
     let start = Instant::now();
     client.disconnect();
     drop(client);
-    loop {
-        match events.next_timeout(Duration::from_secs(60)) {
-            None => break,
-            Some(_) => continue,
-        }
-    }
+    while events.next_timeout(Duration::from_secs(60)).is_some() {}
     assert!(
         start.elapsed() < Duration::from_secs(2),
         "the client ended {:?} after disconnect(), with its handshake still pending",

@@ -15,7 +15,7 @@ use reqwest::header::{HeaderMap, CONTENT_TYPE};
 
 use crate::proto::engineio::detect;
 use crate::proto::engineio::sse::SseDecoder;
-use crate::proto::engineio::{decode_payload, encode_payload, EngineVersion, Handshake, Packet};
+use crate::proto::engineio::{encode_payload, EngineVersion, Handshake, Packet, PayloadReader};
 use crate::proto::ProtocolError;
 use crate::transport::retry;
 use crate::transport::url::Endpoint;
@@ -91,8 +91,44 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
     String::from_utf8(body).map_err(|_| Error::Protocol(ProtocolError::InvalidUtf8))
 }
 
-/// Performs one long-polling GET and decodes its payload.
-async fn poll_once(settings: HttpSettings, sid: String) -> Result<Vec<Packet>, Error> {
+/// Most packets handed on at once from one polling response: the body is decoded as it is
+/// taken, so a reader that stops taking (back-pressure) leaves the rest of it undecoded.
+const PACKETS_PER_TAKE: usize = 256;
+
+/// One long-polling GET as a stream of packet batches, decoded as they are taken.
+fn poll_stream(settings: HttpSettings, sid: String) -> Downstream {
+    stream::once(poll_once(settings, sid))
+        .flat_map(|fetched| match fetched {
+            Err(e) => stream::iter([Err(e)]).boxed(),
+            Ok(reader) => stream::unfold((reader, None), |(mut reader, error)| async move {
+                if let Some(error) = error {
+                    return Some((Err(Error::Protocol(error)), (reader, None)));
+                }
+                let mut batch = Vec::new();
+                let mut error = None;
+                while batch.len() < PACKETS_PER_TAKE {
+                    match reader.next_packet() {
+                        Some(Ok(packet)) => batch.push(packet),
+                        // The packets before the error go first; the error comes next.
+                        Some(Err(e)) => {
+                            error = Some(e);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                if batch.is_empty() {
+                    return error.map(|e| (Err(Error::Protocol(e)), (reader, None)));
+                }
+                Some((Ok(batch), (reader, error)))
+            })
+            .boxed(),
+        })
+        .boxed()
+}
+
+/// Performs one long-polling GET; its payload is decoded as it is read.
+async fn poll_once(settings: HttpSettings, sid: String) -> Result<PayloadReader, Error> {
     let response = retry::send(&settings, |http| {
         http.get(settings.url(Transport::Polling, Some(&sid)))
             .headers(settings.headers.clone())
@@ -107,7 +143,7 @@ async fn poll_once(settings: HttpSettings, sid: String) -> Result<Vec<Packet>, E
             format!("GET answered {status}: {body}"),
         ));
     }
-    Ok(decode_payload(settings.endpoint.version(), &body)?)
+    Ok(PayloadReader::new(settings.endpoint.version(), body)?)
 }
 
 /// What the server sends, as batches of packets; ends when the server ends the response.
@@ -263,7 +299,7 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
         });
     }
     let version = settings.endpoint.version();
-    let mut packets = match decode_payload(version, &body) {
+    let mut packets = match decode_handshake_body(version, &body) {
         Ok(packets) => packets.into_iter(),
         Err(error) => {
             if version.wire() == EngineVersion::V4 {
@@ -289,6 +325,28 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
             body: format!("expected an open packet, got {body:?}"),
         }),
     }
+}
+
+/// Most packets a handshake response may carry after the open packet: a server sends at most
+/// a few (socket.io 2 joins `/` there); a body of millions is an attack on memory.
+const MAX_HANDSHAKE_PACKETS: usize = 64;
+
+/// The packets of a polling handshake body, noops left out.
+fn decode_handshake_body(version: EngineVersion, body: &str) -> Result<Vec<Packet>, ProtocolError> {
+    let mut reader = PayloadReader::new(version, body.to_owned())?;
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        match packet? {
+            Packet::Noop => {}
+            _ if packets.len() > MAX_HANDSHAKE_PACKETS => {
+                return Err(ProtocolError::InvalidHandshake(format!(
+                    "the handshake response carries more than {MAX_HANDSHAKE_PACKETS} packets"
+                )));
+            }
+            packet => packets.push(packet),
+        }
+    }
+    Ok(packets)
 }
 
 /// An established long-polling or streaming session.
@@ -445,7 +503,7 @@ impl PollingTransport {
             let (settings, sid) = (self.settings.clone(), self.sid.clone());
             self.get = Some(match self.kind {
                 Transport::Streaming => stream_again(settings, sid),
-                _ => stream::once(poll_once(settings, sid)).boxed(),
+                _ => poll_stream(settings, sid),
             });
         }
         if let Some(get) = self.get.as_mut() {

@@ -14,6 +14,6 @@ mod tests;
 
 pub use handshake::{Handshake, MAX_HEARTBEAT_MILLIS};
 pub use packet::{Data, EngineVersion, Frame, Packet};
-pub use payload::{decode_payload, decode_payload_bytes, encode_payload, utf16_len};
+pub use payload::{decode_payload, decode_payload_bytes, encode_payload, utf16_len, PayloadReader};
 pub use session::{CloseReason, Session, SessionEvent};
 pub use upgrade::{ProbeState, UpgradeProbe};

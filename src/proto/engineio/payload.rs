@@ -53,15 +53,94 @@ pub fn encode_payload(version: EngineVersion, packets: &[Packet]) -> String {
 /// An empty body is [`ProtocolError::Empty`] in both versions: a server always answers a poll
 /// with at least one packet (a noop when it has nothing to say).
 pub fn decode_payload(version: EngineVersion, body: &str) -> Result<Vec<Packet>, ProtocolError> {
-    if body.is_empty() {
-        return Err(ProtocolError::Empty);
+    let mut reader = PayloadReader::new(version, body.to_owned())?;
+    let mut packets = Vec::new();
+    while let Some(packet) = reader.next_packet() {
+        packets.push(packet?);
     }
-    match version.wire() {
-        EngineVersion::V4 | EngineVersion::Auto => body
-            .split(SEPARATOR)
-            .map(|element| Packet::decode_payload_element(version, element))
-            .collect(),
-        EngineVersion::V3 => decode_v3(body),
+    Ok(packets)
+}
+
+/// Decodes a polling response body one packet at a time, so that what a body costs in memory
+/// is the body itself plus the packets taken so far, not every packet at once (a 99 MB body of
+/// noops would otherwise be fifty million packets), and a reader can stop taking (back-pressure)
+/// with the rest of the body still undecoded.
+#[derive(Debug)]
+pub struct PayloadReader {
+    version: EngineVersion,
+    body: String,
+    /// Byte offset of the next packet.
+    at: usize,
+    /// The body ended, or an error was returned.
+    done: bool,
+}
+
+impl PayloadReader {
+    /// A reader over `body`; an empty body is [`ProtocolError::Empty`], as in
+    /// [`decode_payload`].
+    pub fn new(version: EngineVersion, body: String) -> Result<PayloadReader, ProtocolError> {
+        if body.is_empty() {
+            return Err(ProtocolError::Empty);
+        }
+        Ok(PayloadReader {
+            version,
+            body,
+            at: 0,
+            done: false,
+        })
+    }
+
+    /// Whether every packet has been taken.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next packet; `None` at the end. After an error, `None`.
+    pub fn next_packet(&mut self) -> Option<Result<Packet, ProtocolError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            let rest = self.body.get(self.at..).unwrap_or_default();
+            let element = match self.version.wire() {
+                EngineVersion::V4 | EngineVersion::Auto => {
+                    let (element, next) = match rest.find(SEPARATOR) {
+                        Some(i) => (&rest[..i], self.at + i + SEPARATOR.len_utf8()),
+                        None => {
+                            self.done = true;
+                            (rest, self.body.len())
+                        }
+                    };
+                    self.at = next;
+                    element
+                }
+                EngineVersion::V3 => {
+                    if rest.is_empty() {
+                        self.done = true;
+                        return None;
+                    }
+                    let split = split_length_prefix(rest)
+                        .and_then(|(length, after)| split_utf16_units(after, length));
+                    let (element, remainder) = match split {
+                        Ok(pair) => pair,
+                        Err(e) => {
+                            self.done = true;
+                            return Some(Err(e));
+                        }
+                    };
+                    self.at = self.body.len() - remainder.len();
+                    if element.is_empty() {
+                        continue;
+                    }
+                    element
+                }
+            };
+            let packet = Packet::decode_payload_element(self.version, element);
+            if packet.is_err() {
+                self.done = true;
+            }
+            return Some(packet);
+        }
     }
 }
 
@@ -79,21 +158,6 @@ pub fn decode_payload_bytes(
 /// `String.length`).
 pub fn utf16_len(text: &str) -> usize {
     text.chars().map(char::len_utf16).sum()
-}
-
-fn decode_v3(body: &str) -> Result<Vec<Packet>, ProtocolError> {
-    let mut packets = Vec::new();
-    let mut rest = body;
-    while !rest.is_empty() {
-        let (length, after_colon) = split_length_prefix(rest)?;
-        let (element, remainder) = split_utf16_units(after_colon, length)?;
-        rest = remainder;
-        // engine.io-parser 2.x skips zero-length elements (`0:` is how it encodes no packets).
-        if !element.is_empty() {
-            packets.push(Packet::decode_payload_element(EngineVersion::V3, element)?);
-        }
-    }
-    Ok(packets)
 }
 
 /// Splits `<digits>:` off the front of `text`, returning the length and the text after `:`.

@@ -13,6 +13,10 @@ const PREALLOCATE_MAX: usize = 16;
 #[derive(Debug)]
 pub struct Decoder {
     max_attachments: usize,
+    /// Most bytes one packet may carry, its text and every attachment together.
+    max_bytes: usize,
+    /// Bytes of the pending packet so far.
+    pending_bytes: usize,
     /// A binary packet and the number of attachments it announced.
     pending: Option<(Packet, usize)>,
 }
@@ -22,8 +26,18 @@ impl Decoder {
     pub fn new(max_attachments: usize) -> Decoder {
         Decoder {
             max_attachments,
+            max_bytes: usize::MAX,
+            pending_bytes: 0,
             pending: None,
         }
+    }
+
+    /// Refuses a packet whose text and attachments together exceed `max_bytes`
+    /// ([`ProtocolError::PayloadTooLarge`]): each frame being under the transport's limit is not
+    /// enough when a packet announces a thousand attachments.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Decoder {
+        self.max_bytes = max_bytes;
+        self
     }
 
     /// Feeds a text message. Returns the packet when complete (`None` while a binary packet
@@ -52,6 +66,7 @@ impl Decoder {
         }
         packet.attachments = Vec::with_capacity(count.min(PREALLOCATE_MAX));
         self.pending = Some((packet, count));
+        self.pending_bytes = text.len();
         Ok(None)
     }
 
@@ -64,6 +79,15 @@ impl Decoder {
             .pending
             .take()
             .ok_or(ProtocolError::UnexpectedAttachment)?;
+        let size = self.pending_bytes.saturating_add(data.len());
+        if size > self.max_bytes {
+            self.pending_bytes = 0;
+            return Err(ProtocolError::PayloadTooLarge {
+                size,
+                max: self.max_bytes,
+            });
+        }
+        self.pending_bytes = size;
         packet.attachments.push(data);
         if packet.attachments.len() < expected {
             self.pending = Some((packet, expected));
@@ -83,6 +107,7 @@ impl Decoder {
     /// Drops a partially received binary packet, e.g. when the transport reconnects.
     pub fn reset(&mut self) {
         self.pending = None;
+        self.pending_bytes = 0;
     }
 }
 
@@ -94,6 +119,33 @@ mod tests {
 
     fn att(n: u8) -> Bytes {
         Bytes::from(vec![n; usize::from(n) + 1])
+    }
+
+    #[test]
+    fn a_packet_over_its_byte_limit_in_attachments_is_refused() {
+        let mut d = Decoder::new(1000).with_max_bytes(100);
+        let header = format!(r#"51000-["e",{}]"#, placeholder_list(1000));
+        assert_eq!(d.decode_text(&header), Ok(None));
+        let mut result = Ok(None);
+        for _ in 0..10 {
+            result = d.decode_binary(Bytes::from(vec![0u8; 40]));
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(
+            matches!(result, Err(ProtocolError::PayloadTooLarge { .. })),
+            "{result:?}"
+        );
+        // Back to the initial state: the next packet decodes.
+        assert!(d.decode_text(r#"2["ok"]"#).unwrap().is_some());
+    }
+
+    fn placeholder_list(n: usize) -> String {
+        (0..n)
+            .map(|i| format!(r#"{{"_placeholder":true,"num":{i}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     #[test]
