@@ -33,6 +33,19 @@ pub enum ProtocolError {
         /// Limit in force.
         max: usize,
     },
+    /// A packet's JSON would take more memory decoded than the configured limit (estimated
+    /// from its values: `[0,0,…]` costs 16 times its size as `serde_json::Value`s).
+    #[error(
+        "JSON of {values} values would take about {cost} bytes decoded, over the limit of {max}"
+    )]
+    JsonTooLarge {
+        /// Values counted in the packet.
+        values: usize,
+        /// Estimated bytes once decoded.
+        cost: usize,
+        /// Limit in force.
+        max: usize,
+    },
     /// A binary packet announces more attachments than allowed.
     #[error("{count} attachments exceed the limit of {max}")]
     TooManyAttachments {

@@ -40,6 +40,17 @@ pub(crate) struct WebSocketTransport {
     progress: Instant,
 }
 
+/// The text of a frame as a `String`, reusing its buffer when nothing else shares it (a 99 MB
+/// frame must not be copied to be read); tungstenite checked it is UTF-8 already, so the
+/// second check is a scan, not a copy.
+fn into_string(text: tungstenite::Utf8Bytes) -> String {
+    let bytes = bytes::Bytes::from(text);
+    match String::from_utf8(Vec::from(bytes)) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
 /// Wraps a tungstenite error as a transport error (or a handshake error during connect).
 fn ws_error(e: tungstenite::Error) -> Error {
     Error::Transport {
@@ -261,7 +272,7 @@ impl WebSocketTransport {
                 Poll::Ready(None) => Poll::Ready(Ok(None)),
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Err(ws_error(e))),
                 Poll::Ready(Some(Ok(Message::Text(text)))) => {
-                    Poll::Ready(Ok(Some(Frame::Text(text.to_string()))))
+                    Poll::Ready(Ok(Some(Frame::Text(into_string(text)))))
                 }
                 Poll::Ready(Some(Ok(Message::Binary(bytes)))) => {
                     Poll::Ready(Ok(Some(Frame::Binary(bytes))))

@@ -122,6 +122,12 @@ impl Packet {
     /// type byte and is [`ProtocolError::Empty`].
     pub fn from_frame(version: EngineVersion, frame: Frame) -> Result<Packet, ProtocolError> {
         match frame {
+            // A message keeps the frame's own buffer (the type digit shifted out, no copy): a
+            // 99 MB frame must not cost 99 MB more to be read.
+            Frame::Text(mut text) if text.starts_with('4') => {
+                text.remove(0);
+                Ok(Packet::Message(Data::Text(text)))
+            }
             Frame::Text(text) => Packet::decode_text(&text),
             Frame::Binary(bytes) => match version.wire() {
                 EngineVersion::V4 | EngineVersion::Auto => Ok(Packet::Message(Data::Binary(bytes))),

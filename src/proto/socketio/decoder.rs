@@ -9,6 +9,34 @@ use crate::proto::ProtocolError;
 /// from the network, so memory grows only as attachments actually arrive.
 const PREALLOCATE_MAX: usize = 16;
 
+/// What one JSON value costs decoded, at least: the size of a `serde_json::Value`.
+const VALUE_COST: usize = std::mem::size_of::<serde_json::Value>();
+
+/// Counts a JSON text's values from its structure, without parsing: every `[`, `{` and `,`
+/// outside strings, plus one. An upper bound for arrays and objects, close for flat ones, and
+/// a linear scan that costs nothing next to the parse it may save.
+pub fn json_value_count(text: &str) -> usize {
+    let mut count = 1usize;
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in text.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' | b',' => count = count.saturating_add(1),
+            _ => {}
+        }
+    }
+    count
+}
+
 /// Stateful Socket.IO decoder: text packets in, complete packets out.
 #[derive(Debug)]
 pub struct Decoder {
@@ -34,7 +62,9 @@ impl Decoder {
 
     /// Refuses a packet whose text and attachments together exceed `max_bytes`
     /// ([`ProtocolError::PayloadTooLarge`]): each frame being under the transport's limit is not
-    /// enough when a packet announces a thousand attachments.
+    /// enough when a packet announces a thousand attachments. Also refuses a packet whose JSON
+    /// would take more than `max_bytes` decoded ([`ProtocolError::JsonTooLarge`]), at
+    /// [`VALUE_COST`] bytes per value.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Decoder {
         self.max_bytes = max_bytes;
         self
@@ -48,6 +78,17 @@ impl Decoder {
         if let Some((packet, expected)) = self.pending.take() {
             return Err(ProtocolError::AttachmentsMissing {
                 missing: expected.saturating_sub(packet.attachments.len()),
+            });
+        }
+        // Decoded JSON can be 16 times its text (`[0,0,…]`): the limit is on that cost, not only
+        // on the bytes received.
+        let values = json_value_count(text);
+        let cost = values.saturating_mul(VALUE_COST);
+        if cost > self.max_bytes {
+            return Err(ProtocolError::JsonTooLarge {
+                values,
+                cost,
+                max: self.max_bytes,
             });
         }
         let (mut packet, count) = Packet::decode_text(text)?;
@@ -122,13 +163,34 @@ mod tests {
     }
 
     #[test]
+    fn json_values_are_counted_outside_strings() {
+        assert_eq!(json_value_count(r#"2["e"]"#), 2);
+        assert_eq!(json_value_count(r#"2["e",[],[],{}]"#), 8);
+        assert_eq!(json_value_count(r#"2["a,b[c{\"d,",1]"#), 3);
+        let flood = format!("2[{}]", vec!["[]"; 1000].join(","));
+        assert!(json_value_count(&flood) >= 2000);
+    }
+
+    #[test]
+    fn json_that_would_decode_over_the_limit_is_refused_before_parsing() {
+        let mut d = Decoder::new(10).with_max_bytes(64 * 1024);
+        let flood = format!(r#"2["e",{}]"#, vec!["0"; 10_000].join(","));
+        assert!(matches!(
+            d.decode_text(&flood),
+            Err(ProtocolError::JsonTooLarge { .. })
+        ));
+        let fine = format!(r#"2["e",{}]"#, vec!["0"; 1_000].join(","));
+        assert!(d.decode_text(&fine).unwrap().is_some());
+    }
+
+    #[test]
     fn a_packet_over_its_byte_limit_in_attachments_is_refused() {
-        let mut d = Decoder::new(1000).with_max_bytes(100);
+        let mut d = Decoder::new(1000).with_max_bytes(100_000);
         let header = format!(r#"51000-["e",{}]"#, placeholder_list(1000));
         assert_eq!(d.decode_text(&header), Ok(None));
         let mut result = Ok(None);
         for _ in 0..10 {
-            result = d.decode_binary(Bytes::from(vec![0u8; 40]));
+            result = d.decode_binary(Bytes::from(vec![0u8; 40_000]));
             if result.is_err() {
                 break;
             }
