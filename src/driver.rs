@@ -1301,7 +1301,8 @@ impl Driver {
             };
             match decoded {
                 Ok(Some(packet)) => {
-                    if let Err(error) = self.on_packet(packet) {
+                    let size = link.decoder.last_packet_bytes();
+                    if let Err(error) = self.on_packet(packet, size) {
                         let error = Error::Protocol(error);
                         if !(is_socketio2_server(&error) && self.switch_to_v3()) {
                             self.link_lost(DisconnectReason::ParseError, Some(error));
@@ -1318,7 +1319,8 @@ impl Driver {
         }
     }
 
-    fn on_packet(&mut self, packet: sio::Packet) -> Result<(), ProtocolError> {
+    /// Acts on one complete packet; `size` is its weight on the wire.
+    fn on_packet(&mut self, packet: sio::Packet, size: usize) -> Result<(), ProtocolError> {
         let transport = match &self.link {
             Some(link) => link.transport.kind(),
             None => return Ok(()),
@@ -1414,12 +1416,15 @@ impl Driver {
                             socket.offset = Some(offset.clone());
                         }
                     }
-                    socket.emit(Event::Message {
-                        namespace: packet.nsp,
-                        event,
-                        args: Args::from_wire(values, packet.attachments),
-                        ack,
-                    });
+                    socket.events.send_sized(
+                        Event::Message {
+                            namespace: packet.nsp,
+                            event,
+                            args: Args::from_wire(values, packet.attachments),
+                            ack,
+                        },
+                        size,
+                    );
                 }
             }
             PacketType::Ack | PacketType::BinaryAck => {

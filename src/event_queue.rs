@@ -50,7 +50,10 @@ enum Policy {
 
 #[derive(Default)]
 struct State {
-    events: VecDeque<Event>,
+    /// Each event with its weight in bytes (on the wire).
+    events: VecDeque<(Event, usize)>,
+    /// The weights of `events` together.
+    bytes: usize,
     closed: bool,
     /// Every event dropped, for `dropped_events()`.
     dropped: u64,
@@ -65,6 +68,10 @@ impl State {
     fn policy(&self) -> Policy {
         self.policy.unwrap_or(Policy::Backpressure)
     }
+
+    fn is_full(&self, capacity: usize, max_bytes: usize) -> bool {
+        self.events.len() >= capacity || self.bytes >= max_bytes
+    }
 }
 
 /// The writer's end of a socket's inbound queue: pushing never blocks (a slow handler cannot
@@ -73,7 +80,12 @@ pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
 
 impl EventSink {
     pub(crate) fn send(&self, event: Event) {
-        self.0.push(event);
+        self.0.push(event, 0);
+    }
+
+    /// Sends an event that weighs `bytes` (a message's size on the wire).
+    pub(crate) fn send_sized(&self, event: Event, bytes: usize) {
+        self.0.push(event, bytes);
     }
 
     /// Whether the writer may take more events from upstream now.
@@ -92,6 +104,8 @@ impl Drop for EventSink {
 pub(crate) struct EventQueue {
     state: Mutex<State>,
     capacity: usize,
+    /// The bound in bytes next to the bound in events (a thousand 100 MB events are too many).
+    max_bytes: usize,
     /// Readers waiting (blocking ones).
     ready: Condvar,
     /// Readers waiting (async ones).
@@ -102,30 +116,35 @@ pub(crate) struct EventQueue {
 
 impl EventQueue {
     /// A queue that applies `overflow` from the start.
-    pub(crate) fn new(capacity: usize, overflow: EventOverflow) -> EventQueue {
+    pub(crate) fn new(capacity: usize, max_bytes: usize, overflow: EventOverflow) -> EventQueue {
         let policy = match overflow {
             EventOverflow::Backpressure => Policy::Backpressure,
             EventOverflow::DropOldest => Policy::DropOldest,
         };
-        Self::with_policy(capacity, policy)
+        Self::with_policy(capacity, max_bytes, policy)
     }
 
     /// The `events()` queue of a socket with handlers: see the module docs.
-    pub(crate) fn optional_reader(capacity: usize, overflow: EventOverflow) -> EventQueue {
+    pub(crate) fn optional_reader(
+        capacity: usize,
+        max_bytes: usize,
+        overflow: EventOverflow,
+    ) -> EventQueue {
         let policy = match overflow {
             EventOverflow::Backpressure => Policy::DropUntilRead,
             EventOverflow::DropOldest => Policy::DropOldest,
         };
-        Self::with_policy(capacity, policy)
+        Self::with_policy(capacity, max_bytes, policy)
     }
 
-    fn with_policy(capacity: usize, policy: Policy) -> EventQueue {
+    fn with_policy(capacity: usize, max_bytes: usize, policy: Policy) -> EventQueue {
         EventQueue {
             state: Mutex::new(State {
                 policy: Some(policy),
                 ..State::default()
             }),
             capacity: capacity.max(1),
+            max_bytes: max_bytes.max(1),
             ready: Condvar::new(),
             notify: Notify::new(),
             room: Notify::new(),
@@ -149,7 +168,7 @@ impl EventQueue {
     /// full.
     pub(crate) fn has_room(&self) -> bool {
         let state = self.lock();
-        state.policy() != Policy::Backpressure || state.events.len() < self.capacity
+        state.policy() != Policy::Backpressure || !state.is_full(self.capacity, self.max_bytes)
     }
 
     /// Waits until [`has_room`](Self::has_room) (or the queue closed). Only one writer waits.
@@ -159,7 +178,7 @@ impl EventQueue {
                 let mut state = self.lock();
                 if state.closed
                     || state.policy() != Policy::Backpressure
-                    || state.events.len() < self.capacity
+                    || !state.is_full(self.capacity, self.max_bytes)
                 {
                     state.writer_waiting = false;
                     return;
@@ -176,17 +195,22 @@ impl EventQueue {
         self.lock().dropped
     }
 
-    /// Appends `event`. Never blocks and, under back-pressure, never drops: the writer checks
-    /// [`has_room`](Self::has_room) before reading more.
-    pub(crate) fn push(&self, event: Event) {
+    /// Appends `event`, weighing `bytes`. Never blocks and, under back-pressure, never drops:
+    /// the writer checks [`has_room`](Self::has_room) before reading more.
+    pub(crate) fn push(&self, event: Event, bytes: usize) {
         {
             let mut state = self.lock();
-            if state.policy() != Policy::Backpressure && state.events.len() >= self.capacity {
-                state.events.pop_front();
-                state.dropped += 1;
-                state.unreported += 1;
+            if state.policy() != Policy::Backpressure {
+                while !state.events.is_empty() && state.is_full(self.capacity, self.max_bytes) {
+                    if let Some((_, weight)) = state.events.pop_front() {
+                        state.bytes = state.bytes.saturating_sub(weight);
+                    }
+                    state.dropped += 1;
+                    state.unreported += 1;
+                }
             }
-            state.events.push_back(event);
+            state.bytes = state.bytes.saturating_add(bytes);
+            state.events.push_back((event, bytes));
         }
         self.ready.notify_one();
         self.notify.notify_one();
@@ -202,24 +226,25 @@ impl EventQueue {
         self.room.notify_one();
     }
 
-    /// Takes the next event (or the report of a drop) off a locked queue.
-    fn take(&self, state: &mut State) -> Option<Event> {
+    /// Takes the next event (or the report of a drop) off a locked queue, with its weight.
+    fn take(&self, state: &mut State) -> Option<(Event, usize)> {
         if state.unreported > 0 && !state.events.is_empty() {
             let dropped = std::mem::take(&mut state.unreported);
-            return Some(Event::Lagged { dropped });
+            return Some((Event::Lagged { dropped }, 0));
         }
-        let event = state.events.pop_front()?;
-        if state.writer_waiting && state.events.len() < self.capacity {
+        let (event, bytes) = state.events.pop_front()?;
+        state.bytes = state.bytes.saturating_sub(bytes);
+        if state.writer_waiting && !state.is_full(self.capacity, self.max_bytes) {
             state.writer_waiting = false;
             self.room.notify_one();
         }
-        Some(event)
+        Some((event, bytes))
     }
 
     pub(crate) fn pop_blocking(&self) -> Option<Event> {
         let mut state = self.lock();
         loop {
-            if let Some(event) = self.take(&mut state) {
+            if let Some((event, _)) = self.take(&mut state) {
                 return Some(event);
             }
             if state.closed {
@@ -233,7 +258,7 @@ impl EventQueue {
         let deadline = crate::driver::deadline_after(std::time::Instant::now(), timeout);
         let mut state = self.lock();
         loop {
-            if let Some(event) = self.take(&mut state) {
+            if let Some((event, _)) = self.take(&mut state) {
                 return Some(event);
             }
             let now = std::time::Instant::now();
@@ -249,6 +274,11 @@ impl EventQueue {
     }
 
     pub(crate) async fn pop(&self) -> Option<Event> {
+        self.pop_sized().await.map(|(event, _)| event)
+    }
+
+    /// [`pop`](Self::pop), with the event's weight (for the dispatcher to pass on).
+    pub(crate) async fn pop_sized(&self) -> Option<(Event, usize)> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -295,9 +325,9 @@ mod tests {
 
     #[test]
     fn backpressure_keeps_everything_and_reports_when_full() {
-        let queue = EventQueue::new(2, EventOverflow::Backpressure);
+        let queue = EventQueue::new(2, usize::MAX, EventOverflow::Backpressure);
         for n in 0..5 {
-            queue.push(message(n));
+            queue.push(message(n), 0);
         }
         assert!(!queue.has_room());
         assert_eq!(queue.dropped(), 0);
@@ -309,9 +339,9 @@ mod tests {
 
     #[test]
     fn drop_oldest_counts_and_reports_before_the_next_event() {
-        let queue = EventQueue::new(2, EventOverflow::DropOldest);
+        let queue = EventQueue::new(2, usize::MAX, EventOverflow::DropOldest);
         for n in 0..5 {
-            queue.push(message(n));
+            queue.push(message(n), 0);
         }
         assert!(queue.has_room());
         assert_eq!(queue.dropped(), 3);
@@ -322,9 +352,9 @@ mod tests {
 
     #[test]
     fn an_optional_reader_queue_drops_until_read_then_pushes_back() {
-        let queue = EventQueue::optional_reader(2, EventOverflow::Backpressure);
+        let queue = EventQueue::optional_reader(2, usize::MAX, EventOverflow::Backpressure);
         for n in 0..3 {
-            queue.push(message(n));
+            queue.push(message(n), 0);
         }
         assert!(queue.has_room());
         queue.attach_reader();
@@ -332,10 +362,30 @@ mod tests {
         assert_eq!(name(queue.pop_blocking()), "lagged 1");
     }
 
+    #[test]
+    fn the_queue_is_bounded_in_bytes_as_well() {
+        let queue = EventQueue::new(100, 1000, EventOverflow::Backpressure);
+        queue.push(message(0), 600);
+        assert!(queue.has_room());
+        queue.push(message(1), 600);
+        assert!(
+            !queue.has_room(),
+            "1200 bytes queued, over the 1000-byte bound"
+        );
+        assert_eq!(name(queue.pop_blocking()), "0");
+        assert!(queue.has_room());
+        let dropping = EventQueue::new(100, 1000, EventOverflow::DropOldest);
+        for n in 0..3 {
+            dropping.push(message(n), 600);
+        }
+        // Full means at or over the bound before a push: the newest event always gets in.
+        assert_eq!(dropping.dropped(), 1);
+    }
+
     #[tokio::test]
     async fn the_writer_wakes_when_a_reader_makes_room() {
-        let queue = Arc::new(EventQueue::new(1, EventOverflow::Backpressure));
-        queue.push(message(0));
+        let queue = Arc::new(EventQueue::new(1, usize::MAX, EventOverflow::Backpressure));
+        queue.push(message(0), 0);
         let waiter = tokio::spawn({
             let queue = queue.clone();
             async move { queue.room().await }
@@ -350,8 +400,8 @@ mod tests {
 
     #[tokio::test]
     async fn closing_releases_a_waiting_writer() {
-        let queue = Arc::new(EventQueue::new(1, EventOverflow::Backpressure));
-        queue.push(message(0));
+        let queue = Arc::new(EventQueue::new(1, usize::MAX, EventOverflow::Backpressure));
+        queue.push(message(0), 0);
         let waiter = tokio::spawn({
             let queue = queue.clone();
             async move { queue.room().await }

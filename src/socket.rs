@@ -100,13 +100,16 @@ fn join(
     config: Arc<Config>,
 ) -> Result<(SocketCore, oneshot::Receiver<Result<(), Error>>), Error> {
     let (capacity, overflow) = (config.event_buffer, config.event_overflow);
+    // Bounded in bytes too: half of max_receive per queue, so that a socket's queues and one
+    // transport read together stay within about twice max_receive.
+    let max_bytes = config.max_receive / 2;
     let (queue, inbound, events) = if handlers.is_empty() {
         // `events()` is the only way to the application: the driver feeds it directly.
-        let queue = Arc::new(EventQueue::new(capacity, overflow));
+        let queue = Arc::new(EventQueue::new(capacity, max_bytes, overflow));
         (queue.clone(), None, EventSink(queue))
     } else {
-        let queue = Arc::new(EventQueue::optional_reader(capacity, overflow));
-        let inbound = Arc::new(EventQueue::new(capacity, overflow));
+        let queue = Arc::new(EventQueue::optional_reader(capacity, max_bytes, overflow));
+        let inbound = Arc::new(EventQueue::new(capacity, max_bytes, overflow));
         spawn_dispatcher(&runtime, handlers, inbound.clone(), queue.clone());
         (queue, Some(inbound.clone()), EventSink(inbound))
     };
@@ -146,7 +149,7 @@ fn spawn_dispatcher(
     queue: Arc<EventQueue>,
 ) {
     runtime.spawn(async move {
-        while let Some(event) = inbound.pop().await {
+        while let Some((event, bytes)) = inbound.pop_sized().await {
             match event {
                 Event::Message {
                     namespace,
@@ -160,17 +163,18 @@ fn spawn_dispatcher(
                         run_handler(move || handler(&event, args, ack)).await;
                     } else {
                         queue.room().await;
-                        queue.push(Event::Message {
+                        let message = Event::Message {
                             namespace,
                             event,
                             args,
                             ack,
-                        });
+                        };
+                        queue.push(message, bytes);
                     }
                 }
                 other => {
                     queue.room().await;
-                    queue.push(other);
+                    queue.push(other, bytes);
                 }
             }
         }

@@ -45,6 +45,8 @@ pub struct Decoder {
     max_bytes: usize,
     /// Bytes of the pending packet so far.
     pending_bytes: usize,
+    /// Bytes of the last packet that came out (text and attachments).
+    completed_bytes: usize,
     /// A binary packet and the number of attachments it announced.
     pending: Option<(Packet, usize)>,
 }
@@ -56,6 +58,7 @@ impl Decoder {
             max_attachments,
             max_bytes: usize::MAX,
             pending_bytes: 0,
+            completed_bytes: 0,
             pending: None,
         }
     }
@@ -92,6 +95,7 @@ impl Decoder {
             });
         }
         let (mut packet, count) = Packet::decode_text(text)?;
+        self.completed_bytes = text.len();
         if count > self.max_attachments {
             return Err(ProtocolError::TooManyAttachments {
                 count,
@@ -129,6 +133,7 @@ impl Decoder {
             });
         }
         self.pending_bytes = size;
+        self.completed_bytes = size;
         packet.attachments.push(data);
         if packet.attachments.len() < expected {
             self.pending = Some((packet, expected));
@@ -136,6 +141,12 @@ impl Decoder {
         }
         packet.check_placeholders()?;
         Ok(Some(packet))
+    }
+
+    /// Bytes on the wire of the last packet returned, its text and attachments together: what
+    /// it weighs in the application's queue.
+    pub fn last_packet_bytes(&self) -> usize {
+        self.completed_bytes
     }
 
     /// Attachments the pending binary packet still waits for (0 when none is pending).
