@@ -415,7 +415,8 @@ impl ClientBuilder {
     }
 
     /// How many events a socket holds for the application (its `events()` readers, or its
-    /// handlers) before the client stops reading from the server (default 4096).
+    /// handlers) before the client stops reading from the server (default 4096; also at most
+    /// [`max_receive`](Self::max_receive) / 2 bytes of messages, as they weighed on the wire).
     ///
     /// Nothing is dropped: while the queue is full the client takes nothing more from the
     /// transport (WebSocket: the socket is not read; polling and streaming: no new GET, the

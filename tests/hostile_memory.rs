@@ -1,7 +1,8 @@
 //! What a hostile server sends cannot push the client's memory past a bound: peak RSS growth
 //! stays under 3 × `max_receive` + 64 MiB (the default `max_receive`, 100 MiB), and the client
 //! either lives on (noops, pings) or disconnects with a typed error at once (a packet whose
-//! attachments or JSON would cost more than `max_receive`). The server is Node
+//! attachments or JSON would cost more than `max_receive`: 99 MB of `[[],[],…]`, `[0,0,…]` or
+//! `[{},…]`). The server is Node
 //! (`tests/node/hostile.js`) in a process of its own, so its allocations are not counted.
 //!
 //! One test, the cases in sequence: the process's peak (VmHWM) is reset before each one
@@ -179,4 +180,6 @@ fn hostile_payloads_stay_within_the_memory_bound() {
     survives_polling_body("pings");
     refuses_websocket_packet("attachments");
     refuses_websocket_packet("json");
+    refuses_websocket_packet("json-zeros");
+    refuses_websocket_packet("json-objects");
 }

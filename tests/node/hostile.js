@@ -10,6 +10,8 @@
 //   pings         polling: one GET answered with a 20 MB body of pings
 //   attachments   websocket: an event announcing 1000 attachments, then 1000 x 1 MB binary frames
 //   json          websocket: one 99 MB event `42["e",[],[],...]`
+//   json-zeros    websocket: one 99 MB event `42["e",0,0,...]`
+//   json-objects  websocket: one 99 MB event `42["e",{},{},...]`
 //
 // Prints `{"port":N}` once listening on 127.0.0.1 (ephemeral port), then one line per step
 // the test waits for: `{"sent":true}` after the hostile body or frames went out, `{"next":true}`
@@ -21,7 +23,7 @@ const http = require("http");
 const { WebSocketServer } = require("ws");
 
 const mode = process.argv[2];
-if (!["noops", "pings", "attachments", "json"].includes(mode)) {
+if (!["noops", "pings", "attachments", "json", "json-zeros", "json-objects"].includes(mode)) {
   process.stderr.write(`hostile.js: unknown mode ${mode}\n`);
   process.exit(2);
 }
@@ -102,7 +104,10 @@ server.on("upgrade", (req, socket, head) => {
         };
         next();
       } else {
-        const body = '42["e"' + ",[]".repeat(33_000_000) + "]";
+        const body =
+          mode === "json-zeros"
+            ? '42["e"' + ",0".repeat(49_000_000) + "]"
+            : '42["e"' + (mode === "json" ? ",[]" : ",{}").repeat(33_000_000) + "]";
         ws.send(body, () => say({ sent: true }));
       }
     });

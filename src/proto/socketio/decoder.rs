@@ -67,7 +67,7 @@ impl Decoder {
     /// ([`ProtocolError::PayloadTooLarge`]): each frame being under the transport's limit is not
     /// enough when a packet announces a thousand attachments. Also refuses a packet whose JSON
     /// would take more than `max_bytes` decoded ([`ProtocolError::JsonTooLarge`]), at
-    /// [`VALUE_COST`] bytes per value.
+    /// 32 bytes (a `serde_json::Value`) per value.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Decoder {
         self.max_bytes = max_bytes;
         self
