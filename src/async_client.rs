@@ -78,9 +78,10 @@ impl AsyncClient {
     }
 
     /// Emits `event` only if connected now: while reconnecting it is dropped instead of
-    /// buffered (the JS client's `volatile`), and `Ok` says so by being `false`.
+    /// buffered (the JS client's `volatile`), and `Ok` says so by being `false`; so it is
+    /// while more than `max_send_queue` waits to be written.
     pub async fn emit_volatile<T: Serialize>(&self, event: &str, args: T) -> Result<bool, Error> {
-        if !self.core.is_connected() {
+        if !self.core.can_send_now() {
             return Ok(false);
         }
         self.core.emit(event, args, true).map(|()| true)

@@ -79,6 +79,7 @@ pub(crate) struct Config {
     pub(crate) randomization_factor: f64,
     pub(crate) retry_initial_connect: bool,
     pub(crate) send_buffer: usize,
+    pub(crate) max_send_queue: usize,
     pub(crate) retries: Option<u32>,
     pub(crate) ack_timeout: Duration,
 }
@@ -115,6 +116,7 @@ impl Config {
             randomization_factor: 0.5,
             retry_initial_connect: false,
             send_buffer: 10_000,
+            max_send_queue: 64 * 1024 * 1024,
             retries: None,
             ack_timeout: Duration::from_secs(10),
         }
@@ -283,6 +285,14 @@ impl ClientBuilder {
     /// (default 10 000). Past it, `emit` fails with [`Error::SendBufferFull`].
     pub fn send_buffer(mut self, packets: usize) -> Self {
         self.config.send_buffer = packets;
+        self
+    }
+
+    /// Most bytes of emits waiting to be written to a connected server (default 64 MiB). A
+    /// server that reads more slowly than the application emits fills it; an emit then fails at
+    /// the call site with [`Error::SendQueueFull`] instead of memory growing without end.
+    pub fn max_send_queue(mut self, bytes: usize) -> Self {
+        self.config.max_send_queue = bytes;
         self
     }
 

@@ -38,7 +38,7 @@ use crate::transport::net::Net;
 use crate::transport::polling::HttpSettings;
 use crate::transport::url::Endpoint;
 use crate::transport::websocket::WebSocketTransport;
-use crate::transport::{Active, Transport};
+use crate::transport::{Active, Outgoing, Transport};
 use crate::{Args, Error};
 
 /// What the handles ask of the driver.
@@ -60,6 +60,8 @@ pub(crate) enum Command {
         ack: Option<AckRequest>,
         /// Dropped instead of buffered while disconnected.
         volatile: bool,
+        /// Its estimated size, counted in `Shared::outgoing` until the driver takes it.
+        weight: usize,
     },
     /// Answer the server's acknowledgement request.
     Ack {
@@ -100,6 +102,8 @@ pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
 #[derive(Default)]
 pub(crate) struct Shared {
     transport: Mutex<Option<Transport>>,
+    /// Bytes the current transport still has to write.
+    pub(crate) outgoing: Outgoing,
     attempts: Mutex<Vec<Attempt>>,
     closed: AtomicBool,
 }
@@ -623,6 +627,10 @@ impl Driver {
             && !ws_failed
             && self.config.transports.contains(&Transport::WebSocket)
             && opened.handshake.upgrades.iter().any(|u| u == "websocket");
+        let mut opened = opened;
+        opened
+            .transport
+            .share_outgoing(self.shared.outgoing.clone());
         self.link = Some(Link {
             session: Session::new(self.version, opened.handshake, now),
             decoder: sio::Decoder::new(self.config.max_attachments)
@@ -1117,7 +1125,10 @@ impl Driver {
                 args,
                 ack,
                 volatile,
+                weight,
             } => {
+                // From here on the transport counts it (when it is queued there).
+                self.shared.outgoing.sub(weight);
                 let now = Instant::now();
                 if self
                     .link
@@ -1651,6 +1662,8 @@ impl Driver {
         while let Some(packet) = probe.poll_transmit() {
             first.push(packet);
         }
+        let mut ws = ws;
+        ws.share_outgoing(self.shared.outgoing.clone());
         let old = std::mem::replace(&mut link.transport, Active::WebSocket(ws));
         let from = old.kind();
         if let Active::Polling(mut polling) = old {

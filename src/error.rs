@@ -77,6 +77,15 @@ pub enum Error {
     /// Too many emits are waiting for the connection to come back.
     #[error("{0} emits are already waiting for the reconnection")]
     SendBufferFull(usize),
+    /// Too much is already waiting to be written to the server: it reads more slowly than the
+    /// application emits (see `ClientBuilder::max_send_queue`).
+    #[error("{queued} bytes are already waiting to be written to the server (limit {limit}): it reads more slowly than the application emits")]
+    SendQueueFull {
+        /// Bytes waiting.
+        queued: usize,
+        /// The limit in force.
+        limit: usize,
+    },
     /// An acknowledgement was answered twice.
     #[error("acknowledgement {0} was already sent")]
     AckAlreadySent(u64),

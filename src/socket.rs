@@ -216,6 +216,11 @@ impl SocketCore {
         self.queue.clone()
     }
 
+    /// Connected, and the transport not more than `max_send_queue` behind.
+    pub(crate) fn can_send_now(&self) -> bool {
+        self.is_connected() && self.shared.outgoing.get() <= self.config.max_send_queue
+    }
+
     pub(crate) fn recovered(&self) -> bool {
         self.status.recovered.load(Ordering::Acquire)
     }
@@ -240,6 +245,19 @@ impl SocketCore {
                 ..
             }
         ) && !self.status.connected.load(Ordering::Acquire);
+        // What waits to be written, in the command channel and in the transport, is bounded in
+        // bytes: past `max_send_queue` an emit fails here instead of memory growing.
+        let weight = match &command {
+            Command::Emit { weight, .. } => *weight,
+            _ => 0,
+        };
+        if weight > 0 {
+            let queued = self.shared.outgoing.get();
+            let limit = self.config.max_send_queue;
+            if queued > limit {
+                return Err(Error::SendQueueFull { queued, limit });
+            }
+        }
         if buffers {
             let limit = self.config.send_buffer;
             let taken = self.status.buffered.fetch_add(1, Ordering::AcqRel);
@@ -248,9 +266,11 @@ impl SocketCore {
                 return Err(Error::SendBufferFull(limit));
             }
         }
-        self.commands
-            .send(command)
-            .map_err(|_| Error::Disconnected("the connection is closed".into()))
+        self.shared.outgoing.add(weight);
+        self.commands.send(command).map_err(|_| {
+            self.shared.outgoing.sub(weight);
+            Error::Disconnected("the connection is closed".into())
+        })
     }
 
     pub(crate) fn emit<T: Serialize>(
@@ -261,12 +281,14 @@ impl SocketCore {
     ) -> Result<(), Error> {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
+        let weight = args.wire_size_estimate().max(1);
         self.send(Command::Emit {
             namespace: self.namespace.clone(),
             event: event.to_string(),
             args,
             ack: None,
             volatile,
+            weight,
         })
     }
 
@@ -279,12 +301,14 @@ impl SocketCore {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
         let (reply, rx) = oneshot::channel();
+        let weight = args.wire_size_estimate().max(1);
         self.send(Command::Emit {
             namespace: self.namespace.clone(),
             event: event.to_string(),
             args,
             ack: Some(AckRequest { reply, timeout }),
             volatile: false,
+            weight,
         })?;
         Ok(async move {
             rx.await

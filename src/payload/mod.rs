@@ -64,7 +64,31 @@ pub struct Args {
     attachments: Vec<Bytes>,
 }
 
+/// About how many bytes a JSON value takes encoded (strings without escapes).
+fn encoded_size(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(_) => 8,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => items.iter().map(encoded_size).sum::<usize>() + items.len() + 2,
+        Value::Object(map) => {
+            map.iter()
+                .map(|(k, v)| k.len() + 4 + encoded_size(v))
+                .sum::<usize>()
+                + 2
+        }
+    }
+}
+
 impl Args {
+    /// About how many bytes these arguments take on the wire (JSON and attachments): what an
+    /// emit weighs in the send queue.
+    pub(crate) fn wire_size_estimate(&self) -> usize {
+        self.values.iter().map(encoded_size).sum::<usize>()
+            + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
     /// No arguments.
     pub fn new() -> Args {
         Args::default()

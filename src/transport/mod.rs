@@ -47,6 +47,31 @@ use crate::Error;
 use polling::PollingTransport;
 use websocket::WebSocketTransport;
 
+/// Bytes queued for the server and not yet handed to the socket, shared between a
+/// connection's transport (which counts) and its handles (which refuse emits past
+/// `max_send_queue`). A transport that goes away takes its bytes off with it.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Outgoing(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Outgoing {
+    pub(crate) fn add(&self, bytes: usize) {
+        self.0.fetch_add(bytes, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    pub(crate) fn sub(&self, bytes: usize) {
+        let _ = self.0.fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| Some(n.saturating_sub(bytes)),
+        );
+    }
+
+    /// Bytes waiting now.
+    pub(crate) fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// The transport carrying a session right now.
 pub(crate) enum Active {
     WebSocket(WebSocketTransport),
@@ -68,6 +93,14 @@ impl Active {
         match self {
             Active::WebSocket(ws) => ws.queue(packets),
             Active::Polling(polling) => polling.send(packets),
+        }
+    }
+
+    /// Counts this transport's queued bytes in `outgoing` from now on.
+    pub(crate) fn share_outgoing(&mut self, outgoing: Outgoing) {
+        match self {
+            Active::WebSocket(ws) => ws.share_outgoing(outgoing),
+            Active::Polling(polling) => polling.share_outgoing(outgoing),
         }
     }
 

@@ -19,6 +19,7 @@ use crate::proto::engineio::{encode_payload, EngineVersion, Handshake, Packet, P
 use crate::proto::ProtocolError;
 use crate::transport::retry;
 use crate::transport::url::Endpoint;
+use crate::transport::Outgoing;
 use crate::{Error, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -363,6 +364,8 @@ pub(crate) struct PollingTransport {
     post_started: Option<std::time::Instant>,
     /// A pong waits in `queue`: a flood of pings is answered by one pong.
     pong_queued: bool,
+    /// Bytes in `queue`, shared with the handles (see [`Outgoing`]).
+    outgoing: Outgoing,
     paused: bool,
 }
 
@@ -403,6 +406,7 @@ impl PollingTransport {
             post: None,
             post_started: None,
             pong_queued: false,
+            outgoing: Outgoing::default(),
             paused: false,
         }
     }
@@ -421,8 +425,15 @@ impl PollingTransport {
                 }
                 self.pong_queued = true;
             }
+            self.outgoing.add(packet_size(&packet));
             self.queue.push_back(packet);
         }
+    }
+
+    /// Counts this transport's queued bytes in `outgoing` from now on.
+    pub(crate) fn share_outgoing(&mut self, outgoing: Outgoing) {
+        outgoing.add(self.queue.iter().map(packet_size).sum());
+        self.outgoing = outgoing;
     }
 
     /// Since when the POST in flight has waited for its answer.
@@ -448,6 +459,7 @@ impl PollingTransport {
     /// Takes the packets still queued (handed to the transport that replaces this one).
     pub(crate) fn take_queue(&mut self) -> Vec<Packet> {
         self.pong_queued = false;
+        self.outgoing.sub(self.queue.iter().map(packet_size).sum());
         self.queue.drain(..).collect()
     }
 
@@ -457,6 +469,7 @@ impl PollingTransport {
         if batch.iter().any(|p| matches!(p, Packet::Pong(_))) {
             self.pong_queued = false;
         }
+        self.outgoing.sub(batch.iter().map(packet_size).sum());
         (!batch.is_empty()).then(|| encode_payload(self.version, &batch))
     }
 
@@ -587,6 +600,13 @@ fn take_batch(queue: &mut VecDeque<Packet>, max_payload: usize) -> Vec<Packet> {
         }
     }
     batch
+}
+
+impl Drop for PollingTransport {
+    fn drop(&mut self) {
+        // What was never posted no longer waits.
+        self.outgoing.sub(self.queue.iter().map(packet_size).sum());
+    }
 }
 
 /// Encoded size of one packet, for batching.

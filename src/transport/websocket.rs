@@ -14,6 +14,7 @@ use url::Url;
 
 use super::net::Net;
 use super::proxy;
+use super::Outgoing;
 
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::{Error, Transport};
@@ -38,6 +39,16 @@ pub(crate) struct WebSocketTransport {
     pong_queued: bool,
     /// When the writes last moved (or started waiting).
     progress: Instant,
+    /// Bytes in the outbox, shared with the handles (see [`Outgoing`]).
+    outgoing: Outgoing,
+}
+
+impl Drop for WebSocketTransport {
+    fn drop(&mut self) {
+        // What was never written no longer waits.
+        self.outgoing
+            .sub(self.outbox.iter().map(|(m, _)| m.len()).sum());
+    }
 }
 
 /// The text of a frame as a `String`, reusing its buffer when nothing else shares it (a 99 MB
@@ -168,6 +179,7 @@ impl WebSocketTransport {
             unflushed: false,
             pong_queued: false,
             progress: Instant::now(),
+            outgoing: Outgoing::default(),
         })
     }
 
@@ -193,6 +205,7 @@ impl WebSocketTransport {
                 Frame::Text(text) => Message::text(text),
                 Frame::Binary(bytes) => Message::binary(bytes),
             };
+            self.outgoing.add(message.len());
             self.outbox.push_back((message, pong));
         }
     }
@@ -206,6 +219,13 @@ impl WebSocketTransport {
             _ => Poll::Ready(Ok(())),
         })
         .await
+    }
+
+    /// Counts this transport's queued bytes in `outgoing` from now on.
+    pub(crate) fn share_outgoing(&mut self, outgoing: Outgoing) {
+        let queued: usize = self.outbox.iter().map(|(m, _)| m.len()).sum();
+        outgoing.add(queued);
+        self.outgoing = outgoing;
     }
 
     /// Whether queued frames wait for the socket.
@@ -233,6 +253,7 @@ impl WebSocketTransport {
             if pong {
                 self.pong_queued = false;
             }
+            self.outgoing.sub(message.len());
             if let Err(e) = stream.as_mut().start_send(message) {
                 return Poll::Ready(Err(ws_error(e)));
             }
