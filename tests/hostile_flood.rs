@@ -11,17 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sio_client::{Client, DisconnectReason, Event, Transport};
-use support::raw::{read_request, respond, Server};
-
-const PING_INTERVAL_MS: u64 = 200;
-/// Slack for a loaded CI machine on top of the protocol's own bounds; a hang is minutes.
-const MARGIN: Duration = Duration::from_secs(5);
-
-fn open_packet(ping_timeout_ms: u64) -> String {
-    format!(
-        r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
-    )
-}
+use support::raw::{open_packet, read_request, respond, Server, MARGIN};
 
 /// `VmRSS` of this process in KiB.
 fn rss_kib() -> u64 {

@@ -4,9 +4,23 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The ping interval the hand-written servers announce in their OPEN packet.
+pub const PING_INTERVAL_MS: u64 = 200;
+/// Slack for a loaded CI machine on top of the protocol's own bounds; a hang is minutes.
+pub const MARGIN: Duration = Duration::from_secs(5);
+
+/// The Engine.IO OPEN packet of a session `h` with no upgrades, [`PING_INTERVAL_MS`] and
+/// `ping_timeout_ms`.
+pub fn open_packet(ping_timeout_ms: u64) -> String {
+    format!(
+        r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
+    )
+}
 
 /// A server on its own runtime; dropping it stops everything.
 pub struct Server {
