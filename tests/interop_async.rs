@@ -12,6 +12,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use sio_client::{AckSender, Args, AsyncClient, Client, DisconnectReason, Error, Event, Transport};
+use support::events::{assert_admin_refused, disconnect_step, message_step, upgrade_step};
 use support::fixtures::{files, Files};
 use support::matrix::{builder, shared_server, Mode, WAIT};
 use support::{NodeOptions, NodeServer, SioVersion};
@@ -51,16 +52,7 @@ async fn check_transport(client: &AsyncClient, mode: Mode) {
         Mode::Upgrade => {
             if client.transport() == Transport::Polling {
                 let mut events = pin!(client.events());
-                loop {
-                    match next_event(&mut events, WAIT).await {
-                        Some(Event::TransportChanged { from, to }) => {
-                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
-                            break;
-                        }
-                        Some(Event::Connected { .. }) => continue,
-                        other => panic!("expected an upgrade, got {other:?}"),
-                    }
-                }
+                while !upgrade_step(next_event(&mut events, WAIT).await) {}
             }
             assert_eq!(client.transport(), Transport::WebSocket);
         }
@@ -73,13 +65,9 @@ async fn next_message(client: &AsyncClient, name: &str) -> (Args, Option<AckSend
     let deadline = Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match next_event(&mut events, left).await {
-            Some(Event::Message {
-                event, args, ack, ..
-            }) if event == name => return (args, ack),
-            Some(Event::Message { event, .. }) => panic!("unexpected event {event}"),
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("waiting for {name}, got {other:?}"),
+        let event = next_event(&mut events, left).await;
+        if let Some(message) = message_step(event, name, "the async matrix case") {
+            return message;
         }
     }
 }
@@ -87,12 +75,8 @@ async fn next_message(client: &AsyncClient, name: &str) -> (Args, Option<AckSend
 async fn next_disconnect(client: &AsyncClient) -> DisconnectReason {
     let mut events = pin!(client.events());
     loop {
-        match next_event(&mut events, WAIT).await {
-            Some(Event::Disconnected { reason, .. }) => return reason,
-            Some(Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. }) => {
-                continue
-            }
-            other => panic!("waiting for a disconnect, got {other:?}"),
+        if let Some(reason) = disconnect_step(next_event(&mut events, WAIT).await) {
+            return reason;
         }
     }
 }
@@ -185,21 +169,11 @@ async fn namespace_auth_refused(version: SioVersion, mode: Mode) {
         .auth(json!({"token": "wrong"}))
         .connect_async()
         .await;
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            match version {
-                SioVersion::V4 => assert_eq!(data, Some(json!({"reason": "bad token"}))),
-                SioVersion::V2 => assert_eq!(data, None),
-            }
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let data = match version {
+        SioVersion::V4 => Some(json!({"reason": "bad token"})),
+        SioVersion::V2 => None,
+    };
+    assert_admin_refused(refused, data);
     // The refusal does not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).await.unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);

@@ -4,9 +4,12 @@
 //! (which must watch the connection stay quiet for a while).
 #![cfg(feature = "mock-server")]
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
+use events::{assert_admin_refused, upgrade_step};
 use fixtures::{files, Files};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -119,16 +122,7 @@ async fn connect(server: &MockServer, mode: Mode) -> AsyncClient {
         Mode::Upgrade => {
             if client.transport() == Transport::Polling {
                 let mut events = Events::of(&client);
-                loop {
-                    match events.next().await {
-                        Some(Event::TransportChanged { from, to }) => {
-                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
-                            break;
-                        }
-                        Some(Event::Connected { .. }) => continue,
-                        other => panic!("expected an upgrade, got {other:?}"),
-                    }
-                }
+                while !upgrade_step(events.next().await) {}
             }
             assert_eq!(client.transport(), Transport::WebSocket);
         }
@@ -240,18 +234,7 @@ async fn namespace_guard_refuses(mode: Mode) {
         .auth(json!({"token": "wrong"}))
         .connect_async()
         .await;
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            assert_eq!(data, Some(json!({"reason": "bad token"})));
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert_admin_refused(refused, Some(json!({"reason": "bad token"})));
     // The refusal does not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).await.unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);
