@@ -4,7 +4,9 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use sio_client::{DisconnectReason, Event, Events};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -20,6 +22,22 @@ pub fn open_packet(ping_timeout_ms: u64) -> String {
     format!(
         r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
     )
+}
+
+/// Waits, until `bound` after `start`, for the disconnect that a stalled write to the hand-written
+/// server ends in, and asserts it is a `TransportError`; the panic on the bound says it counts
+/// from `stalled` (what stalled at `start`).
+pub fn expect_transport_error(events: &mut Events, start: Instant, bound: Duration, stalled: &str) {
+    loop {
+        match events.next_timeout(bound.saturating_sub(start.elapsed())) {
+            Some(Event::Disconnected { reason, .. }) => {
+                assert_eq!(reason, DisconnectReason::TransportError);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("no disconnect within {bound:?} of {stalled} stalling"),
+        }
+    }
 }
 
 /// A server on its own runtime; dropping it stops everything.
