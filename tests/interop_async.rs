@@ -14,7 +14,7 @@ use serde_json::json;
 use sio_client::{AckSender, Args, AsyncClient, Client, DisconnectReason, Error, Event, Transport};
 use support::events::{assert_admin_refused, disconnect_step, message_step, upgrade_step};
 use support::fixtures::{files, Files};
-use support::matrix::{builder, shared_server, Mode, WAIT};
+use support::matrix::{builder, next_message_for, shared_server, Mode, WAIT};
 use support::{NodeOptions, NodeServer, SioVersion};
 
 /// Starting Node blocks for a moment; off the runtime's workers it does not stall other tasks.
@@ -329,13 +329,8 @@ matrix!(v2_polling, SioVersion::V2, Mode::Polling);
 /// within a runtime".
 async fn blocking_client_in_runtime(mode: Mode) {
     let url = server_url(SioVersion::V4).await;
-    let transports = match mode {
-        Mode::WebSocket => vec![Transport::WebSocket],
-        Mode::Polling => vec![Transport::Polling],
-        Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
-    };
     let client = Client::builder(url)
-        .transports(transports)
+        .transports(mode.transports())
         .timeout(WAIT)
         .connect()
         .expect("blocking connect inside a runtime");
@@ -347,19 +342,8 @@ async fn blocking_client_in_runtime(mode: Mode) {
         ("from".to_string(), "inside".to_string())
     );
     client.emit("echo", "blocking").unwrap();
-    let mut events = client.events();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            Some(Event::Message { event, args, .. }) if event == "echo" => {
-                assert_eq!(args.get::<String>(0).unwrap(), "blocking");
-                break;
-            }
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("waiting for the echo, got {other:?}"),
-        }
-    }
+    let (args, _) = next_message_for(&client, "echo", "the blocking client in a runtime");
+    assert_eq!(args.get::<String>(0).unwrap(), "blocking");
     // Joining a namespace blocks as well.
     let admin = client
         .socket("/admin")

@@ -9,7 +9,7 @@ mod events;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
-use events::{assert_admin_refused, upgrade_step};
+use events::{assert_admin_refused, disconnect_step, message_step, upgrade_step};
 use fixtures::{files, Files};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -88,12 +88,8 @@ impl Events {
     /// The next message named `name`, skipping connection-state events.
     async fn message(&mut self, name: &str) -> (Args, Option<AckSender>) {
         loop {
-            match self.next().await {
-                Some(Event::Message {
-                    event, args, ack, ..
-                }) if event == name => return (args, ack),
-                Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-                other => panic!("waiting for {name}, got {other:?}"),
+            if let Some(message) = message_step(self.next().await, name, "the mock case") {
+                return message;
             }
         }
     }
@@ -101,12 +97,8 @@ impl Events {
     /// The reason of the next disconnect, skipping errors and state changes before it.
     async fn disconnect(&mut self) -> DisconnectReason {
         loop {
-            match self.next().await {
-                Some(Event::Disconnected { reason, .. }) => return reason,
-                Some(
-                    Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. },
-                ) => continue,
-                other => panic!("waiting for a disconnect, got {other:?}"),
+            if let Some(reason) = disconnect_step(self.next().await) {
+                return reason;
             }
         }
     }

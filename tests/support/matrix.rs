@@ -28,6 +28,17 @@ pub enum Mode {
     Upgrade,
 }
 
+impl Mode {
+    /// The transports a client in this mode is given, in order.
+    pub fn transports(self) -> Vec<Transport> {
+        match self {
+            Mode::WebSocket => vec![Transport::WebSocket],
+            Mode::Polling => vec![Transport::Polling],
+            Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
+        }
+    }
+}
+
 /// One server per version for the whole binary, with fast heartbeats so that every test also
 /// exercises them. It exits when the test process does (its stdin closes).
 pub fn shared_server(version: SioVersion) -> &'static NodeServer {
@@ -55,14 +66,9 @@ pub fn builder(url: String, version: SioVersion, mode: Mode) -> ClientBuilder {
         SioVersion::V4 => EngineVersion::V4,
         SioVersion::V2 => EngineVersion::V3,
     };
-    let transports = match mode {
-        Mode::WebSocket => vec![Transport::WebSocket],
-        Mode::Polling => vec![Transport::Polling],
-        Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
-    };
     Client::builder(url)
         .protocol_version(protocol)
-        .transports(transports)
+        .transports(mode.transports())
         .timeout(WAIT)
 }
 
