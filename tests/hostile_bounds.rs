@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sio_client::mock::MockServer;
 use sio_client::{Client, DisconnectReason, Error, Event, Transport};
-use support::raw::{read_request, Server};
+use support::raw::{open_packet, read_request, Server, MARGIN, PING_INTERVAL_MS};
 use support::{FaultProxy, ProxyMode};
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -25,18 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-const PING_INTERVAL_MS: u64 = 200;
 /// Long against the ping interval: on a loaded machine a late ping must not be mistaken for
 /// the write stall these tests wait for (both are judged against pingTimeout).
 const PING_TIMEOUT_MS: u64 = 3000;
-/// Slack for a loaded CI machine on top of the protocol's own bounds; a hang is minutes.
-const MARGIN: Duration = Duration::from_secs(5);
-
-fn open_packet(ping_timeout_ms: u64) -> String {
-    format!(
-        r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
-    )
-}
 
 /// A WebSocket server that opens the session, accepts `/`, then pings and never reads again.
 fn deaf_websocket_server() -> Server {

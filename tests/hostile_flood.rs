@@ -10,18 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sio_client::{Client, DisconnectReason, Event, Transport};
-use support::raw::{read_request, respond, Server};
-
-const PING_INTERVAL_MS: u64 = 200;
-/// Slack for a loaded CI machine on top of the protocol's own bounds; a hang is minutes.
-const MARGIN: Duration = Duration::from_secs(5);
-
-fn open_packet(ping_timeout_ms: u64) -> String {
-    format!(
-        r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
-    )
-}
+use sio_client::{Client, Transport};
+use support::raw::{expect_transport_error, open_packet, read_request, respond, Server, MARGIN};
 
 /// `VmRSS` of this process in KiB.
 fn rss_kib() -> u64 {
@@ -85,16 +75,7 @@ fn a_ping_flood_while_posts_stall_queues_one_pong_and_ends_the_connection() {
     let start = Instant::now();
     // The first pong's POST stalls; meanwhile the GETs go on bringing pings.
     let bound = Duration::from_millis(ping_timeout_ms) + MARGIN;
-    loop {
-        match events.next_timeout(bound.saturating_sub(start.elapsed())) {
-            Some(Event::Disconnected { reason, .. }) => {
-                assert_eq!(reason, DisconnectReason::TransportError);
-                break;
-            }
-            Some(_) => continue,
-            None => panic!("no disconnect within {bound:?} of the POST stalling"),
-        }
-    }
+    expect_transport_error(&mut events, start, bound, "the POST");
     let grown = rss_kib().saturating_sub(before);
     assert!(
         gets.load(Ordering::SeqCst) > 10,

@@ -12,8 +12,9 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use serde_json::json;
 use sio_client::{AckSender, Args, AsyncClient, Client, DisconnectReason, Error, Event, Transport};
+use support::events::{assert_admin_refused, disconnect_step, message_step, upgrade_step};
 use support::fixtures::{files, Files};
-use support::matrix::{builder, shared_server, Mode, WAIT};
+use support::matrix::{builder, next_message_for, shared_server, Mode, WAIT};
 use support::{NodeOptions, NodeServer, SioVersion};
 
 /// Starting Node blocks for a moment; off the runtime's workers it does not stall other tasks.
@@ -51,16 +52,7 @@ async fn check_transport(client: &AsyncClient, mode: Mode) {
         Mode::Upgrade => {
             if client.transport() == Transport::Polling {
                 let mut events = pin!(client.events());
-                loop {
-                    match next_event(&mut events, WAIT).await {
-                        Some(Event::TransportChanged { from, to }) => {
-                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
-                            break;
-                        }
-                        Some(Event::Connected { .. }) => continue,
-                        other => panic!("expected an upgrade, got {other:?}"),
-                    }
-                }
+                while !upgrade_step(next_event(&mut events, WAIT).await) {}
             }
             assert_eq!(client.transport(), Transport::WebSocket);
         }
@@ -73,13 +65,9 @@ async fn next_message(client: &AsyncClient, name: &str) -> (Args, Option<AckSend
     let deadline = Instant::now() + WAIT;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        match next_event(&mut events, left).await {
-            Some(Event::Message {
-                event, args, ack, ..
-            }) if event == name => return (args, ack),
-            Some(Event::Message { event, .. }) => panic!("unexpected event {event}"),
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("waiting for {name}, got {other:?}"),
+        let event = next_event(&mut events, left).await;
+        if let Some(message) = message_step(event, name, "the async matrix case") {
+            return message;
         }
     }
 }
@@ -87,12 +75,8 @@ async fn next_message(client: &AsyncClient, name: &str) -> (Args, Option<AckSend
 async fn next_disconnect(client: &AsyncClient) -> DisconnectReason {
     let mut events = pin!(client.events());
     loop {
-        match next_event(&mut events, WAIT).await {
-            Some(Event::Disconnected { reason, .. }) => return reason,
-            Some(Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. }) => {
-                continue
-            }
-            other => panic!("waiting for a disconnect, got {other:?}"),
+        if let Some(reason) = disconnect_step(next_event(&mut events, WAIT).await) {
+            return reason;
         }
     }
 }
@@ -185,21 +169,11 @@ async fn namespace_auth_refused(version: SioVersion, mode: Mode) {
         .auth(json!({"token": "wrong"}))
         .connect_async()
         .await;
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            match version {
-                SioVersion::V4 => assert_eq!(data, Some(json!({"reason": "bad token"}))),
-                SioVersion::V2 => assert_eq!(data, None),
-            }
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let data = match version {
+        SioVersion::V4 => Some(json!({"reason": "bad token"})),
+        SioVersion::V2 => None,
+    };
+    assert_admin_refused(refused, data);
     // The refusal does not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).await.unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);
@@ -355,13 +329,8 @@ matrix!(v2_polling, SioVersion::V2, Mode::Polling);
 /// within a runtime".
 async fn blocking_client_in_runtime(mode: Mode) {
     let url = server_url(SioVersion::V4).await;
-    let transports = match mode {
-        Mode::WebSocket => vec![Transport::WebSocket],
-        Mode::Polling => vec![Transport::Polling],
-        Mode::Upgrade => vec![Transport::Polling, Transport::WebSocket],
-    };
     let client = Client::builder(url)
-        .transports(transports)
+        .transports(mode.transports())
         .timeout(WAIT)
         .connect()
         .expect("blocking connect inside a runtime");
@@ -373,19 +342,8 @@ async fn blocking_client_in_runtime(mode: Mode) {
         ("from".to_string(), "inside".to_string())
     );
     client.emit("echo", "blocking").unwrap();
-    let mut events = client.events();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            Some(Event::Message { event, args, .. }) if event == "echo" => {
-                assert_eq!(args.get::<String>(0).unwrap(), "blocking");
-                break;
-            }
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("waiting for the echo, got {other:?}"),
-        }
-    }
+    let (args, _) = next_message_for(&client, "echo", "the blocking client in a runtime");
+    assert_eq!(args.get::<String>(0).unwrap(), "blocking");
     // Joining a namespace blocks as well.
     let admin = client
         .socket("/admin")

@@ -7,10 +7,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::json;
-use sio_client::{Client, DisconnectReason, Error, Event};
+use sio_client::{Client, DisconnectReason, Error};
 use support::fixtures::{files, Files};
 use support::matrix::{
-    builder, check_transport, next_disconnect, next_message, shared_server, Mode, WAIT,
+    admin_beside_main, builder, check_transport, client_acks, client_disconnect_ends,
+    heartbeats_keep_quiet, next_disconnect, next_message, server_asks_for_ack, shared_server,
+    wrong_token_refused, Mode, WAIT,
 };
 use support::{NodeOptions, NodeServer, SioVersion};
 
@@ -39,29 +41,11 @@ fn echo(version: SioVersion, mode: Mode) {
 }
 
 fn ack_requested_by_client(version: SioVersion, mode: Mode) {
-    let client = connect(version, mode);
-    for i in 0..5 {
-        let reply = client.emit_with_ack("ack", (i, "two"), WAIT).unwrap();
-        assert_eq!(
-            reply.parse::<(i32, String)>().unwrap(),
-            (i, "two".to_string())
-        );
-    }
+    client_acks(&connect(version, mode));
 }
 
 fn ack_requested_by_server(version: SioVersion, mode: Mode) {
-    let client = connect(version, mode);
-    client.emit("request-ack", "question").unwrap();
-    let (args, ack) = next_message(&client, "need-ack");
-    assert_eq!(args.get::<String>(0).unwrap(), "question");
-    ack.expect("the server asked for an ack")
-        .send(&("answer", 7))
-        .unwrap();
-    let (args, _) = next_message(&client, "got-ack");
-    assert_eq!(
-        args.parse::<(String, i32)>().unwrap(),
-        ("answer".to_string(), 7)
-    );
+    server_asks_for_ack(&connect(version, mode));
 }
 
 fn binary_both_ways(version: SioVersion, mode: Mode) {
@@ -80,41 +64,16 @@ fn binary_both_ways(version: SioVersion, mode: Mode) {
 }
 
 fn namespace_auth_accepted(version: SioVersion, mode: Mode) {
-    let client = connect(version, mode);
-    let admin = client
-        .socket("/admin")
-        .auth(json!({"token": "secret"}))
-        .connect()
-        .expect("/admin accepts the right token");
-    assert_eq!(admin.namespace(), "/admin");
-    let reply = admin.emit_with_ack("ack", "on admin", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "on admin");
-    // The main namespace still works beside it.
-    let reply = client.emit_with_ack("ack", "on main", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "on main");
+    admin_beside_main(&connect(version, mode));
 }
 
 fn namespace_auth_refused(version: SioVersion, mode: Mode) {
     let client = connect(version, mode);
-    let refused = client
-        .socket("/admin")
-        .auth(json!({"token": "wrong"}))
-        .connect();
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            match version {
-                SioVersion::V4 => assert_eq!(data, Some(json!({"reason": "bad token"}))),
-                SioVersion::V2 => assert_eq!(data, None),
-            }
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let data = match version {
+        SioVersion::V4 => Some(json!({"reason": "bad token"})),
+        SioVersion::V2 => None,
+    };
+    wrong_token_refused(&client, data);
     // The refusal does not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);
@@ -134,35 +93,11 @@ fn server_disconnect(version: SioVersion, mode: Mode) {
 }
 
 fn client_disconnect(version: SioVersion, mode: Mode) {
-    let client = connect(version, mode);
-    client.disconnect();
-    assert_eq!(
-        next_disconnect(&client),
-        DisconnectReason::IoClientDisconnect
-    );
-    assert!(client.events().next().is_none(), "the event stream ends");
-    assert!(matches!(
-        client.emit("echo", 1),
-        Err(Error::Disconnected(_))
-    ));
+    client_disconnect_ends(&connect(version, mode));
 }
 
 fn heartbeats_survive(version: SioVersion, mode: Mode) {
-    let client = connect(version, mode);
-    // pingInterval is 200 ms: 3 s are 15 heartbeats. Nothing may happen in that time.
-    let mut events = client.events();
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            None => break,
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            Some(other) => panic!("unexpected event {other:?}"),
-        }
-    }
-    assert!(client.is_connected());
-    let reply = client.emit_with_ack("ack", "still here", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "still here");
+    heartbeats_keep_quiet(&connect(version, mode));
 }
 
 fn server_killed(version: SioVersion, mode: Mode) {

@@ -14,13 +14,17 @@ mod support;
 use std::sync::mpsc;
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::json;
 use sio_client::{Client, DisconnectReason, Error, Event};
 use support::fixtures::{files, Files};
-use support::matrix::{builder, check_transport, next_disconnect, next_message, Mode, WAIT};
+use support::matrix::{
+    admin_beside_main, builder, check_transport, client_acks, client_disconnect_ends,
+    heartbeats_keep_quiet, join_admin, next_disconnect, next_message, server_asks_for_ack,
+    wrong_token_refused, Mode, WAIT,
+};
 use support::{ExternalServer, Heartbeat, ServerKind, SioVersion};
 
 /// One server per implementation for the whole binary. It exits when the test process does
@@ -77,31 +81,14 @@ fn echo(kind: ServerKind, mode: Mode) {
 
 fn ack_requested_by_client(kind: ServerKind, mode: Mode) {
     let client = connect(kind, mode);
-    for i in 0..5 {
-        let reply = client.emit_with_ack("ack", (i, "two"), WAIT).unwrap();
-        assert_eq!(
-            reply.parse::<(i32, String)>().unwrap(),
-            (i, "two".to_string())
-        );
-    }
+    client_acks(&client);
     // An ack with no arguments at all.
     let reply = client.emit_with_ack("ack", (), WAIT).unwrap();
     assert!(reply.is_empty());
 }
 
 fn ack_requested_by_server(kind: ServerKind, mode: Mode) {
-    let client = connect(kind, mode);
-    client.emit("request-ack", "question").unwrap();
-    let (args, ack) = next_message(&client, "need-ack");
-    assert_eq!(args.get::<String>(0).unwrap(), "question");
-    ack.expect("the server asked for an ack")
-        .send(&("answer", 7))
-        .unwrap();
-    let (args, _) = next_message(&client, "got-ack");
-    assert_eq!(
-        args.parse::<(String, i32)>().unwrap(),
-        ("answer".to_string(), 7)
-    );
+    server_asks_for_ack(&connect(kind, mode));
 }
 
 fn binary_both_ways(kind: ServerKind, mode: Mode) {
@@ -134,44 +121,17 @@ fn binary_both_ways(kind: ServerKind, mode: Mode) {
 }
 
 fn namespace_auth_accepted(kind: ServerKind, mode: Mode) {
-    let client = connect(kind, mode);
-    let admin = client
-        .socket("/admin")
-        .auth(json!({"token": "secret"}))
-        .connect()
-        .expect("/admin accepts the right token");
-    assert_eq!(admin.namespace(), "/admin");
-    let reply = admin.emit_with_ack("ack", "on admin", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "on admin");
-    // The main namespace still works beside it.
-    let reply = client.emit_with_ack("ack", "on main", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "on main");
+    admin_beside_main(&connect(kind, mode));
 }
 
 fn namespace_auth_refused(kind: ServerKind, mode: Mode) {
     let client = connect(kind, mode);
-    let refused = client
-        .socket("/admin")
-        .auth(json!({"token": "wrong"}))
-        .connect();
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            match kind {
-                ServerKind::PythonSocketio => {
-                    assert_eq!(data, Some(json!({"reason": "bad token"})))
-                }
-                // socketioxide's CONNECT_ERROR carries the message only.
-                ServerKind::Socketioxide => assert_eq!(data, None),
-            }
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    let data = match kind {
+        ServerKind::PythonSocketio => Some(json!({"reason": "bad token"})),
+        // socketioxide's CONNECT_ERROR carries the message only.
+        ServerKind::Socketioxide => None,
+    };
+    wrong_token_refused(&client, data);
     // No auth at all is refused too.
     assert!(matches!(
         client.socket("/admin").connect(),
@@ -194,11 +154,7 @@ fn unknown_namespace_refused(kind: ServerKind, mode: Mode) {
 
 fn namespace_disconnected_by_server(kind: ServerKind, mode: Mode) {
     let client = connect(kind, mode);
-    let admin = client
-        .socket("/admin")
-        .auth(json!({"token": "secret"}))
-        .connect()
-        .expect("/admin accepts the right token");
+    let admin = join_admin(&client);
     admin.emit("disconnect-me", ()).unwrap();
     assert_eq!(
         next_disconnect(&admin),
@@ -238,17 +194,7 @@ fn server_disconnect(kind: ServerKind, mode: Mode) {
 }
 
 fn client_disconnect(kind: ServerKind, mode: Mode) {
-    let client = connect(kind, mode);
-    client.disconnect();
-    assert_eq!(
-        next_disconnect(&client),
-        DisconnectReason::IoClientDisconnect
-    );
-    assert!(client.events().next().is_none(), "the event stream ends");
-    assert!(matches!(
-        client.emit("echo", 1),
-        Err(Error::Disconnected(_))
-    ));
+    client_disconnect_ends(&connect(kind, mode));
 }
 
 /// Emits a burst right after connecting, before any upgrade has had time to finish, so that
@@ -322,21 +268,7 @@ fn burst_stays_in_order(kind: ServerKind, mode: Mode) {
 }
 
 fn heartbeats_survive(kind: ServerKind, mode: Mode) {
-    let client = connect(kind, mode);
-    // pingInterval is 200 ms: 3 s are 15 heartbeats. Nothing may happen in that time.
-    let mut events = client.events();
-    let until = Instant::now() + Duration::from_secs(3);
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            None => break,
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            Some(other) => panic!("unexpected event {other:?}"),
-        }
-    }
-    assert!(client.is_connected());
-    let reply = client.emit_with_ack("ack", "still here", WAIT).unwrap();
-    assert_eq!(reply.get::<String>(0).unwrap(), "still here");
+    heartbeats_keep_quiet(&connect(kind, mode));
 }
 
 macro_rules! matrix {

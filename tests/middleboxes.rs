@@ -29,7 +29,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sio_client::{AckSender, Args, Client, ClientBuilder, Error, Event, Transport};
+use sio_client::{Client, ClientBuilder, Error, Event, Transport};
+use support::matrix::next_message_for;
 use support::middlebox::{HaproxyOptions, Middlebox, NginxOptions, SquidPolicy};
 use support::{NodeOptions, NodeServer, SioVersion};
 
@@ -62,27 +63,10 @@ fn polling_only(url: String) -> ClientBuilder {
     builder(url).transports([Transport::Polling]).upgrade(false)
 }
 
-/// The next message named `name` and its ack sender; connection state changes before it are
-/// skipped.
-fn next_message(client: &Client, name: &str, what: &str) -> (Args, Option<AckSender>) {
-    let mut events = client.events();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match events.next_timeout(left) {
-            Some(Event::Message {
-                event, args, ack, ..
-            }) if event == name => return (args, ack),
-            Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-            other => panic!("{what}: waiting for {name:?}, got {other:?}"),
-        }
-    }
-}
-
 /// Echo, an ack the client asks for, and an ack the server asks for.
 fn round_trips(client: &Client, what: &str) {
     client.emit("echo", (what, 1)).unwrap();
-    let (args, _) = next_message(client, "echo", what);
+    let (args, _) = next_message_for(client, "echo", what);
     assert_eq!(
         args.parse::<(String, i32)>().unwrap(),
         (what.to_string(), 1),
@@ -99,7 +83,7 @@ fn round_trips(client: &Client, what: &str) {
     );
 
     client.emit("request-ack", (what, 3)).unwrap();
-    let (args, ack) = next_message(client, "need-ack", what);
+    let (args, ack) = next_message_for(client, "need-ack", what);
     assert_eq!(
         args.parse::<(String, i32)>().unwrap(),
         (what.to_string(), 3),
@@ -107,7 +91,7 @@ fn round_trips(client: &Client, what: &str) {
     );
     let ack = ack.unwrap_or_else(|| panic!("{what}: need-ack came without an ack sender"));
     ack.send(&(what, 4)).unwrap();
-    let (args, _) = next_message(client, "got-ack", what);
+    let (args, _) = next_message_for(client, "got-ack", what);
     assert_eq!(
         args.parse::<(String, i32)>().unwrap(),
         (what.to_string(), 4),

@@ -4,9 +4,12 @@
 //! (which must watch the connection stay quiet for a while).
 #![cfg(feature = "mock-server")]
 
+#[path = "support/events.rs"]
+mod events;
 #[path = "support/fixtures.rs"]
 mod fixtures;
 
+use events::{assert_admin_refused, disconnect_step, message_step, upgrade_step};
 use fixtures::{files, Files};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -85,12 +88,8 @@ impl Events {
     /// The next message named `name`, skipping connection-state events.
     async fn message(&mut self, name: &str) -> (Args, Option<AckSender>) {
         loop {
-            match self.next().await {
-                Some(Event::Message {
-                    event, args, ack, ..
-                }) if event == name => return (args, ack),
-                Some(Event::Connected { .. } | Event::TransportChanged { .. }) => continue,
-                other => panic!("waiting for {name}, got {other:?}"),
+            if let Some(message) = message_step(self.next().await, name, "the mock case") {
+                return message;
             }
         }
     }
@@ -98,12 +97,8 @@ impl Events {
     /// The reason of the next disconnect, skipping errors and state changes before it.
     async fn disconnect(&mut self) -> DisconnectReason {
         loop {
-            match self.next().await {
-                Some(Event::Disconnected { reason, .. }) => return reason,
-                Some(
-                    Event::Error(_) | Event::Connected { .. } | Event::TransportChanged { .. },
-                ) => continue,
-                other => panic!("waiting for a disconnect, got {other:?}"),
+            if let Some(reason) = disconnect_step(self.next().await) {
+                return reason;
             }
         }
     }
@@ -119,16 +114,7 @@ async fn connect(server: &MockServer, mode: Mode) -> AsyncClient {
         Mode::Upgrade => {
             if client.transport() == Transport::Polling {
                 let mut events = Events::of(&client);
-                loop {
-                    match events.next().await {
-                        Some(Event::TransportChanged { from, to }) => {
-                            assert_eq!((from, to), (Transport::Polling, Transport::WebSocket));
-                            break;
-                        }
-                        Some(Event::Connected { .. }) => continue,
-                        other => panic!("expected an upgrade, got {other:?}"),
-                    }
-                }
+                while !upgrade_step(events.next().await) {}
             }
             assert_eq!(client.transport(), Transport::WebSocket);
         }
@@ -240,18 +226,7 @@ async fn namespace_guard_refuses(mode: Mode) {
         .auth(json!({"token": "wrong"}))
         .connect_async()
         .await;
-    match refused {
-        Err(Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        }) => {
-            assert_eq!(namespace, "/admin");
-            assert_eq!(message, "not authorized");
-            assert_eq!(data, Some(json!({"reason": "bad token"})));
-        }
-        other => panic!("expected a refusal, got {other:?}"),
-    }
+    assert_admin_refused(refused, Some(json!({"reason": "bad token"})));
     // The refusal does not hurt the main namespace.
     let reply = client.emit_with_ack("ack", 1, WAIT).await.unwrap();
     assert_eq!(reply.get::<i32>(0).unwrap(), 1);

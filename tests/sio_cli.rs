@@ -9,7 +9,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -158,6 +158,15 @@ impl Drop for Sio {
     }
 }
 
+/// Runs sio with `args` and no stdin until it exits.
+fn run_to_exit(args: &[&str]) -> Output {
+    Command::new(sio_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running sio")
+}
+
 /// The conversation every server must hold: echo with several arguments, an acknowledged
 /// event, a bad command line, then `quit`.
 fn echo_ack_quit(mut sio: Sio) {
@@ -232,11 +241,7 @@ fn node_v4_over_polling_with_binary_on_a_namespace() {
 #[test]
 fn node_v4_refused_namespace_fails_to_connect() {
     let server = NodeServer::start(SioVersion::V4, NodeOptions::default());
-    let output = Command::new(sio_binary())
-        .args([&server.url(), "--namespace", "/admin", "--auth", "{}"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = run_to_exit(&[&server.url(), "--namespace", "/admin", "--auth", "{}"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("not authorized"), "{stderr}");
@@ -245,11 +250,7 @@ fn node_v4_refused_namespace_fails_to_connect() {
 #[test]
 fn node_v2_is_refused_by_default_with_a_hint() {
     let server = NodeServer::start(SioVersion::V2, NodeOptions::default());
-    let output = Command::new(sio_binary())
-        .args([&server.url(), "--transport", "websocket"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = run_to_exit(&[&server.url(), "--transport", "websocket"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -279,11 +280,7 @@ fn unreachable_url_exits_non_zero_with_a_message() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
-    let output = Command::new(sio_binary())
-        .args([&url, "--timeout", "5"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = run_to_exit(&[&url, "--timeout", "5"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(output.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -302,11 +299,7 @@ fn bad_arguments_exit_2_with_usage() {
         &["http://x", "--auth", "{not json"][..],
         &["http://x", "--bogus"][..],
     ] {
-        let output = Command::new(sio_binary())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = run_to_exit(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("usage: sio"), "{args:?}: {stderr}");
@@ -449,11 +442,7 @@ mod mock {
     fn websocket_refused_by_a_proxy_shows_as_an_error() {
         let server = mock().start_background().unwrap();
         server.faults().reject_websocket(Some(403));
-        let output = Command::new(sio_binary())
-            .args([&server.url(), "--transport", "websocket"])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = run_to_exit(&[&server.url(), "--transport", "websocket"]);
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("403"), "{stderr}");

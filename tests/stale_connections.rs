@@ -33,6 +33,16 @@ async fn mock(transports: &[Transport]) -> MockServer {
         .expect("mock server")
 }
 
+/// The mock server offering every transport, so that only the client's choice decides.
+async fn mock_with_every_transport() -> MockServer {
+    mock(&[
+        Transport::WebSocket,
+        Transport::Streaming,
+        Transport::Polling,
+    ])
+    .await
+}
+
 async fn node() -> NodeServer {
     tokio::task::spawn_blocking(|| NodeServer::start(SioVersion::V4, NodeOptions::default()))
         .await
@@ -84,6 +94,17 @@ async fn connect_many(
     }
 }
 
+/// `connect_many` over polling only, through a proxy in `mode` in front of a server offering
+/// every transport; the server and the proxy are handed back for what the caller checks after.
+async fn polling_connects_through(mode: ProxyMode) -> (MockServer, FaultProxy) {
+    let server = mock_with_every_transport().await;
+    let proxy = FaultProxy::start(server.addr(), mode).await;
+    let url = proxy.url();
+    let builder = || client(url.clone()).transports([Transport::Polling]);
+    connect_many(&proxy, builder, Transport::Polling).await;
+    (server, proxy)
+}
+
 /// The proxy modes themselves, on raw TCP: keep-alive advertised, then the connection closed
 /// (after the response, or on the next request) with no byte of an answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,16 +150,7 @@ async fn proxy_modes_close_kept_alive_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_connects_through_a_proxy_closing_reused_connections() {
-    let server = mock(&[
-        Transport::WebSocket,
-        Transport::Streaming,
-        Transport::Polling,
-    ])
-    .await;
-    let proxy = FaultProxy::start(server.addr(), ProxyMode::CloseOnReuse).await;
-    let url = proxy.url();
-    let builder = || client(url.clone()).transports([Transport::Polling]);
-    connect_many(&proxy, builder, Transport::Polling).await;
+    let (_server, proxy) = polling_connects_through(ProxyMode::CloseOnReuse).await;
     // Each session's first reuse of its handshake connection met the close.
     let dropped = proxy.stats().requests_dropped;
     assert!(dropped >= CONNECTS as u64, "{:?}", proxy.stats());
@@ -146,27 +158,13 @@ async fn polling_connects_through_a_proxy_closing_reused_connections() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_connects_through_a_proxy_closing_after_each_response() {
-    let server = mock(&[
-        Transport::WebSocket,
-        Transport::Streaming,
-        Transport::Polling,
-    ])
-    .await;
-    let proxy = FaultProxy::start(server.addr(), ProxyMode::CloseAfterResponse).await;
-    let url = proxy.url();
-    let builder = || client(url.clone()).transports([Transport::Polling]);
-    connect_many(&proxy, builder, Transport::Polling).await;
+    polling_connects_through(ProxyMode::CloseAfterResponse).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_order_connects_through_a_proxy_closing_reused_connections() {
     // Upgrades pass the proxy: WebSocket wins.
-    let server = mock(&[
-        Transport::WebSocket,
-        Transport::Streaming,
-        Transport::Polling,
-    ])
-    .await;
+    let server = mock_with_every_transport().await;
     let proxy = FaultProxy::start(server.addr(), ProxyMode::CloseOnReuse).await;
     let url = proxy.url();
     connect_many(&proxy, || client(url.clone()), Transport::WebSocket).await;
@@ -203,12 +201,7 @@ async fn the_race_goes_on_to_polling_when_its_handshake_meets_a_closed_connectio
 /// 10 s of acked emits every 50 ms over polling: none fails, the session is never lost, and
 /// the server sees every emit exactly once (a retried POST was never forwarded the first time).
 async fn acked_emits_for_ten_seconds(mode: ProxyMode) {
-    let server = mock(&[
-        Transport::WebSocket,
-        Transport::Streaming,
-        Transport::Polling,
-    ])
-    .await;
+    let server = mock_with_every_transport().await;
     let proxy = FaultProxy::start(server.addr(), mode).await;
     let client = client(proxy.url())
         .transports([Transport::Polling])

@@ -4,6 +4,7 @@
 //! so unused items are expected rather than a sign of dead code.
 #![allow(dead_code, unused_imports)]
 
+pub mod events;
 pub mod fixtures;
 pub mod hostile;
 pub mod matrix;

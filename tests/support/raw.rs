@@ -4,9 +4,41 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sio_client::{DisconnectReason, Event, Events};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// The ping interval the hand-written servers announce in their OPEN packet.
+pub const PING_INTERVAL_MS: u64 = 200;
+/// Slack for a loaded CI machine on top of the protocol's own bounds; a hang is minutes.
+pub const MARGIN: Duration = Duration::from_secs(5);
+
+/// The Engine.IO OPEN packet of a session `h` with no upgrades, [`PING_INTERVAL_MS`] and
+/// `ping_timeout_ms`.
+pub fn open_packet(ping_timeout_ms: u64) -> String {
+    format!(
+        r#"0{{"sid":"h","upgrades":[],"pingInterval":{PING_INTERVAL_MS},"pingTimeout":{ping_timeout_ms},"maxPayload":100000000}}"#
+    )
+}
+
+/// Waits, until `bound` after `start`, for the disconnect that a stalled write to the hand-written
+/// server ends in, and asserts it is a `TransportError`; the panic on the bound says it counts
+/// from `stalled` (what stalled at `start`).
+pub fn expect_transport_error(events: &mut Events, start: Instant, bound: Duration, stalled: &str) {
+    loop {
+        match events.next_timeout(bound.saturating_sub(start.elapsed())) {
+            Some(Event::Disconnected { reason, .. }) => {
+                assert_eq!(reason, DisconnectReason::TransportError);
+                break;
+            }
+            Some(_) => continue,
+            None => panic!("no disconnect within {bound:?} of {stalled} stalling"),
+        }
+    }
+}
 
 /// A server on its own runtime; dropping it stops everything.
 pub struct Server {
