@@ -2,7 +2,8 @@
 //! stays under 3 × `max_receive` + 64 MiB (the default `max_receive`, 100 MiB), and the client
 //! either lives on (noops, pings) or disconnects with a typed error at once (a packet whose
 //! attachments or JSON would cost more than `max_receive`: 99 MB of `[[],[],…]`, `[0,0,…]` or
-//! `[{},…]`). The server is Node
+//! `[{},…]`), or a server that stops reading while it sends 1 MB pings and the application
+//! emits 30 MB (disconnected within pingTimeout, one pong queued). The server is Node
 //! (`tests/node/hostile.js`) in a process of its own, so its allocations are not counted.
 //!
 //! One test, the cases in sequence: the process's peak (VmHWM) is reset before each one
@@ -174,8 +175,34 @@ fn refuses_websocket_packet(mode: &str) {
     });
 }
 
+/// A server that stops reading while it sends 1 MB pings, and the application emits 30 × 1 MB:
+/// one pong is queued however many pings come, and the stalled writes end the connection
+/// within pingTimeout (2 s here).
+fn survives_a_deaf_server() {
+    let server = Hostile::start("deaf");
+    measure("deaf", || {
+        let client = connect(&server, Transport::WebSocket);
+        let mut events = client.events();
+        server.wait_for("sent");
+        let megabyte = "x".repeat(1 << 20);
+        for _ in 0..30 {
+            client.emit("big", &megabyte).expect("emit");
+        }
+        let start = Instant::now();
+        let bound = Duration::from_secs(2 + 10);
+        loop {
+            match events.next_timeout(bound.saturating_sub(start.elapsed())) {
+                Some(Event::Disconnected { .. }) => break,
+                Some(_) => continue,
+                None => panic!("deaf: no disconnect within {bound:?}"),
+            }
+        }
+    });
+}
+
 #[test]
 fn hostile_payloads_stay_within_the_memory_bound() {
+    survives_a_deaf_server();
     survives_polling_body("noops");
     survives_polling_body("pings");
     refuses_websocket_packet("attachments");

@@ -12,6 +12,8 @@
 //   json          websocket: one 99 MB event `42["e",[],[],...]`
 //   json-zeros    websocket: one 99 MB event `42["e",0,0,...]`
 //   json-objects  websocket: one 99 MB event `42["e",{},{},...]`
+//   deaf          websocket (pingInterval 300 ms, pingTimeout 2 s): stops reading the socket
+//                 after the CONNECT and sends a 1 MB ping every 50 ms
 //
 // Prints `{"port":N}` once listening on 127.0.0.1 (ephemeral port), then one line per step
 // the test waits for: `{"sent":true}` after the hostile body or frames went out, `{"next":true}`
@@ -23,7 +25,8 @@ const http = require("http");
 const { WebSocketServer } = require("ws");
 
 const mode = process.argv[2];
-if (!["noops", "pings", "attachments", "json", "json-zeros", "json-objects"].includes(mode)) {
+const MODES = ["noops", "pings", "attachments", "json", "json-zeros", "json-objects", "deaf"];
+if (!MODES.includes(mode)) {
   process.stderr.write(`hostile.js: unknown mode ${mode}\n`);
   process.exit(2);
 }
@@ -87,11 +90,22 @@ const server = http.createServer((req, res) => {
 const wss = new WebSocketServer({ noServer: true, maxPayload: 1 << 20 });
 server.on("upgrade", (req, socket, head) => {
   wss.handleUpgrade(req, socket, head, (ws) => {
-    ws.send(OPEN.replace('"upgrades":[]', '"upgrades":[]'));
+    ws.send(
+      mode === "deaf"
+        ? OPEN.replace('"pingInterval":25000,"pingTimeout":20000', '"pingInterval":300,"pingTimeout":2000')
+        : OPEN,
+    );
     ws.on("message", (data, isBinary) => {
       if (isBinary || data.toString() !== "40") return;
       ws.send('40{"sid":"n"}');
-      if (mode === "attachments") {
+      if (mode === "deaf") {
+        // What the client writes from now on stays in the sockets' buffers.
+        ws._socket.pause();
+        const ping = "2" + "x".repeat(1 << 20);
+        const timer = setInterval(() => ws.send(ping), 50);
+        ws.on("close", () => clearInterval(timer));
+        say({ sent: true });
+      } else if (mode === "attachments") {
         const placeholders = [];
         for (let i = 0; i < 1000; i++) placeholders.push(`{"_placeholder":true,"num":${i}}`);
         ws.send(`451000-["e",${placeholders.join(",")}]`);
