@@ -288,9 +288,11 @@ impl ClientBuilder {
         self
     }
 
-    /// Most bytes of emits waiting to be written to a connected server (default 64 MiB). A
-    /// server that reads more slowly than the application emits fills it; an emit then fails at
-    /// the call site with [`Error::SendQueueFull`] instead of memory growing without end.
+    /// Most bytes of emits waiting to be written (default 64 MiB): queued for a connected
+    /// server, kept for after a reconnection, or waiting for their acknowledgement with
+    /// [`retries`](Self::retries). A server that reads more slowly than the application emits,
+    /// or a long outage, fills it; an emit then fails at the call site with
+    /// [`Error::SendQueueFull`] (and `emit_volatile` drops) instead of memory growing.
     pub fn max_send_queue(mut self, bytes: usize) -> Self {
         self.config.max_send_queue = bytes;
         self

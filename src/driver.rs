@@ -38,7 +38,7 @@ use crate::transport::net::Net;
 use crate::transport::polling::HttpSettings;
 use crate::transport::url::Endpoint;
 use crate::transport::websocket::WebSocketTransport;
-use crate::transport::{Active, Outgoing, Transport};
+use crate::transport::{Active, Held, Outgoing, Transport};
 use crate::{Args, Error};
 
 /// What the handles ask of the driver.
@@ -259,7 +259,8 @@ struct SocketState {
     next_id: u64,
     pending: HashMap<u64, PendingAck>,
     /// Emits made while not connected, sent in order once connected.
-    buffer: Vec<sio::Packet>,
+    /// Each with its bytes, counted against `max_send_queue` until it goes out.
+    buffer: Vec<(sio::Packet, Held)>,
     /// Connection-state recovery: the server's private session id and the last offset seen.
     pid: Option<String>,
     offset: Option<String>,
@@ -277,6 +278,8 @@ struct Queued {
     reply: Option<oneshot::Sender<Result<Args, Error>>>,
     timeout: Duration,
     tries: u32,
+    /// Its bytes, counted against `max_send_queue` until it is acknowledged or fails.
+    _held: Held,
 }
 
 impl SocketState {
@@ -1127,8 +1130,9 @@ impl Driver {
                 volatile,
                 weight,
             } => {
-                // From here on the transport counts it (when it is queued there).
-                self.shared.outgoing.sub(weight);
+                // Counted until it is handed to the transport (which counts it from then on),
+                // or for as long as it waits in the send buffer or the at-least-once queue.
+                let held = self.shared.outgoing.adopt(weight);
                 let now = Instant::now();
                 if self
                     .link
@@ -1175,6 +1179,7 @@ impl Driver {
                         reply,
                         timeout,
                         tries: 0,
+                        _held: held,
                     });
                     self.drain_queue(&namespace);
                     return;
@@ -1210,7 +1215,7 @@ impl Driver {
                 if connected {
                     self.send_packet(packet);
                 } else {
-                    socket.buffer.push(packet);
+                    socket.buffer.push((packet, held));
                     socket
                         .status
                         .buffered
@@ -1538,7 +1543,7 @@ impl Driver {
         self.ever_connected = true;
         self.backoff.reset();
         let namespace: Arc<str> = Arc::from(packet.nsp.as_str());
-        for packet in buffered {
+        for (packet, _held) in buffered {
             self.send_packet(packet);
         }
         self.drain_queue(&namespace);

@@ -80,3 +80,44 @@ fn a_stuck_handler_under_a_flood_holds_the_server_back_and_loses_nothing() {
     assert!(client.is_connected());
     assert_eq!(client.dropped_events(), 0);
 }
+
+/// Emits kept for after a reconnection count against `max_send_queue` too: past it, an emit
+/// fails at the call site (`SendQueueFull`) instead of the buffer growing in bytes without end.
+#[test]
+fn buffered_emits_are_bounded_in_bytes_too() {
+    let server = MockServer::builder().start_background().unwrap();
+    let client = Client::builder(server.url())
+        .transports([Transport::WebSocket])
+        .max_send_queue(4 << 20)
+        .reconnection_delay(Duration::from_secs(600))
+        .connect()
+        .unwrap();
+    let mut events = client.events();
+    server.faults().drop_all_connections();
+    loop {
+        match events.next_timeout(WAIT) {
+            Some(sio_client::Event::Disconnected { .. }) => break,
+            Some(_) => continue,
+            None => panic!("no disconnect after the connections dropped"),
+        }
+    }
+    let megabyte = "x".repeat(1 << 20);
+    let mut accepted = 0;
+    let error = loop {
+        match client.emit("big", &megabyte) {
+            Ok(()) => {
+                accepted += 1;
+                assert!(accepted <= 8, "{accepted} MB buffered past a 4 MiB limit");
+            }
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(error, sio_client::Error::SendQueueFull { .. }),
+        "{error:?}"
+    );
+    assert!(
+        accepted >= 4,
+        "only {accepted} MB buffered under a 4 MiB limit"
+    );
+}

@@ -70,6 +70,28 @@ impl Outgoing {
     pub(crate) fn get(&self) -> usize {
         self.0.load(std::sync::atomic::Ordering::Acquire)
     }
+
+    /// Takes over `bytes` already counted: they are released when the returned guard is
+    /// dropped, whichever way the emit they stand for ends (sent, acknowledged, failed).
+    pub(crate) fn adopt(&self, bytes: usize) -> Held {
+        Held {
+            outgoing: self.clone(),
+            bytes,
+        }
+    }
+}
+
+/// Bytes counted in an [`Outgoing`] for as long as this lives.
+#[derive(Debug)]
+pub(crate) struct Held {
+    outgoing: Outgoing,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.outgoing.sub(self.bytes);
+    }
 }
 
 /// The transport carrying a session right now.
