@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sio_client::mock::MockServer;
-use sio_client::{Args, ClientBuilder, Event, EventOverflow};
+use sio_client::{Args, ClientBuilder, DisconnectReason, Event, EventOverflow};
 use support::matrix::{builder, Mode};
 use support::{NodeOptions, NodeServer, SioVersion};
 
@@ -395,4 +395,61 @@ fn an_unread_events_queue_does_not_stall_a_socket_with_handlers() {
         events.next_timeout(WAIT),
         Some(Event::Lagged { .. })
     ));
+}
+
+/// An application that stops reading for longer than pingInterval + pingTimeout loses the
+/// connection (it is not reading the server's pings), and hears it: what arrived before is all
+/// there, in order, then `Disconnected`. Never silent, never a gap.
+#[test]
+fn a_reader_stopped_past_the_heartbeat_hears_the_disconnect() {
+    let server = MockServer::builder()
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(400))
+        .on("/", "burst", |socket, args, _ack| {
+            let n: u64 = args.get(0).expect("burst count");
+            for i in 0..n {
+                socket.emit("item", Args::from_serialize(&(i, "x")).expect("args"));
+            }
+        })
+        .start_background()
+        .expect("mock server");
+    let client = builder(server.url(), SioVersion::V4, Mode::WebSocket)
+        .event_buffer(16)
+        .connect()
+        .expect("connect");
+    let mut events = client.events();
+    client.emit("burst", (BURST,)).expect("emit burst");
+    // The application is stuck: it reads nothing for well past the 600 ms heartbeat window.
+    std::thread::sleep(Duration::from_millis(2000));
+    let mut items = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    let reason = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.next_timeout(left) {
+            Some(Event::Message { event, args, .. }) if event == "item" => {
+                items.push(args.get::<u64>(0).expect("index"))
+            }
+            Some(Event::Disconnected { reason, .. }) => break reason,
+            Some(Event::Connected { .. } | Event::Error(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::PingTimeout | DisconnectReason::TransportClose
+        ),
+        "{reason}"
+    );
+    assert!(
+        !items.is_empty() && (items.len() as u64) < BURST,
+        "{} items",
+        items.len()
+    );
+    assert_eq!(
+        items,
+        (0..items.len() as u64).collect::<Vec<_>>(),
+        "what arrived before the disconnect is complete and in order"
+    );
+    assert_eq!(client.dropped_events(), 0);
 }
