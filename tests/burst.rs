@@ -5,6 +5,8 @@
 //! Every run asserts all events arrived, in order. A reader that pauses for half a ping
 //! interval keeps its connection. The opt-in drop policy reports every drop.
 
+#![cfg(feature = "mock-server")]
+
 mod support;
 
 use std::sync::mpsc;
