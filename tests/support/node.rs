@@ -209,12 +209,14 @@ fn prepare() -> Result<(), String> {
     }
 
     let dir = node_dir();
-    let installed = ["socket.io", "socket.io-v2"].iter().all(|pkg| {
-        dir.join("node_modules")
-            .join(pkg)
-            .join("package.json")
-            .is_file()
-    });
+    let installed = ["socket.io", "socket.io-v2", "socket.io-client"]
+        .iter()
+        .all(|pkg| {
+            dir.join("node_modules")
+                .join(pkg)
+                .join("package.json")
+                .is_file()
+        });
     if installed {
         return Ok(());
     }
