@@ -291,3 +291,78 @@ fn sigterm_stops_it_and_bad_arguments_exit_2() {
         assert!(help.contains(&format!("Usage: sio {command}")), "{help}");
     }
 }
+
+#[test]
+fn doctor_reports_a_blocked_websocket_and_exits_1_when_nothing_connects() {
+    use sio_client::mock::MockServer;
+    let server = MockServer::builder()
+        .path("/custom/")
+        .on("/", "ping", |_, _, ack| {
+            if let Some(ack) = ack {
+                ack.send(sio_client::Args::new());
+            }
+        })
+        .start_background()
+        .unwrap();
+    server.faults().reject_websocket(Some(403));
+    let output = Command::new(env!("CARGO_BIN_EXE_sio"))
+        .args([
+            "doctor",
+            &server.url(),
+            "--path",
+            "/custom/",
+            "--ack-event",
+            "ping",
+        ])
+        .args(["--query", "room=7", "-H", "X-Test: 1", "--timeout", "10"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let websocket = stdout
+        .lines()
+        .find(|l| l.starts_with("websocket"))
+        .expect("a websocket row");
+    assert!(
+        websocket.contains("FAILED") && websocket.contains("HTTP 403"),
+        "{stdout}"
+    );
+    let polling = stdout.lines().find(|l| l.starts_with("polling")).unwrap();
+    assert!(polling.contains(" ok "), "{stdout}");
+    assert!(
+        stdout.contains("verdict: connected, but WebSocket is blocked"),
+        "{stdout}"
+    );
+
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = Command::new(env!("CARGO_BIN_EXE_sio"))
+        .args([
+            "doctor",
+            &format!("http://127.0.0.1:{port}"),
+            "--timeout",
+            "5",
+        ])
+        .args(["--transport", "websocket,polling"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("verdict: cannot connect"), "{stdout}");
+    // Only the transports asked for are tried.
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("streaming")),
+        "{stdout}"
+    );
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

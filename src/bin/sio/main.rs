@@ -22,7 +22,8 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "sio", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// More logging on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
+    /// More logging on stderr: -v debug, -vv trace (RUST_LOG, when set, wins; errors only
+    /// without either).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -91,7 +92,9 @@ fn init_logging(verbose: u8) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => EnvFilter::new(filter),
         _ => EnvFilter::new(match verbose {
-            0 => "warn",
+            // Connection failures are reported by the commands themselves; the library's
+            // warnings about each attempt would only repeat them.
+            0 => "error",
             1 => "sio_client=debug,sio=debug",
             _ => "sio_client=trace,sio=trace",
         }),
@@ -99,6 +102,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
