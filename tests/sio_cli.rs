@@ -399,4 +399,36 @@ mod mock {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("403"), "{stderr}");
     }
+
+    #[test]
+    fn ca_insecure_and_proxy_options_reach_the_client() {
+        use support::tls::TlsFront;
+        let server = mock().start_background().unwrap();
+        let front = TlsFront::start_background(server.addr());
+        let ca = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sio-cli-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, front.ca_pem()).unwrap();
+        let ca = ca.to_str().unwrap();
+
+        // Not trusted without the CA: cannot connect.
+        let output = run_to_exit(&[&front.url(), "--transport", "polling", "--timeout", "5"]);
+        assert_eq!(output.status.code(), Some(1));
+
+        let mut sio = Sio::start(&[&front.url(), "--ca", ca, "--transport", "websocket"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("websocket"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+
+        let mut sio = Sio::start(&[&front.url(), "--insecure", "-t", "polling"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("polling"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+
+        let proxy = support::ConnectProxy::start_background(None);
+        let mut sio = Sio::start(&[&server.url(), "--proxy", &proxy.url(), "-t", "websocket"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("websocket"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+        assert!(proxy.stats().tunnels >= 1, "{:?}", proxy.stats());
+    }
 }

@@ -143,19 +143,30 @@ fn builder(args: &MockArgs) -> Result<MockServerBuilder, String> {
             namespaces.push(nsp.clone());
         }
     }
+    // An event given to both --echo and --ack gets both answers: one handler per event.
+    let mut events: Vec<(String, bool, Option<sio_client::Args>)> = Vec::new();
+    for event in &args.echo {
+        if !events.iter().any(|(e, _, _)| e == event) {
+            events.push((event.clone(), true, None));
+        }
+    }
+    for (event, reply) in &args.ack {
+        let reply = value_to_args(reply)?;
+        match events.iter_mut().find(|(e, _, _)| e == event) {
+            Some(entry) => entry.2 = Some(reply),
+            None => events.push((event.clone(), false, Some(reply))),
+        }
+    }
     for nsp in &namespaces {
         builder = builder.namespace(nsp);
-        for event in &args.echo {
-            let name = event.clone();
-            builder = builder.on(nsp, event, move |socket, received, _| {
-                socket.emit(&name, received)
-            });
-        }
-        for (event, reply) in &args.ack {
-            let reply = value_to_args(reply)?;
-            builder = builder.on(nsp, event, move |_, _, ack| {
-                if let Some(ack) = ack {
+        for (event, echo, reply) in &events {
+            let (name, echo, reply) = (event.clone(), *echo, reply.clone());
+            builder = builder.on(nsp, event, move |socket, received, ack| {
+                if let (Some(ack), Some(reply)) = (ack, &reply) {
                     ack.send(reply.clone());
+                }
+                if echo {
+                    socket.emit(&name, received);
                 }
             });
         }
