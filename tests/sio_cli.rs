@@ -1,9 +1,5 @@
-//! The `sio` command-line example (examples/sio.rs), driven through stdin/stdout against the
-//! mock server and real Node socket.io 4 and 2 servers.
-//!
-//! Cargo gives integration tests no path to example binaries, so the first test to need it
-//! builds it with the same cargo (`$CARGO`) and target directory, and takes the path from
-//! cargo's JSON messages rather than guessing the layout.
+//! `sio connect` (src/bin/sio), driven through stdin/stdout against the mock server and real
+//! Node socket.io 4 and 2 servers.
 
 mod support;
 
@@ -11,7 +7,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -19,53 +14,9 @@ use support::{NodeOptions, NodeServer, SioVersion};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Builds the example once per test binary and returns the executable.
-fn sio_binary() -> &'static PathBuf {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        // Cargo sets these for the test process. A build script that watches one of them
-        // (ring watches CARGO_MANIFEST_DIR) would see it changed and rebuild, twice per run.
-        for (key, _) in std::env::vars_os() {
-            let key = key.to_string_lossy();
-            let per_target = [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-                "CARGO_RUSTC_CURRENT_DIR",
-                "OUT_DIR",
-            ];
-            if per_target.contains(&key.as_ref())
-                || key.starts_with("CARGO_PKG_")
-                || key.starts_with("CARGO_BIN_EXE_")
-            {
-                command.env_remove(key.as_ref());
-            }
-        }
-        let output = command
-            .args([
-                "build",
-                "--example",
-                "sio",
-                "--features",
-                "mock-server",
-                "--message-format=json",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("running cargo to build examples/sio.rs");
-        assert!(output.status.success(), "building examples/sio.rs failed");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "sio")
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for examples/sio.rs")
-    })
+/// The `sio` binary cargo built for this test (the test needs the `cli` feature).
+fn sio_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_sio"))
 }
 
 /// A running `sio` with its stdout read line by line on a thread.
@@ -78,6 +29,7 @@ struct Sio {
 impl Sio {
     fn start(args: &[&str]) -> Sio {
         let mut child = Command::new(sio_binary())
+            .arg("connect")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -161,6 +113,7 @@ impl Drop for Sio {
 /// Runs sio with `args` and no stdin until it exits.
 fn run_to_exit(args: &[&str]) -> Output {
     Command::new(sio_binary())
+        .arg("connect")
         .args(args)
         .stdin(Stdio::null())
         .output()
@@ -301,12 +254,11 @@ fn bad_arguments_exit_2_with_usage() {
     ] {
         let output = run_to_exit(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains("usage: sio"), "{args:?}: {stderr}");
+        let stderr = String::from_utf8_lossy(&output.stderr).to_lowercase();
+        assert!(stderr.contains("usage: sio connect"), "{args:?}: {stderr}");
     }
 }
 
-#[cfg(feature = "mock-server")]
 mod mock {
     use super::*;
     use sio_client::mock::{MockServer, MockServerBuilder};
@@ -446,5 +398,37 @@ mod mock {
         assert_eq!(output.status.code(), Some(1));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("403"), "{stderr}");
+    }
+
+    #[test]
+    fn ca_insecure_and_proxy_options_reach_the_client() {
+        use support::tls::TlsFront;
+        let server = mock().start_background().unwrap();
+        let front = TlsFront::start_background(server.addr());
+        let ca = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("sio-cli-ca-{}.pem", std::process::id()));
+        std::fs::write(&ca, front.ca_pem()).unwrap();
+        let ca = ca.to_str().unwrap();
+
+        // Not trusted without the CA: cannot connect.
+        let output = run_to_exit(&[&front.url(), "--transport", "polling", "--timeout", "5"]);
+        assert_eq!(output.status.code(), Some(1));
+
+        let mut sio = Sio::start(&[&front.url(), "--ca", ca, "--transport", "websocket"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("websocket"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+
+        let mut sio = Sio::start(&[&front.url(), "--insecure", "-t", "polling"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("polling"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+
+        let proxy = support::ConnectProxy::start_background(None);
+        let mut sio = Sio::start(&[&server.url(), "--proxy", &proxy.url(), "-t", "websocket"]);
+        assert_eq!(sio.next_of("connected")["transport"], json!("websocket"));
+        sio.send("quit");
+        assert!(sio.finish().0.success());
+        assert!(proxy.stats().tunnels >= 1, "{:?}", proxy.stats());
     }
 }

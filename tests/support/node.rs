@@ -209,12 +209,13 @@ fn prepare() -> Result<(), String> {
     }
 
     let dir = node_dir();
-    let installed = ["socket.io", "socket.io-v2"].iter().all(|pkg| {
-        dir.join("node_modules")
-            .join(pkg)
-            .join("package.json")
-            .is_file()
-    });
+    let modules = dir.join("node_modules");
+    let present = |pkg: &str| modules.join(pkg).join("package.json").is_file();
+    // socket.io 2 brings a socket.io-client 2 of its own: mock_client.js needs the 4.x one
+    // from package.json, so an older node_modules is installed again.
+    let client_4 = std::fs::read_to_string(modules.join("socket.io-client").join("package.json"))
+        .is_ok_and(|json| json.contains("\"version\": \"4."));
+    let installed = present("socket.io") && present("socket.io-v2") && client_4;
     if installed {
         return Ok(());
     }
