@@ -64,13 +64,33 @@
 //!   switches; later streaming requests on that sid get code 3.
 //! - a server with streaming disabled answers code 0, as Node does for an unknown transport.
 //!
-//! Differences from Node, on purpose: no CORS headers or HTTP compression; responses carry
-//! `Content-Length` (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO`
-//! is refused before the `101` (Node writes its 400 after it).
+//! - a client close packet (`1`) POSTed while a GET is pending releases that GET with a noop
+//!   (`6`), as engine.io's `Polling#onClose` does; the session is gone afterwards.
+//! - CORS is off by default, as on Node without the `cors` option; with
+//!   [`cors`](MockServerBuilder::cors) every HTTP answer carries `Access-Control-Allow-Origin`
+//!   and `-Credentials`, and `OPTIONS` preflights get `204` with `-Methods` and `-Headers`.
 //!
-//! Every task the server spawns is owned by it: [`MockServer::stop`] ends them all and waits,
-//! and dropping the server aborts them and closes the listening socket at once, freeing the
-//! port.
+//! Differences from Node, on purpose: no HTTP compression; responses carry `Content-Length`
+//! (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO` is refused before
+//! the `101` (Node writes its 400 after it); a panicking handler does not crash the server
+//! (Node's process would die of the uncaught exception): the panic is recorded, see below.
+//!
+//! Handlers get the [`MockSocket`] of the event: [`MockSocket::broadcast`] and
+//! [`MockSocket::to`] reach the other sockets of the namespace (as Node's `socket.broadcast`
+//! and `socket.to(room)`), [`MockSocket::server`] the whole server; [`MockSocket::headers`] and
+//! [`MockSocket::query`] give the request that opened the connection (Node's
+//! `socket.handshake`). A panic in a handler or guard is caught: the connection lives on and
+//! the message is kept for [`MockServer::handler_panics`] /
+//! [`MockServer::assert_no_handler_panics`], so an assertion inside a handler can fail the test
+//! (call it at the end; dropping a server with recorded panics only prints a warning).
+//!
+//! The server always runs on a small runtime of its own (one worker thread), even when started
+//! with [`start`](MockServerBuilder::start) from a `#[tokio::test]`: a blocking
+//! [`Client`](crate::Client) or a `*_blocking` method may then park the test's only thread
+//! without starving the server. Every task the server spawns is owned by it:
+//! [`MockServer::stop`] ends them all and waits, and dropping the server aborts them and closes
+//! the listening socket at once, freeing the port. [`received`](MockServer::received) keeps the
+//! last [`max_received`](MockServerBuilder::max_received) events (10 000 by default).
 
 mod engine;
 mod faults;
@@ -769,7 +789,12 @@ impl MockServer {
     /// so the port cannot be taken by another socket meanwhile; connections made during the
     /// restart are accepted once it is done.
     pub async fn restart(&self) -> std::io::Result<()> {
-        restart(self.inner.clone()).await
+        // On the server's runtime: a listener bound here must be driven by it.
+        self.inner
+            .handle
+            .spawn(restart(self.inner.clone()))
+            .await
+            .map_err(|_| std::io::Error::other("mock server runtime stopped"))?
     }
 
     /// [`restart`](Self::restart) for code without a runtime.

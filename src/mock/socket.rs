@@ -435,16 +435,21 @@ impl MockSocket {
     }
 
     fn mark_disconnected(&self, reason: &str) {
-        let was = self.inner.connected.send_replace(false);
-        if !was {
-            return;
+        // The reason and the server's socket list are settled before `connected` flips: a
+        // test woken by wait_disconnected on another thread reads them at once.
+        {
+            let mut current = lock(&self.inner.reason);
+            if current.is_some() {
+                return;
+            }
+            *current = Some(reason.to_owned());
         }
-        *lock(&self.inner.reason) = Some(reason.to_owned());
-        // Dropping the senders fails every pending emit_with_ack with Disconnected.
-        lock(&self.inner.acks).clear();
         if let Some(server) = self.inner.engine.server() {
             lock(&server.sockets).retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
         }
+        self.inner.connected.send_replace(false);
+        // Dropping the senders fails every pending emit_with_ack with Disconnected.
+        lock(&self.inner.acks).clear();
     }
 
     fn on_event(&self, packet: Packet, transport: Transport) {
