@@ -388,3 +388,25 @@ async fn client_close_releases_the_pending_poll_with_a_noop_as_node() {
         );
     }
 }
+
+#[test]
+fn a_panicking_connect_guard_refuses_and_is_recorded() {
+    let server = MockServer::builder()
+        .connect_guard("/admin", |_auth| panic!("guard bug"))
+        .start_background()
+        .unwrap();
+    let client = Client::builder(server.url()).connect().unwrap();
+    match client.socket("/admin").connect() {
+        Err(sio_client::Error::ConnectRefused { message, .. }) => {
+            assert_eq!(message, "connect guard panicked")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let panics = server.handler_panics();
+    assert_eq!(panics.len(), 1, "{panics:?}");
+    assert!(
+        panics[0].contains("connect guard of /admin panicked: guard bug"),
+        "{panics:?}"
+    );
+    assert!(client.is_connected(), "the connection lives on");
+}

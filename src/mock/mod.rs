@@ -403,8 +403,9 @@ impl MockServerBuilder {
 
     /// Decides whether a client may join `nsp` from the CONNECT auth payload; `Err((message,
     /// data))` refuses with CONNECT_ERROR `{"message":…,"data":…}` (`data` left out when
-    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. Declares the
-    /// namespace.
+    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. A guard that
+    /// panics refuses with `connect guard panicked` (see [`MockServer::handler_panics`]).
+    /// Declares the namespace.
     pub fn connect_guard<F>(mut self, nsp: &str, guard: F) -> Self
     where
         F: Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync + 'static,
