@@ -284,6 +284,57 @@ fn received_history_is_bounded() {
     assert_eq!(server.received_dropped(), 3);
 }
 
+/// The CORS headers of a preflight and of a handshake GET from `origin`, names lowercased.
+async fn cors_answers(base: &str, origin: &str) -> Vec<(u16, Vec<(String, String)>)> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/socket.io/?EIO=4&transport=polling");
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", origin)
+        .header("Access-Control-Request-Method", "GET")
+        .header("Access-Control-Request-Headers", "authorization")
+        .send()
+        .await
+        .unwrap();
+    let handshake = http
+        .get(&url)
+        .header("Origin", origin)
+        .send()
+        .await
+        .unwrap();
+    [preflight, handshake]
+        .iter()
+        .map(|r| {
+            let mut headers: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .filter(|(k, _)| k.as_str().starts_with("access-control-") || *k == "vary")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+                .collect();
+            headers.sort();
+            (r.status().as_u16(), headers)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_headers_match_nodes_cors_option() {
+    node::ensure_node_deps();
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(node::node_dir().join("cors_server.js"))
+        .arg("https://app.example");
+    let (_node, port) = process::ServerProcess::spawn(cmd, 0).expect("node cors_server.js");
+    let mock = MockServer::builder()
+        .cors("https://app.example")
+        .start()
+        .await
+        .unwrap();
+    let from_node = cors_answers(&format!("http://127.0.0.1:{port}"), "https://app.example").await;
+    let from_mock = cors_answers(&mock.url(), "https://app.example").await;
+    assert_eq!(from_node[0].0, 204, "{from_node:?}");
+    assert_eq!(from_mock, from_node);
+}
+
 #[tokio::test]
 async fn cors_answers_preflight_and_marks_answers() {
     let server = MockServer::builder()

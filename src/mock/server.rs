@@ -94,7 +94,15 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
         let cors = cors_headers(&req, inner);
         if req.method == "OPTIONS" && inner.config.cors_origin.is_some() {
             let mut r = Response::empty(204);
-            r.headers.extend(cors);
+            let reflects_headers = req.header("access-control-request-headers").is_some();
+            r.headers
+                .extend(cors.into_iter().map(|(name, value)| match name {
+                    // The `cors` middleware varies on the headers it reflects, too.
+                    "Vary" if reflects_headers => {
+                        (name, "Origin, Access-Control-Request-Headers".to_owned())
+                    }
+                    _ => (name, value),
+                }));
             r.headers.extend(preflight_headers(&req));
             if http::write_response(stream, &r).await.is_err() || !req.keep_alive() {
                 return End::Close;
