@@ -37,7 +37,9 @@
 //! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
 //!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
 //!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
-//!   the session. A GET waits until packets are queued (a ping comes every pingInterval).
+//!   the session. A GET waits until packets are queued (a ping comes every pingInterval). A
+//!   close packet (`1`) POSTed while a GET is pending releases that GET with a noop (`6`), as
+//!   engine.io's `Polling#onClose` does.
 //! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
 //!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
 //! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
@@ -64,11 +66,10 @@
 //!   switches; later streaming requests on that sid get code 3.
 //! - a server with streaming disabled answers code 0, as Node does for an unknown transport.
 //!
-//! - a client close packet (`1`) POSTed while a GET is pending releases that GET with a noop
-//!   (`6`), as engine.io's `Polling#onClose` does; the session is gone afterwards.
-//! - CORS is off by default, as on Node without the `cors` option; with
-//!   [`cors`](MockServerBuilder::cors) every HTTP answer carries `Access-Control-Allow-Origin`
-//!   and `-Credentials`, and `OPTIONS` preflights get `204` with `-Methods` and `-Headers`.
+//! CORS is off by default, as on Node without the `cors` option; with
+//! [`cors`](MockServerBuilder::cors) every HTTP answer carries `Access-Control-Allow-Origin`
+//! and `-Credentials`, and `OPTIONS` preflights get `204` with `-Methods` and `-Headers`, the
+//! headers Node's `cors: { origin, credentials: true }` sends.
 //!
 //! Differences from Node, on purpose: no HTTP compression; responses carry `Content-Length`
 //! (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO` is refused before
@@ -451,12 +452,14 @@ impl MockServerBuilder {
         self
     }
 
-    /// Answers cross-origin requests for `origin` (`"*"` for any) as Node's `cors: { origin,
-    /// credentials: true }` option does: every HTTP answer carries
-    /// `Access-Control-Allow-Origin` and `Access-Control-Allow-Credentials: true`, and an
-    /// `OPTIONS` preflight gets `204` with `Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,
-    /// POST,DELETE` and the requested headers in `Access-Control-Allow-Headers`. Off by
-    /// default (no CORS headers; `OPTIONS` is refused as on a Node server without `cors`).
+    /// Answers cross-origin requests for `origin` as Node's `cors: { origin, credentials: true }`
+    /// option does: every HTTP answer carries `Access-Control-Allow-Origin`, `Vary: Origin` and
+    /// `Access-Control-Allow-Credentials: true`, and an `OPTIONS` preflight gets `204` with
+    /// `Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE` and the requested
+    /// headers in `Access-Control-Allow-Headers`. `"*"` allows any origin by reflecting the
+    /// request's `Origin` (as Node's `origin: true`; browsers refuse a literal `*` with
+    /// credentials). Off by default: no CORS headers, and `OPTIONS` is refused as on a Node
+    /// server without `cors`.
     pub fn cors(mut self, origin: &str) -> Self {
         self.config.cors_origin = Some(origin.to_owned());
         self
