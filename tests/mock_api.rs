@@ -376,6 +376,20 @@ async fn cors_answers_preflight_and_marks_answers() {
     );
     assert!(handshake.text().await.unwrap().starts_with("0{"));
 
+    let any = MockServer::builder().cors("*").start().await.unwrap();
+    let url = format!("{}/socket.io/?EIO=4&transport=polling", any.url());
+    let answer = http
+        .get(&url)
+        .header("Origin", "https://other.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.headers()["access-control-allow-origin"],
+        "https://other.example",
+        "`*` reflects the request's origin"
+    );
+
     let plain = MockServer::builder().start().await.unwrap();
     let url = format!("{}/socket.io/?EIO=4&transport=polling", plain.url());
     let answer = http
