@@ -3,13 +3,13 @@
 //! and close, as engine.io's `Socket` and `Polling` transport do. WebSocket framing lives in
 //! `ws.rs`, the streaming response's framing in `streaming.rs`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use super::http::Response;
+use super::http::{Request, Response};
 use super::socket::SioConn;
 use super::{lock, random_id, Inner};
 use crate::proto::engineio::{
@@ -71,12 +71,17 @@ struct State {
 /// One Engine.IO session.
 pub(crate) struct Engine {
     pub(crate) sid: String,
-    server: Weak<Inner>,
+    pub(crate) server: Weak<Inner>,
     st: Mutex<State>,
     /// Wakes the current writer (pending poll or WebSocket loop).
     pub(crate) wake: Notify,
     pong: Notify,
     pub(crate) sio: SioConn,
+    /// Headers of the request that opened the session, names lowercased (as Node's
+    /// `socket.handshake.headers`).
+    pub(crate) headers: Vec<(String, String)>,
+    /// Query of the request that opened the session (as Node's `socket.handshake.query`).
+    pub(crate) query: HashMap<String, String>,
 }
 
 /// What a writer takes from the session.
@@ -89,7 +94,7 @@ pub(crate) struct Outgoing {
 impl Engine {
     /// Creates a session on `transport`, registers it and starts its timers. The open packet is
     /// the first thing queued.
-    pub(crate) fn open(inner: &Arc<Inner>, transport: Transport) -> Arc<Engine> {
+    pub(crate) fn open(inner: &Arc<Inner>, transport: Transport, req: &Request) -> Arc<Engine> {
         let cfg = &inner.config;
         let sid = random_id();
         let upgrades = if transport != Transport::WebSocket && cfg.websocket_enabled {
@@ -121,6 +126,12 @@ impl Engine {
             wake: Notify::new(),
             pong: Notify::new(),
             sio: SioConn::new(),
+            headers: req
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            query: req.query.clone(),
         });
         {
             let mut sessions = lock(&inner.sessions);
@@ -181,6 +192,19 @@ impl Engine {
             }
             if !graceful {
                 st.out.clear();
+            }
+            if cause == CloseCause::TransportClose
+                && st.transport == Transport::Polling
+                && st.get_pending
+            {
+                // engine.io's Polling#onClose releases the pending GET with a noop, not a close
+                // packet: the client asked to close, it needs no confirmation.
+                st.phase = Phase::Closed;
+                st.out.push_back(Packet::Noop);
+                drop(st);
+                self.wake();
+                self.finish(cause);
+                return;
             }
             // Over HTTP with no GET to carry them, the close packet waits for the next GET.
             if graceful && st.transport != Transport::WebSocket && !st.get_pending {

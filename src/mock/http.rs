@@ -18,7 +18,7 @@ pub(crate) struct Request {
     pub(crate) query: HashMap<String, String>,
     /// HTTP/1.0 requests close the connection by default.
     http10: bool,
-    headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
 }
 

@@ -37,7 +37,9 @@
 //! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
 //!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
 //!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
-//!   the session. A GET waits until packets are queued (a ping comes every pingInterval).
+//!   the session. A GET waits until packets are queued (a ping comes every pingInterval). A
+//!   close packet (`1`) POSTed while a GET is pending releases that GET with a noop (`6`), as
+//!   engine.io's `Polling#onClose` does.
 //! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
 //!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
 //! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
@@ -64,13 +66,32 @@
 //!   switches; later streaming requests on that sid get code 3.
 //! - a server with streaming disabled answers code 0, as Node does for an unknown transport.
 //!
-//! Differences from Node, on purpose: no CORS headers or HTTP compression; responses carry
-//! `Content-Length` (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO`
-//! is refused before the `101` (Node writes its 400 after it).
+//! CORS is off by default, as on Node without the `cors` option; with
+//! [`cors`](MockServerBuilder::cors) every HTTP answer carries `Access-Control-Allow-Origin`
+//! and `-Credentials`, and `OPTIONS` preflights get `204` with `-Methods` and `-Headers`, the
+//! headers Node's `cors: { origin, credentials: true }` sends.
 //!
-//! Every task the server spawns is owned by it: [`MockServer::stop`] ends them all and waits,
-//! and dropping the server aborts them and closes the listening socket at once, freeing the
-//! port.
+//! Differences from Node, on purpose: no HTTP compression; responses carry `Content-Length`
+//! (Node's error bodies are chunked); a WebSocket handshake with a wrong `EIO` is refused before
+//! the `101` (Node writes its 400 after it); a panicking handler does not crash the server
+//! (Node's process would die of the uncaught exception): the panic is recorded, see below.
+//!
+//! Handlers get the [`MockSocket`] of the event: [`MockSocket::broadcast`] and
+//! [`MockSocket::to`] reach the other sockets of the namespace (as Node's `socket.broadcast`
+//! and `socket.to(room)`), [`MockSocket::server`] the whole server; [`MockSocket::headers`] and
+//! [`MockSocket::query`] give the request that opened the connection (Node's
+//! `socket.handshake`). A panic in a handler or guard is caught: the connection lives on and
+//! the message is kept for [`MockServer::handler_panics`] /
+//! [`MockServer::assert_no_handler_panics`], so an assertion inside a handler can fail the test
+//! (call it at the end; dropping a server with recorded panics only prints a warning).
+//!
+//! The server always runs on a small runtime of its own (one worker thread), even when started
+//! with [`start`](MockServerBuilder::start) from a `#[tokio::test]`: a blocking
+//! [`Client`](crate::Client) or a `*_blocking` method may then park the test's only thread
+//! without starving the server. Every task the server spawns is owned by it:
+//! [`MockServer::stop`] ends them all and waits, and dropping the server aborts them and closes
+//! the listening socket at once, freeing the port. [`received`](MockServer::received) keeps the
+//! last [`max_received`](MockServerBuilder::max_received) events (10 000 by default).
 
 mod engine;
 mod faults;
@@ -80,11 +101,13 @@ mod socket;
 mod streaming;
 mod ws;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use rand::Rng;
@@ -178,6 +201,10 @@ pub(crate) struct Config {
     pub(crate) guards: HashMap<String, Guard>,
     pub(crate) handlers: HashMap<(String, String), Handler>,
     pub(crate) connect_handlers: HashMap<String, ConnectHandler>,
+    /// Most events kept by `received()`.
+    pub(crate) max_received: usize,
+    /// `Access-Control-Allow-Origin` to answer with, when CORS is on.
+    pub(crate) cors_origin: Option<String>,
 }
 
 /// State shared by the server handle and its tasks.
@@ -191,7 +218,11 @@ pub(crate) struct Inner {
     pub(crate) history: watch::Sender<Vec<MockSocket>>,
     /// Open Engine.IO sessions, for awaiting a count without polling.
     pub(crate) session_count: watch::Sender<usize>,
-    received: watch::Sender<Vec<ReceivedEvent>>,
+    received: watch::Sender<VecDeque<ReceivedEvent>>,
+    /// Events pushed out of `received` by `max_received`.
+    received_dropped: AtomicU64,
+    /// Panics of user handlers, caught so that the connection lives on.
+    panics: Mutex<Vec<String>>,
     tasks: Mutex<Option<JoinSet<()>>>,
     handle: Handle,
     pub(crate) listener: Mutex<Option<TcpListener>>,
@@ -211,7 +242,56 @@ impl Inner {
     }
 
     pub(crate) fn record(&self, event: ReceivedEvent) {
-        self.received.send_modify(|r| r.push(event));
+        let max = self.config.max_received;
+        let mut dropped = 0u64;
+        self.received.send_modify(|r| {
+            r.push_back(event);
+            while r.len() > max {
+                r.pop_front();
+                dropped = dropped.saturating_add(1);
+            }
+        });
+        if dropped > 0 {
+            self.received_dropped.fetch_add(dropped, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs user code, catching a panic: it is recorded for [`MockServer::handler_panics`]
+    /// instead of killing the connection's task, where nothing would ever report it.
+    pub(crate) fn run_user<R>(&self, what: &str, f: impl FnOnce() -> R) -> Option<R> {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(r) => Some(r),
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                lock(&self.panics).push(format!("{what} panicked: {message}"));
+                None
+            }
+        }
+    }
+
+    fn sockets_of(&self, nsp: &str) -> Vec<MockSocket> {
+        lock(&self.sockets)
+            .iter()
+            .filter(|s| s.namespace() == nsp)
+            .cloned()
+            .collect()
+    }
+
+    /// Runs a future on the server's runtime and waits for it from a thread that is not
+    /// running async code.
+    pub(crate) fn block_on<T: Send + 'static>(
+        &self,
+        fut: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, MockError> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.handle.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().map_err(|_| MockError::Closed)
     }
 
     /// Closes the listener and every session; returns the tasks to end.
@@ -324,8 +404,9 @@ impl MockServerBuilder {
 
     /// Decides whether a client may join `nsp` from the CONNECT auth payload; `Err((message,
     /// data))` refuses with CONNECT_ERROR `{"message":…,"data":…}` (`data` left out when
-    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. Declares the
-    /// namespace.
+    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. A guard that
+    /// panics refuses with `connect guard panicked` (see [`MockServer::handler_panics`]).
+    /// Declares the namespace.
     pub fn connect_guard<F>(mut self, nsp: &str, guard: F) -> Self
     where
         F: Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync + 'static,
@@ -363,8 +444,55 @@ impl MockServerBuilder {
         self
     }
 
-    /// Binds and starts serving on the current tokio runtime.
+    /// How many events [`MockServer::received`] keeps (default 10 000): past it the oldest
+    /// go, counted by [`MockServer::received_dropped`], so that a long test does not grow
+    /// without bound. `wait_for_events(n)` with `n` above it never completes.
+    pub fn max_received(mut self, events: usize) -> Self {
+        self.config.max_received = events;
+        self
+    }
+
+    /// Answers cross-origin requests for `origin` as Node's `cors: { origin, credentials: true }`
+    /// option does: every HTTP answer carries `Access-Control-Allow-Origin`, `Vary: Origin` and
+    /// `Access-Control-Allow-Credentials: true`, and an `OPTIONS` preflight gets `204` with
+    /// `Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE` and the requested
+    /// headers in `Access-Control-Allow-Headers`. `"*"` allows any origin by reflecting the
+    /// request's `Origin` (as Node's `origin: true`; browsers refuse a literal `*` with
+    /// credentials). Off by default: no CORS headers, and `OPTIONS` is refused as on a Node
+    /// server without `cors`.
+    pub fn cors(mut self, origin: &str) -> Self {
+        self.config.cors_origin = Some(origin.to_owned());
+        self
+    }
+
+    /// Binds and starts serving. The server always runs on a small runtime of its own (one
+    /// worker thread), whatever runtime awaits this: a blocking [`Client`](crate::Client) or a
+    /// `*_blocking` method called from a current-thread `#[tokio::test]` would otherwise starve
+    /// the server of the very thread it blocks.
     pub async fn start(self) -> std::io::Result<MockServer> {
+        let runtime = server_runtime()?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        runtime.spawn(async move {
+            let _ = tx.send(self.start_here().await);
+        });
+        // A runtime may not be dropped in async code: on failure it is shut down explicitly.
+        let mut server = match rx.await {
+            Ok(Ok(server)) => server,
+            Ok(Err(e)) => {
+                runtime.shutdown_background();
+                return Err(e);
+            }
+            Err(_) => {
+                runtime.shutdown_background();
+                return Err(std::io::Error::other("mock server runtime stopped"));
+            }
+        };
+        server.runtime = Some(runtime);
+        Ok(server)
+    }
+
+    /// Binds and serves on the runtime this runs on.
+    async fn start_here(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(self.config.addr).await?;
         let addr = listener.local_addr()?;
         let inner = Arc::new(Inner {
@@ -374,7 +502,9 @@ impl MockServerBuilder {
             sockets: Mutex::new(Vec::new()),
             history: watch::Sender::new(Vec::new()),
             session_count: watch::Sender::new(0),
-            received: watch::Sender::new(Vec::new()),
+            received: watch::Sender::new(VecDeque::new()),
+            received_dropped: AtomicU64::new(0),
+            panics: Mutex::new(Vec::new()),
             tasks: Mutex::new(Some(JoinSet::new())),
             handle: Handle::current(),
             listener: Mutex::new(Some(listener)),
@@ -388,17 +518,14 @@ impl MockServerBuilder {
     }
 
     /// Starts the server on a small runtime of its own (one worker thread), for tests without
-    /// async code. The server's async methods still work from any runtime; the `*_blocking`
-    /// methods are meant for this kind of server.
+    /// async code; the same as [`start`](Self::start) without awaiting. The server's async
+    /// methods work from any runtime, the `*_blocking` ones from any thread not running async
+    /// code.
     pub fn start_background(self) -> std::io::Result<MockServer> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sio-mock-server")
-            .enable_all()
-            .build()?;
+        let runtime = server_runtime()?;
         let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
-            let _ = tx.send(self.start().await);
+            let _ = tx.send(self.start_here().await);
         });
         let mut server = rx
             .recv()
@@ -406,6 +533,14 @@ impl MockServerBuilder {
         server.runtime = Some(runtime);
         Ok(server)
     }
+}
+
+fn server_runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("sio-mock-server")
+        .enable_all()
+        .build()
 }
 
 /// A running mock socket.io server. See the [module docs](self).
@@ -446,6 +581,8 @@ impl MockServer {
                 guards: HashMap::new(),
                 handlers: HashMap::new(),
                 connect_handlers: HashMap::new(),
+                max_received: 10_000,
+                cors_origin: None,
             },
         }
     }
@@ -483,6 +620,40 @@ impl MockServer {
     /// Sockets connected now, on every namespace, in connection order.
     pub fn sockets(&self) -> Vec<MockSocket> {
         lock(&self.inner.sockets).clone()
+    }
+
+    /// A cheap handle on this server, as [`MockSocket::server`] gives to handlers.
+    pub fn handle(&self) -> MockServerHandle {
+        MockServerHandle {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
+    /// Panics caught in user code (event and connect handlers, connect guards), in order, as
+    /// `"handler for \"event\" on /: message"`. A panicking handler no longer ends its
+    /// connection; it is recorded here so that an assertion inside a handler can fail the test
+    /// (see [`assert_no_handler_panics`](Self::assert_no_handler_panics)).
+    pub fn handler_panics(&self) -> Vec<String> {
+        lock(&self.inner.panics).clone()
+    }
+
+    /// Panics, listing every caught handler panic, if there was any. Call it at the end of a
+    /// test whose handlers assert things.
+    #[track_caller]
+    pub fn assert_no_handler_panics(&self) {
+        let panics = self.handler_panics();
+        assert!(
+            panics.is_empty(),
+            "{} mock handler panic(s):\n{}",
+            panics.len(),
+            panics.join("\n")
+        );
+    }
+
+    /// Events pushed out of [`received`](Self::received) because more than
+    /// [`max_received`](MockServerBuilder::max_received) arrived.
+    pub fn received_dropped(&self) -> u64 {
+        self.inner.received_dropped.load(Ordering::Relaxed)
     }
 
     /// Every socket that ever connected (including disconnected ones), in order.
@@ -554,14 +725,15 @@ impl MockServer {
         })?
     }
 
-    /// Every event received so far, in arrival order.
+    /// Every event received so far (the last [`max_received`](MockServerBuilder::max_received)
+    /// of them), in arrival order.
     pub fn received(&self) -> Vec<ReceivedEvent> {
-        self.inner.received.borrow().clone()
+        self.inner.received.borrow().iter().cloned().collect()
     }
 
     /// Forgets the recorded events.
     pub fn clear_received(&self) {
-        self.inner.received.send_modify(Vec::clear);
+        self.inner.received.send_modify(VecDeque::clear);
     }
 
     /// Waits until at least `n` events are recorded and returns them all.
@@ -575,7 +747,7 @@ impl MockServer {
             .await
             .map_err(|_| MockError::Timeout(timeout))?
             .map_err(|_| MockError::Closed)?;
-        Ok(seen.clone())
+        Ok(seen.iter().cloned().collect())
     }
 
     /// [`wait_for_events`](Self::wait_for_events) for code without a runtime.
@@ -590,28 +762,18 @@ impl MockServer {
                 .await
                 .map_err(|_| MockError::Timeout(timeout))?
                 .map_err(|_| MockError::Closed)?;
-            Ok(seen.clone())
+            Ok(seen.iter().cloned().collect())
         })?
     }
 
     /// Sends an event to every socket connected to `nsp`.
     pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
-        for socket in self.sockets() {
-            if socket.namespace() == nsp {
-                socket.emit(event, args.clone());
-            }
-        }
+        self.handle().emit_all(nsp, event, args);
     }
 
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
-        RoomEmitter {
-            sockets: self
-                .sockets()
-                .into_iter()
-                .filter(|s| s.namespace() == nsp && s.in_room(room))
-                .collect(),
-        }
+        self.handle().to_room(nsp, room)
     }
 
     /// Disconnects every socket and closes every connection, as Node's
@@ -631,7 +793,12 @@ impl MockServer {
     /// so the port cannot be taken by another socket meanwhile; connections made during the
     /// restart are accepted once it is done.
     pub async fn restart(&self) -> std::io::Result<()> {
-        restart(self.inner.clone()).await
+        // On the server's runtime: a listener bound here must be driven by it.
+        self.inner
+            .handle
+            .spawn(restart(self.inner.clone()))
+            .await
+            .map_err(|_| std::io::Error::other("mock server runtime stopped"))?
     }
 
     /// [`restart`](Self::restart) for code without a runtime.
@@ -648,22 +815,32 @@ impl MockServer {
         }
     }
 
+    /// [`stop`](Self::stop) for code without a runtime.
+    pub fn stop_blocking(self) {
+        if let Some(mut tasks) = self.inner.shut() {
+            let _ = self.block_on(async move { tasks.shutdown().await });
+        }
+    }
+
     /// Runs a future on the server's runtime and waits for it from a thread that is not
     /// running async code.
     fn block_on<T: Send + 'static>(
         &self,
         fut: impl Future<Output = T> + Send + 'static,
     ) -> Result<T, MockError> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.inner.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        rx.recv().map_err(|_| MockError::Closed)
+        self.inner.block_on(fut)
     }
 }
 
 impl Drop for MockServer {
     fn drop(&mut self) {
+        let panics = lock(&self.inner.panics).len();
+        if panics > 0 && !std::thread::panicking() {
+            // Drop must not panic; a warning is what is left for a test that never asked.
+            eprintln!(
+                "sio_client::mock: {panics} handler panic(s) recorded (see MockServer::handler_panics)"
+            );
+        }
         // Dropping the JoinSet aborts every task; the listener is closed synchronously so the
         // port is free as soon as drop returns.
         drop(self.inner.shut());
@@ -690,7 +867,46 @@ async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Sends to the sockets of one room; from [`MockServer::to_room`].
+/// A cheap, clonable handle on a running server, reachable from handlers through
+/// [`MockSocket::server`]. It does not keep the server alive: once the [`MockServer`] is dropped
+/// it sees no sockets.
+#[derive(Debug, Clone)]
+pub struct MockServerHandle {
+    inner: Weak<Inner>,
+}
+
+impl MockServerHandle {
+    /// Sockets connected now, on every namespace, in connection order.
+    pub fn sockets(&self) -> Vec<MockSocket> {
+        self.inner
+            .upgrade()
+            .map(|inner| lock(&inner.sockets).clone())
+            .unwrap_or_default()
+    }
+
+    /// Sends an event to every socket connected to `nsp`.
+    pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
+        self.to_sockets(nsp, |_| true).emit(event, args);
+    }
+
+    /// Targets the sockets of `nsp` in `room`.
+    pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
+        self.to_sockets(nsp, |s| s.in_room(room))
+    }
+
+    pub(crate) fn to_sockets(&self, nsp: &str, keep: impl Fn(&MockSocket) -> bool) -> RoomEmitter {
+        let sockets = match self.inner.upgrade() {
+            Some(inner) => inner.sockets_of(nsp),
+            None => Vec::new(),
+        };
+        RoomEmitter {
+            sockets: sockets.into_iter().filter(|s| keep(s)).collect(),
+        }
+    }
+}
+
+/// Sends to a set of sockets: the ones of a room ([`MockServer::to_room`], [`MockSocket::to`])
+/// or all but one ([`MockSocket::broadcast`]).
 #[derive(Debug)]
 pub struct RoomEmitter {
     sockets: Vec<MockSocket>,

@@ -91,6 +91,24 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
             return upgrade(stream, buf, req, inner).await;
         }
         delay(inner).await;
+        let cors = cors_headers(&req, inner);
+        if req.method == "OPTIONS" && inner.config.cors_origin.is_some() {
+            let mut r = Response::empty(204);
+            let reflects_headers = req.header("access-control-request-headers").is_some();
+            r.headers
+                .extend(cors.into_iter().map(|(name, value)| match name {
+                    // The `cors` middleware varies on the headers it reflects, too.
+                    "Vary" if reflects_headers => {
+                        (name, "Origin, Access-Control-Request-Headers".to_owned())
+                    }
+                    _ => (name, value),
+                }));
+            r.headers.extend(preflight_headers(&req));
+            if http::write_response(stream, &r).await.is_err() || !req.keep_alive() {
+                return End::Close;
+            }
+            continue;
+        }
         let response = match route(&req, inner) {
             Routed::Answer(r) => r,
             Routed::Poll(guard) => match wait_poll(stream, &mut buf, guard).await {
@@ -99,18 +117,49 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
             },
             Routed::Stream(guard) => {
                 let keep_alive = req.keep_alive();
-                match streaming::serve(stream, &mut buf, guard, inner, keep_alive).await {
+                match streaming::serve(stream, &mut buf, guard, inner, keep_alive, &cors).await {
                     StreamEnd::Complete if keep_alive => continue,
                     StreamEnd::Complete | StreamEnd::Gone => return End::Close,
                 }
             }
         };
         let close = response.close || !req.keep_alive();
-        let response = if close { response.closing() } else { response };
+        let mut response = if close { response.closing() } else { response };
+        response.headers.extend(cors);
         if http::write_response(stream, &response).await.is_err() || close {
             return End::Close;
         }
     }
+}
+
+/// The headers Node's `cors` middleware adds to every answer (none when CORS is off). `*`
+/// reflects the request's `Origin`, as `origin: true` does, so that credentials are allowed.
+fn cors_headers(req: &Request, inner: &Inner) -> Vec<(&'static str, String)> {
+    let Some(origin) = inner.config.cors_origin.as_deref() else {
+        return Vec::new();
+    };
+    let allowed = match (origin, req.header("origin")) {
+        ("*", Some(requested)) => requested.to_owned(),
+        (origin, _) => origin.to_owned(),
+    };
+    vec![
+        ("Access-Control-Allow-Origin", allowed),
+        ("Vary", "Origin".to_owned()),
+        ("Access-Control-Allow-Credentials", "true".to_owned()),
+    ]
+}
+
+/// What the `cors` middleware adds to a preflight: its default methods and the requested
+/// headers reflected.
+fn preflight_headers(req: &Request) -> Vec<(&'static str, String)> {
+    let mut headers = vec![(
+        "Access-Control-Allow-Methods",
+        "GET,HEAD,PUT,PATCH,POST,DELETE".to_owned(),
+    )];
+    if let Some(requested) = req.header("access-control-request-headers") {
+        headers.push(("Access-Control-Allow-Headers", requested.to_owned()));
+    }
+    headers
 }
 
 /// Node matches the path as a prefix of the request target.
@@ -180,7 +229,7 @@ fn route(req: &Request, inner: &Arc<Inner>) -> Routed {
             if req.param("EIO") != Some("4") {
                 return answer(Response::engine_error(5));
             }
-            Engine::open(inner, transport)
+            Engine::open(inner, transport, req)
         }
     };
     match req.method.as_str() {
@@ -268,7 +317,7 @@ async fn upgrade(stream: &mut TcpStream, rest: Vec<u8>, req: Request, inner: &Ar
             let Some(mut ws) = ws::wrap(&mut *stream, &accept, rest, max).await else {
                 return End::Close;
             };
-            let engine = Engine::open(inner, Transport::WebSocket);
+            let engine = Engine::open(inner, Transport::WebSocket, &req);
             ws::run_session(engine, &mut ws).await;
         }
     }

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, watch};
 
 use super::engine::{message, CloseCause, Engine};
-use super::{lock, random_id, MockError, ReceivedEvent};
+use super::{lock, random_id, MockError, MockServerHandle, ReceivedEvent, RoomEmitter};
 use crate::payload::Args;
 use crate::proto::engineio::Data;
 use crate::proto::socketio::{Decoder, Packet, PacketType};
@@ -97,8 +97,11 @@ impl SioConn {
             return refuse("Invalid namespace".to_owned(), None);
         }
         if let Some(guard) = inner.config.guards.get(&nsp) {
-            if let Err((message, data)) = guard(packet.data.as_ref()) {
-                return refuse(message, data);
+            let what = format!("connect guard of {nsp}");
+            match inner.run_user(&what, || guard(packet.data.as_ref())) {
+                Some(Ok(())) => {}
+                Some(Err((message, data))) => return refuse(message, data),
+                None => return refuse("connect guard panicked".to_owned(), None),
             }
         }
         let id = random_id();
@@ -129,7 +132,7 @@ impl SioConn {
         lock(&inner.sockets).push(socket.clone());
         inner.history.send_modify(|h| h.push(socket.clone()));
         if let Some(handler) = inner.config.connect_handlers.get(&nsp) {
-            handler(&socket);
+            inner.run_user(&format!("connect handler of {nsp}"), || handler(&socket));
         }
     }
 
@@ -262,6 +265,63 @@ impl MockSocket {
         }
     }
 
+    /// [`wait_disconnected`](Self::wait_disconnected) for code without a runtime.
+    pub fn wait_disconnected_blocking(&self, timeout: Duration) -> Result<(), MockError> {
+        if !self.is_connected() {
+            return Ok(());
+        }
+        let Some(server) = self.inner.engine.server() else {
+            return Err(MockError::Closed);
+        };
+        let socket = self.clone();
+        server.block_on(async move { socket.wait_disconnected(timeout).await })?
+    }
+
+    /// The headers of the HTTP request that opened the connection (the first polling or
+    /// streaming GET, or the WebSocket upgrade request of a WebSocket-only client), names
+    /// lowercased, in order, as Node's `socket.handshake.headers`.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.inner.engine.headers
+    }
+
+    /// The first header named `name` (case-insensitive) of the request that opened the
+    /// connection; see [`headers`](Self::headers).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.inner
+            .engine
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The query parameters of the request that opened the connection, `EIO` and `transport`
+    /// included, as Node's `socket.handshake.query`.
+    pub fn query(&self) -> &HashMap<String, String> {
+        &self.inner.engine.query
+    }
+
+    /// A handle on the server, e.g. for a handler to reach every socket.
+    pub fn server(&self) -> MockServerHandle {
+        MockServerHandle {
+            inner: self.inner.engine.server.clone(),
+        }
+    }
+
+    /// Targets every other socket of the namespace, as Node's `socket.broadcast`.
+    pub fn broadcast(&self) -> RoomEmitter {
+        self.server()
+            .to_sockets(&self.inner.nsp, |s| !Arc::ptr_eq(&s.inner, &self.inner))
+    }
+
+    /// Targets the other sockets of the namespace in `room`, as Node's `socket.to(room)` (the
+    /// sender is left out even when it is in the room).
+    pub fn to(&self, room: &str) -> RoomEmitter {
+        self.server().to_sockets(&self.inner.nsp, |s| {
+            !Arc::ptr_eq(&s.inner, &self.inner) && s.in_room(room)
+        })
+    }
+
     /// Sends an event with these arguments to the client.
     pub fn emit(&self, event: &str, args: Args) {
         self.send_event(event, args, None);
@@ -291,6 +351,21 @@ impl MockSocket {
             Ok(Err(_)) => Err(MockError::Disconnected),
             Err(_) => Err(MockError::Timeout(timeout)),
         }
+    }
+
+    /// [`emit_with_ack`](Self::emit_with_ack) for code without a runtime.
+    pub fn emit_with_ack_blocking(
+        &self,
+        event: &str,
+        args: Args,
+        timeout: Duration,
+    ) -> Result<Args, MockError> {
+        let Some(server) = self.inner.engine.server() else {
+            return Err(MockError::Closed);
+        };
+        let socket = self.clone();
+        let event = event.to_owned();
+        server.block_on(async move { socket.emit_with_ack(&event, args, timeout).await })?
     }
 
     fn send_event(&self, event: &str, args: Args, id: Option<u64>) {
@@ -360,16 +435,21 @@ impl MockSocket {
     }
 
     fn mark_disconnected(&self, reason: &str) {
-        let was = self.inner.connected.send_replace(false);
-        if !was {
-            return;
+        // The reason and the server's socket list are settled before `connected` flips: a
+        // test woken by wait_disconnected on another thread reads them at once.
+        {
+            let mut current = lock(&self.inner.reason);
+            if current.is_some() {
+                return;
+            }
+            *current = Some(reason.to_owned());
         }
-        *lock(&self.inner.reason) = Some(reason.to_owned());
-        // Dropping the senders fails every pending emit_with_ack with Disconnected.
-        lock(&self.inner.acks).clear();
         if let Some(server) = self.inner.engine.server() {
             lock(&server.sockets).retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
         }
+        self.inner.connected.send_replace(false);
+        // Dropping the senders fails every pending emit_with_ack with Disconnected.
+        lock(&self.inner.acks).clear();
     }
 
     fn on_event(&self, packet: Packet, transport: Transport) {
@@ -399,15 +479,15 @@ impl MockSocket {
         let handler = server
             .config
             .handlers
-            .get(&(self.inner.nsp.clone(), name))
+            .get(&(self.inner.nsp.clone(), name.clone()))
             .cloned();
-        drop(server);
         if let Some(handler) = handler {
             let ack = packet.id.map(|id| MockAck {
                 socket: self.clone(),
                 id,
             });
-            handler(self, args, ack);
+            let what = format!("handler for {name:?} on {}", self.inner.nsp);
+            server.run_user(&what, || handler(self, args, ack));
         }
     }
 

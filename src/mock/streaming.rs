@@ -64,12 +64,17 @@ pub(crate) async fn serve(
     guard: StreamGuard,
     inner: &Inner,
     keep_alive: bool,
+    extra_headers: &[(&'static str, String)],
 ) -> StreamEnd {
     let mut out = Out {
         held: inner.faults.is_buffering_streaming().then(Vec::new),
     };
+    let extra: String = extra_headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
     let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\nConnection: {}\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n{extra}Transfer-Encoding: chunked\r\nConnection: {}\r\n\r\n",
         if keep_alive { "keep-alive" } else { "close" }
     );
     let prelude = sse::prelude();
