@@ -28,6 +28,8 @@ const WAIT: Duration = Duration::from_secs(60);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_clients_each_get_their_own_hundred_acks() {
     let server = MockServer::builder()
+        // Every event is checked below: keep them all (the default history is 10,000).
+        .max_received((CLIENTS * EMITS) as usize)
         .on("/", "ack", |_socket, args, ack| {
             if let Some(ack) = ack {
                 ack.send(args);

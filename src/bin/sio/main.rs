@@ -5,6 +5,9 @@
 //! Logs go to stderr: `-v` for debug, `-vv` for trace, or a `RUST_LOG` filter.
 
 #![forbid(unsafe_code)]
+// The doc comments of the argument types are clap's `--help` text, where `[JSON]` is usage
+// syntax, not a rustdoc link, and URLs are shown as typed.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::bare_urls)]
 
 mod connect;
 mod control;
