@@ -250,6 +250,24 @@ fn proxy_credentials_come_from_the_proxy_url() {
     assert_eq!(proxy.stats().auth_rejected, 0);
 }
 
+/// Credentials with the characters that URL userinfo encodes (`%`, `@`, `:`) or keeps as they
+/// are (`+`, `&`) reach the proxy as typed, over the CONNECT tunnel and forwarded polling.
+#[test]
+fn proxy_credentials_with_special_characters() {
+    let upstream = Upstream::mock();
+    let proxy = ConnectProxy::start_background(Some(("al+ce@corp".into(), "p+a&s%s:w@rd".into())));
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        let client = client(upstream.url())
+            .proxy(proxy.url_with_credentials())
+            .transports([transport])
+            .connect()
+            .unwrap_or_else(|e| panic!("{transport:?} through the proxy: {e}"));
+        assert_eq!(client.transport(), transport);
+        exchange(&client, "special credentials");
+    }
+    assert_eq!(proxy.stats().auth_rejected, 0);
+}
+
 #[test]
 fn proxy_demanding_credentials_is_a_clear_407_error() {
     let upstream = Upstream::mock();

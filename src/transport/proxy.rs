@@ -195,11 +195,12 @@ pub(crate) async fn connect_tunnel(
     })?
 }
 
+/// Userinfo from a URL, percent-decoded as RFC 3986 says: not as form data, where `+` would
+/// become a space and `&` would cut the value short.
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -253,5 +254,8 @@ mod tests {
     fn credentials_are_percent_decoded() {
         assert_eq!(percent_decode("us%40er"), "us@er");
         assert_eq!(percent_decode("plain"), "plain");
+        // Form decoding got these wrong: `+` is a plus, `&` is part of the value.
+        assert_eq!(percent_decode("p+ss&word"), "p+ss&word");
+        assert_eq!(percent_decode("a%25b%3Ac%40d%2Be%26f"), "a%b:c@d+e&f");
     }
 }
