@@ -217,7 +217,7 @@ impl ClientBuilder {
         }
     }
 
-    /// The namespace to connect (default `/`).
+    /// The namespace to connect (default: the URL's path, as in the JS client, or `/`).
     pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
         self.namespace = namespace.into();
         self
@@ -256,8 +256,9 @@ impl ClientBuilder {
     }
 
     /// Whether a failing first connect is retried like a reconnection instead of failing
-    /// `connect()` at once (default off). `connect()` then returns when connected, or with the
-    /// last error when the attempts run out.
+    /// `connect()` at once (default off). `connect()` then returns when connected, with
+    /// [`Error::ConnectTimeout`] once [`timeout`](Self::timeout) has passed (it bounds
+    /// `connect()` always), or with the last error when the attempts run out.
     pub fn retry_initial_connect(mut self, retry: bool) -> Self {
         self.config.retry_initial_connect = retry;
         self

@@ -1093,12 +1093,7 @@ impl Driver {
                     ))));
                     return;
                 }
-                // With retries on, a first connect waits for its link however long it takes.
-                let deadline = if self.config.retry_initial_connect && !self.ever_connected {
-                    None
-                } else {
-                    deadline
-                };
+                // `timeout` bounds a first connect, retried or not.
                 self.sockets.insert(
                     namespace.clone(),
                     SocketState {

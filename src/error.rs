@@ -22,6 +22,9 @@ pub enum Error {
     /// The event name is reserved by socket.io (`connect`, `disconnect`, …).
     #[error("event name {0:?} is reserved by socket.io")]
     ReservedEvent(String),
+    /// An emit without an event name.
+    #[error("an event name cannot be empty")]
+    EmptyEventName,
     /// A namespace name must start with `/`.
     #[error("invalid namespace {0:?}: a namespace starts with '/'")]
     InvalidNamespace(String),

@@ -57,11 +57,39 @@ impl Pending {
     }
 }
 
+/// The URL's path names the namespace, as in the JS client (`io("https://host/admin")` joins
+/// `/admin`; the Engine.IO path stays `path`, `/socket.io/` by default). A `namespace()` naming
+/// another one is a mistake the caller hears at once rather than a path silently ignored.
+fn namespace_from_url(builder: &mut ClientBuilder) -> Result<(), Error> {
+    let Ok(url) = url::Url::parse(&builder.config.url) else {
+        return Ok(()); // Endpoint::new reports a bad URL.
+    };
+    let path = url.path().trim_end_matches('/');
+    if path.is_empty() {
+        return Ok(());
+    }
+    if builder.namespace == "/" {
+        builder.namespace = path.to_string();
+        return Ok(());
+    }
+    if builder.namespace.trim_end_matches('/') != path {
+        return Err(Error::InvalidUrl {
+            url: builder.config.url.clone(),
+            reason: format!(
+                "its path {path} names a namespace, and namespace() names {}; give one (the                  Engine.IO path is set with path())",
+                builder.namespace
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Validates the builder and starts a new connection with its first namespace.
 pub(crate) fn start(
     mut builder: ClientBuilder,
     runtime: tokio::runtime::Handle,
 ) -> Result<Pending, Error> {
+    namespace_from_url(&mut builder)?;
     check_namespace(&builder.namespace)?;
     let auth = builder.take_auth()?;
     let config = Arc::new(builder.config);
@@ -226,6 +254,9 @@ impl SocketCore {
     }
 
     fn check_event(&self, event: &str) -> Result<(), Error> {
+        if event.is_empty() {
+            return Err(Error::EmptyEventName);
+        }
         if is_reserved_event(event) {
             return Err(Error::ReservedEvent(event.to_string()));
         }
