@@ -442,13 +442,11 @@ pub fn engineio_session(data: &[u8]) {
             check_handshake_round_trip(&handshake);
             handshake
         }
-        Err(_) => Handshake {
-            sid: "fuzz".to_owned(),
-            upgrades: Vec::new(),
-            ping_interval: Duration::from_millis(25),
-            ping_timeout: Duration::from_millis(20),
-            max_payload: None,
-        },
+        // Handshake is #[non_exhaustive]: built by its parser, as any caller outside the crate.
+        Err(_) => {
+            Handshake::parse(r#"{"sid":"fuzz","upgrades":[],"pingInterval":25,"pingTimeout":20}"#)
+                .expect("a valid fallback handshake")
+        }
     };
     let mut now = Instant::now();
     let mut session = Session::new(version, handshake.clone(), now);

@@ -29,12 +29,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers: `proto` holds every protocol rule with no IO (tested with byte vectors and a
+//! Layers: [`proto`] holds every protocol rule with no IO (tested with byte vectors and a
 //! virtual clock); `transport` moves Engine.IO packets over WebSocket or polling; one driver
 //! task per connection joins them and is the only place where protocol meets IO; the facades
 //! only send commands to it and wait on channels, which is why the blocking client works from
 //! inside a tokio runtime too.
+//!
+//! [`proto`] is public on purpose, for server authors, fuzzers and custom transports: it is a
+//! documented part of the API and follows the crate's semver like everything else. Its enums
+//! and the structs with public fields are `#[non_exhaustive]`, so that a protocol detail it
+//! learns later (a packet field, a session event) is not a breaking change.
+//!
+//! Crate features: `ring` (default) or `aws-lc-rs` pick rustls' crypto provider;
+//! `native-roots` and `native-tls` add the operating system's certificate store and TLS
+//! library; `mock-server` adds the `mock` module; `cli` builds the `sio` command. The
+//! README's "Crate features and dependencies" says why ring is the default.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod async_client;
@@ -45,6 +56,7 @@ mod error;
 mod event;
 mod event_queue;
 #[cfg(feature = "mock-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock-server")))]
 pub mod mock;
 pub mod payload;
 pub mod proto;

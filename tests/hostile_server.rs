@@ -238,7 +238,7 @@ impl Vector {
         }
         match version {
             EngineVersion::V3 => self.v3,
-            EngineVersion::V4 | EngineVersion::Auto => self.v4,
+            _ => self.v4,
         }
     }
 }

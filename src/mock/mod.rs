@@ -110,7 +110,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
-use rand::Rng;
+use rand::RngExt;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::runtime::{Handle, Runtime};
@@ -131,10 +131,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A random 20-character id in base64url, like Node's `base64id`.
 pub(crate) fn random_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     (0..20)
         .map(|_| {
-            let i = rng.gen_range(0..ALPHABET.len());
+            let i = rng.random_range(0..ALPHABET.len());
             ALPHABET.get(i).map_or('A', |&b| char::from(b))
         })
         .collect()
@@ -159,6 +159,7 @@ pub enum MockError {
 }
 
 /// An event a client sent, as recorded by the server (see [`MockServer::received`]).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReceivedEvent {
     /// Engine.IO session id of the connection (same as [`MockSocket::connection_id`]).

@@ -28,6 +28,7 @@ use crate::proto::engineio::{detect, EngineVersion, Handshake, Packet};
 use crate::Error;
 
 /// One transport tried while connecting.
+#[non_exhaustive]
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// Transport tried.

@@ -102,9 +102,9 @@ impl Net {
         let proxy_net = self.clone();
         let builder = reqwest::Client::builder();
         let builder = match &self.tls {
-            TlsBackend::Rustls(config) => builder.use_preconfigured_tls((**config).clone()),
+            TlsBackend::Rustls(config) => builder.tls_backend_preconfigured((**config).clone()),
             #[cfg(feature = "native-tls")]
-            TlsBackend::Native(connector) => builder.use_preconfigured_tls(connector.clone()),
+            TlsBackend::Native(connector) => builder.tls_backend_preconfigured(connector.clone()),
         };
         let builder = if pooled {
             builder
@@ -196,7 +196,7 @@ fn tls_error(message: String) -> Error {
 }
 
 fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = crypto_provider()?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(e.to_string()))?;
@@ -241,6 +241,25 @@ fn add_native_roots(roots: &mut RootCertStore) -> Result<(), Error> {
 fn add_native_roots(_roots: &mut RootCertStore) -> Result<(), Error> {
     Err(tls_error(
         "tls_native_roots(true) needs the crate feature `native-roots`".into(),
+    ))
+}
+
+/// The rustls crypto provider every TLS connection uses: the process-wide default when the
+/// application installed one (so that the whole process agrees, FIPS builds included), else
+/// the one the crate features chose (see the `ring` and `aws-lc-rs` features in Cargo.toml).
+pub(crate) fn crypto_provider() -> Result<Arc<CryptoProvider>, Error> {
+    if let Some(installed) = CryptoProvider::get_default() {
+        return Ok(installed.clone());
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    return Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+    #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+    return Ok(Arc::new(rustls::crypto::ring::default_provider()));
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    Err(tls_error(
+        "no rustls crypto provider: enable the crate feature `ring` or `aws-lc-rs`, or install \
+         a process-wide default with rustls::crypto::CryptoProvider::install_default"
+            .into(),
     ))
 }
 

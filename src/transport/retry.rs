@@ -135,8 +135,24 @@ mod tests {
         }
     }
 
+    /// A client for plain `http://` test servers. reqwest builds its TLS configuration even
+    /// then, and without a crypto provider of its own (feature `rustls-no-provider`) it needs
+    /// one handed over, as the crate's own clients do.
+    fn plain_http_client() -> reqwest::Client {
+        let provider = crate::transport::net::crypto_provider().expect("a crypto provider");
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("default protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .expect("an HTTP client")
+    }
+
     async fn send_error(url: &str) -> reqwest::Error {
-        reqwest::Client::new()
+        plain_http_client()
             .get(url)
             .send()
             .await
@@ -183,7 +199,7 @@ mod tests {
             let _ = stream.read(&mut buf).await;
         })
         .await;
-        let error = reqwest::Client::new()
+        let error = plain_http_client()
             .get(&url)
             .timeout(Duration::from_millis(100))
             .send()

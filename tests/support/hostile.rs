@@ -42,7 +42,7 @@ pub const OPEN_V3: &str = r#"0{"sid":"s","upgrades":[],"pingInterval":25000,"pin
 pub fn open_packet(version: EngineVersion) -> &'static str {
     match version {
         EngineVersion::V3 => OPEN_V3,
-        EngineVersion::V4 | EngineVersion::Auto => OPEN_V4,
+        _ => OPEN_V4,
     }
 }
 
@@ -261,8 +261,8 @@ impl Session {
             format!("{nsp},")
         };
         out.push(Out::Text(match self.version() {
-            EngineVersion::V4 | EngineVersion::Auto => format!("40{prefix}{{\"sid\":\"x\"}}"),
             EngineVersion::V3 => format!("40{prefix}"),
+            _ => format!("40{prefix}{{\"sid\":\"x\"}}"),
         }));
         if nsp == "/" {
             out.extend(self.steps_at(Stage::AfterConnect));
@@ -495,18 +495,18 @@ async fn send_polling(stream: &mut TcpStream, version: EngineVersion, out: Out) 
     let body = match out {
         Out::Text(text) if text.is_empty() => Vec::new(),
         Out::Text(text) => match version {
-            EngineVersion::V4 | EngineVersion::Auto => text.into_bytes(),
             EngineVersion::V3 => format!("{}:{text}", text.encode_utf16().count()).into_bytes(),
+            _ => text.into_bytes(),
         },
         Out::Binary(bytes) => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
             let text = match version {
-                EngineVersion::V4 | EngineVersion::Auto => format!("b{b64}"),
                 EngineVersion::V3 => format!("b4{b64}"),
+                _ => format!("b{b64}"),
             };
             match version {
-                EngineVersion::V4 | EngineVersion::Auto => text.into_bytes(),
                 EngineVersion::V3 => format!("{}:{text}", text.len()).into_bytes(),
+                _ => text.into_bytes(),
             }
         }
         Out::Raw(bytes) | Out::RawBinary(bytes) | Out::Wire(bytes) => bytes,
@@ -523,8 +523,8 @@ async fn send_polling(stream: &mut TcpStream, version: EngineVersion, out: Out) 
         }
         Out::Hangup => return false,
         Out::CloseFrame => match version {
-            EngineVersion::V4 | EngineVersion::Auto => b"1".to_vec(),
             EngineVersion::V3 => b"1:1".to_vec(),
+            _ => b"1".to_vec(),
         },
     };
     stream.write_all(&http_response(200, &body)).await.is_ok()
@@ -596,12 +596,12 @@ async fn send_websocket(
     let message = match out {
         Out::Text(text) => Message::text(text),
         Out::Binary(bytes) => match version {
-            EngineVersion::V4 | EngineVersion::Auto => Message::binary(bytes),
             EngineVersion::V3 => {
                 let mut framed = vec![4u8];
                 framed.extend_from_slice(&bytes);
                 Message::binary(framed)
             }
+            _ => Message::binary(bytes),
         },
         Out::RawBinary(bytes) => Message::binary(bytes),
         Out::Raw(bytes) => {

@@ -176,9 +176,10 @@ impl std::fmt::Debug for NodeServer {
     }
 }
 
-/// The directory holding `server.js`, `package.json` and `node_modules`.
+/// The directory holding `server.js`, `package.json` and `node_modules`. `SIO_CLIENT_ROOT` is
+/// for crates outside the checkout's root that reuse this file (benches/peers sets it).
 pub fn node_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    Path::new(option_env!("SIO_CLIENT_ROOT").unwrap_or(env!("CARGO_MANIFEST_DIR")))
         .join("tests")
         .join("node")
 }

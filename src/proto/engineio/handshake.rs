@@ -14,6 +14,7 @@ use crate::proto::ProtocolError;
 pub const MAX_HEARTBEAT_MILLIS: u64 = (1 << 31) - 1;
 
 /// The server's handshake (the payload of the open packet).
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
     /// Session id, sent back as `sid` on every later request.

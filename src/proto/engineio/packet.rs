@@ -30,6 +30,7 @@ pub(super) fn decode_base64(text: &str) -> Result<Bytes, ProtocolError> {
 }
 
 /// Engine.IO protocol revision spoken with the server (`EIO=` query parameter).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EngineVersion {
     /// Engine.IO v3 (socket.io 2.x servers): client pings, length-prefixed polling payloads.
@@ -80,6 +81,7 @@ pub enum Frame {
 }
 
 /// One Engine.IO packet.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Packet {
     /// `0{json}`: the server's handshake.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Data, EngineVersion, Handshake, Packet};
 
 /// Why a session ended.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CloseReason {
     /// No ping (v4) / pong (v3) within the heartbeat window.
@@ -18,6 +19,7 @@ pub enum CloseReason {
 }
 
 /// Output of the session for the layer above.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEvent {
     /// A message packet's data.

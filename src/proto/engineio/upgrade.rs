@@ -7,6 +7,7 @@ use super::Packet;
 use crate::proto::ProtocolError;
 
 /// Where an upgrade probe stands.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProbeState {
     /// `2probe` queued or sent; waiting for `3probe`.

@@ -27,6 +27,7 @@ pub fn is_reserved_event(name: &str) -> bool {
 const MAX_COUNT_DIGITS: usize = 10;
 
 /// Socket.IO packet types.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PacketType {
     /// 0: join a namespace (client), or accept a join (server).
@@ -139,6 +140,7 @@ pub fn check_placeholders(data: &Value, count: usize) -> Result<(), ProtocolErro
 ///
 /// `data` keeps binary values as placeholders `{"_placeholder":true,"num":N}` referring to
 /// `attachments[N]`, exactly as on the wire.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Packet {
     /// Packet type. For `BinaryEvent`/`BinaryAck` the attachment count is `attachments.len()`.

@@ -1,7 +1,10 @@
 //! Ack round trips against a real socket.io 4 server (Node, `tests/node/server.js`):
 //! sio-client next to rust_socketio 0.6, in the same process and against the same server.
 //!
-//!     cargo bench --bench ack
+//!     cargo bench --manifest-path benches/peers/Cargo.toml --bench ack
+//!
+//! (A crate of its own with its own lockfile, so that rust_socketio's dependencies stay out of
+//! sio-client's Cargo.lock.)
 //!
 //! Measures, over WebSocket and over HTTP long-polling:
 //! 1. sequential ack round-trip latency (p50/p99 after a warm-up),
@@ -22,8 +25,15 @@
 //! Timing is plain `std::time::Instant`: each figure is one long loop over thousands of
 //! network round trips, where criterion's statistics add run time but nothing of value.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+// The Node server machinery of the main crate's tests: only the two files that need nothing
+// but std (the rest of tests/support needs the main crate's dev-dependencies). Siblings at the
+// crate root, as node.rs reaches process.rs through `super::`.
+#[allow(dead_code)]
+#[path = "../../../tests/support/node.rs"]
+mod node;
+#[allow(dead_code)]
+#[path = "../../../tests/support/process.rs"]
+mod process;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,10 +43,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
+use node::{NodeOptions, NodeServer, SioVersion};
 use rust_socketio::asynchronous::{Client as RsClient, ClientBuilder as RsBuilder};
 use rust_socketio::{Event as RsEvent, Payload, TransportType};
 use sio_client::{AsyncClient, Client, Transport};
-use support::{NodeOptions, NodeServer, SioVersion};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
