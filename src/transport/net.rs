@@ -312,3 +312,39 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where each key-exchange group of `provider` lives: ring's and aws-lc-rs's groups have
+    /// the same names, but are different statics.
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    fn kx_group_addresses(provider: &CryptoProvider) -> Vec<*const ()> {
+        provider
+            .kx_groups
+            .iter()
+            .map(|group| std::ptr::from_ref(*group).cast::<()>())
+            .collect()
+    }
+
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    #[test]
+    fn the_crate_features_pick_the_crypto_provider() {
+        // Nothing in this test binary installs a process-wide default.
+        assert!(CryptoProvider::get_default().is_none());
+        #[cfg(feature = "aws-lc-rs")]
+        let expected = rustls::crypto::aws_lc_rs::default_provider();
+        #[cfg(not(feature = "aws-lc-rs"))]
+        let expected = rustls::crypto::ring::default_provider();
+        let chosen = crypto_provider().expect("a provider");
+        assert_eq!(kx_group_addresses(&chosen), kx_group_addresses(&expected));
+    }
+
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+    #[test]
+    fn without_a_provider_feature_connecting_is_a_typed_error() {
+        let error = crypto_provider().expect_err("no provider compiled in or installed");
+        assert!(error.to_string().contains("crypto provider"), "{error}");
+    }
+}

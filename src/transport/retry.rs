@@ -137,9 +137,10 @@ mod tests {
 
     /// A client for plain `http://` test servers. reqwest builds its TLS configuration even
     /// then, and without a crypto provider of its own (feature `rustls-no-provider`) it needs
-    /// one handed over, as the crate's own clients do.
+    /// one handed over, as the crate's own clients do. ring is always there in tests (the
+    /// dev-dependencies enable it), whatever the crate's provider features.
     fn plain_http_client() -> reqwest::Client {
-        let provider = crate::transport::net::crypto_provider().expect("a crypto provider");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("default protocol versions")
