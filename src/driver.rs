@@ -172,52 +172,13 @@ fn refuse_pending(commands: &mut mpsc::UnboundedReceiver<Command>, error: &Error
     while let Ok(command) = commands.try_recv() {
         match command {
             Command::Connect { reply, .. } => {
-                let _ = reply.send(Err(clone_error(error)));
+                let _ = reply.send(Err(error.clone()));
             }
             Command::Emit { ack: Some(ack), .. } => {
-                let _ = ack.reply.send(Err(clone_error(error)));
+                let _ = ack.reply.send(Err(error.clone()));
             }
             _ => {}
         }
-    }
-}
-
-/// A copy of an error for each waiting caller (`Error` holds no clonable sources).
-fn clone_error(error: &Error) -> Error {
-    match error {
-        Error::ConnectTimeout(d) => Error::ConnectTimeout(*d),
-        Error::Handshake {
-            transport,
-            status,
-            body,
-        } => Error::Handshake {
-            transport: *transport,
-            status: *status,
-            body: body.clone(),
-        },
-        Error::InvalidUrl { url, reason } => Error::InvalidUrl {
-            url: url.clone(),
-            reason: reason.clone(),
-        },
-        Error::InvalidHeader(h) => Error::InvalidHeader(h.clone()),
-        Error::Transport { transport, message } => Error::Transport {
-            transport: *transport,
-            message: message.clone(),
-        },
-        Error::Protocol(p) => Error::Protocol(p.clone()),
-        Error::Disconnected(r) => Error::Disconnected(r.clone()),
-        Error::ConnectRefused {
-            namespace,
-            message,
-            data,
-        } => Error::ConnectRefused {
-            namespace: namespace.clone(),
-            message: message.clone(),
-            data: data.clone(),
-        },
-        Error::AckTimeout(d) => Error::AckTimeout(*d),
-        Error::SendBufferFull(n) => Error::SendBufferFull(*n),
-        other => Error::Disconnected(other.to_string()),
     }
 }
 
@@ -290,11 +251,11 @@ impl SocketState {
     /// Everything this socket still owes its callers fails with `error` (the socket is gone).
     fn fail_waiting(&mut self, error: &Error) {
         for (_, ack) in self.pending.drain() {
-            let _ = ack.reply.send(Err(clone_error(error)));
+            let _ = ack.reply.send(Err(error.clone()));
         }
         for queued in self.queue.drain(..) {
             if let Some(reply) = queued.reply {
-                let _ = reply.send(Err(clone_error(error)));
+                let _ = reply.send(Err(error.clone()));
             }
         }
         self.inflight = None;
@@ -598,7 +559,7 @@ impl Driver {
                             reply: Some(reply), ..
                         } = socket.phase
                         {
-                            let _ = reply.send(Err(clone_error(&error)));
+                            let _ = reply.send(Err(error.clone()));
                         }
                     }
                     self.last_error = Some(error);
@@ -607,7 +568,7 @@ impl Driver {
                 }
                 for socket in self.sockets.values() {
                     if matches!(socket.phase, Phase::Waiting { reply: None, .. }) {
-                        socket.emit(Event::Error(Arc::new(clone_error(&error))));
+                        socket.emit(Event::Error(Arc::new(error.clone())));
                     }
                 }
                 self.last_error = Some(error);
@@ -793,7 +754,7 @@ impl Driver {
                 .collect();
             for id in sent {
                 if let Some(ack) = socket.pending.remove(&id) {
-                    let _ = ack.reply.send(Err(clone_error(&gone)));
+                    let _ = ack.reply.send(Err(gone.clone()));
                 }
             }
             socket.status.connected.store(false, Ordering::Release);
@@ -830,8 +791,8 @@ impl Driver {
                     } else if let Some(reply) = reply {
                         socket.status.closed.store(true, Ordering::Release);
                         let _ = reply.send(Err(match &error {
-                            Some(e) => clone_error(e),
-                            None => clone_error(&gone),
+                            Some(e) => (**e).clone(),
+                            None => gone.clone(),
                         }));
                     }
                     retry
@@ -844,7 +805,7 @@ impl Driver {
             }
         }
         if let Some(error) = error {
-            self.last_error = Some(clone_error(&error));
+            self.last_error = Some((*error).clone());
         }
         if reconnect && !self.sockets.is_empty() {
             self.schedule_reconnect();
@@ -869,7 +830,7 @@ impl Driver {
             let error = self
                 .last_error
                 .as_ref()
-                .map(clone_error)
+                .cloned()
                 .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
             for (_, mut socket) in self.sockets.drain() {
                 socket.status.closed.store(true, Ordering::Release);
@@ -881,7 +842,7 @@ impl Driver {
                 };
                 match reply {
                     Some(reply) => {
-                        let _ = reply.send(Err(clone_error(&error)));
+                        let _ = reply.send(Err(error.clone()));
                     }
                     None => {
                         events.send(Event::ReconnectFailed);
@@ -978,12 +939,12 @@ impl Driver {
                 Some(link) => (link.transport.kind(), link.session.handshake().ping_timeout),
                 None => (Transport::WebSocket, Duration::ZERO),
             };
-            let error = Error::Transport {
+            let error = Error::transport(
                 transport,
-                message: format!(
+                format!(
                     "writes made no progress for {waited:?} (pingTimeout): the server is not reading"
                 ),
-            };
+            );
             self.link_lost(DisconnectReason::TransportError, Some(error));
         }
         self.read_before_heartbeat_verdict(now);
@@ -1055,7 +1016,7 @@ impl Driver {
                     reply: Some(reply), ..
                 } = socket.phase
                 {
-                    let _ = reply.send(Err(clone_error(&error)));
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }
@@ -1373,9 +1334,7 @@ impl Driver {
                             // Refused on a reconnection (e.g. an expired token): the socket is
                             // closed, the application hears why.
                             socket.status.connected.store(false, Ordering::Release);
-                            socket
-                                .events
-                                .send(Event::Error(Arc::new(clone_error(&error))));
+                            socket.events.send(Event::Error(Arc::new(error.clone())));
                         }
                     }
                 }
@@ -1701,7 +1660,7 @@ fn close_socket(
             reply: Some(reply), ..
         } => {
             let error = match &error {
-                Some(e) => clone_error(e),
+                Some(e) => (**e).clone(),
                 None => gone,
             };
             let _ = reply.send(Err(error));

@@ -98,17 +98,18 @@ async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome 
     )
     .await?;
     let first = tokio::time::timeout(config.probe_timeout, ws.recv()).await;
-    let handshake_error = |body: String| Error::Handshake {
-        transport: Transport::WebSocket,
-        status: Some(101),
-        body,
-    };
+    let handshake_error = |body: String| Error::handshake(Transport::WebSocket, Some(101), body);
     let outcome = match first {
         Err(_) => Err(handshake_error(format!(
             "no open packet within {:?} after the upgrade (a middlebox holding the connection?)",
             config.probe_timeout
         ))),
-        Ok(Err(e)) => Err(handshake_error(e.to_string())),
+        Ok(Err(e)) => Err(Error::Handshake {
+            transport: Transport::WebSocket,
+            status: Some(101),
+            body: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
+        }),
         Ok(Ok(None)) => Err(handshake_error("closed before the open packet".into())),
         Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame) {
             Ok(Packet::Open(handshake)) => {
@@ -138,14 +139,14 @@ async fn open_streaming(config: Arc<Config>, settings: HttpSettings) -> Outcome 
         polling::handshake_streaming(&settings),
     );
     match opened.await {
-        Err(_) => Err(Error::Handshake {
-            transport: Transport::Streaming,
-            status: None,
-            body: format!(
+        Err(_) => Err(Error::handshake(
+            Transport::Streaming,
+            None,
+            format!(
                 "no open packet within {:?} (a proxy buffering the stream?)",
                 config.probe_timeout
             ),
-        }),
+        )),
         Ok(Err(e)) => Err(e),
         Ok(Ok((handshake, initial, stream))) => {
             let transport = PollingTransport::streaming(settings, &handshake, stream);

@@ -121,10 +121,7 @@ impl Net {
                 proxy_net.proxy_for(url).ok().flatten()
             }))
             .build()
-            .map_err(|e| Error::Transport {
-                transport: crate::Transport::Polling,
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::transport_caused(crate::Transport::Polling, e))
     }
 
     /// The proxy `url` goes through, if any.
@@ -189,10 +186,10 @@ fn native_backend(_options: &TlsOptions) -> Result<TlsBackend, Error> {
 }
 
 fn tls_error(message: String) -> Error {
-    Error::Transport {
-        transport: crate::Transport::WebSocket,
-        message: format!("TLS configuration: {message}"),
-    }
+    Error::transport(
+        crate::Transport::WebSocket,
+        format!("TLS configuration: {message}"),
+    )
 }
 
 fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {

@@ -50,36 +50,13 @@ fn next_stamp() -> u64 {
     STAMP.fetch_add(1, Ordering::Relaxed)
 }
 
-/// An error with its causes: reqwest's own text stops at "error sending request", while the
-/// cause (a refused certificate, a refused connection) is further down the chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn transport_error(transport: Transport, message: impl Into<String>) -> Error {
-    Error::Transport {
-        transport,
-        message: message.into(),
-    }
-}
-
 /// Reads a response body, refusing to buffer more than `limit` bytes.
 async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<String, Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?
+        .map_err(|e| Error::transport_caused(Transport::Polling, e))?
     {
         if body.len().saturating_add(chunk.len()) > limit {
             return Err(Error::Protocol(ProtocolError::PayloadTooLarge {
@@ -135,11 +112,11 @@ async fn poll_once(settings: HttpSettings, sid: String) -> Result<PayloadReader,
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(Transport::Polling, e))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
-        return Err(transport_error(
+        return Err(Error::transport(
             Transport::Polling,
             format!("GET answered {status}: {body}"),
         ));
@@ -161,7 +138,7 @@ async fn open_stream(
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| transport_error(Transport::Streaming, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(Transport::Streaming, e))?;
     let status = response.status();
     let is_sse = response
         .headers()
@@ -184,7 +161,7 @@ async fn open_stream(
                 },
                 Ok(None) => return None,
                 Err(e) => {
-                    let error = transport_error(Transport::Streaming, error_chain(&e));
+                    let error = Error::transport_caused(Transport::Streaming, e);
                     return Some((Err(error), None));
                 }
             }
@@ -198,7 +175,7 @@ fn stream_again(settings: HttpSettings, sid: String) -> Downstream {
     stream::once(async move {
         match open_stream(&settings, Some(&sid)).await? {
             Ok(stream) => Ok(stream),
-            Err((status, body)) => Err(transport_error(
+            Err((status, body)) => Err(Error::transport(
                 Transport::Streaming,
                 format!("streaming GET answered {status}: {body}"),
             )),
@@ -217,19 +194,16 @@ fn stream_again(settings: HttpSettings, sid: String) -> Downstream {
 pub(crate) async fn handshake_streaming(
     settings: &HttpSettings,
 ) -> Result<(Handshake, Vec<Packet>, Downstream), Error> {
-    let failed = |status: Option<u16>, body: String| Error::Handshake {
-        transport: Transport::Streaming,
-        status,
-        body,
-    };
+    let failed =
+        |status: Option<u16>, body: String| Error::handshake(Transport::Streaming, status, body);
     let mut stream = match open_stream(settings, None).await {
-        Err(e) => return Err(failed(None, error_chain(&e))),
+        Err(e) => return Err(Error::handshake_caused(Transport::Streaming, None, e)),
         Ok(Err((status, body))) => return Err(failed(Some(status), body)),
         Ok(Ok(stream)) => stream,
     };
     let mut packets = match stream.next().await {
         Some(Ok(packets)) => packets.into_iter(),
-        Some(Err(e)) => return Err(failed(Some(200), error_chain(&e))),
+        Some(Err(e)) => return Err(Error::handshake_caused(Transport::Streaming, Some(200), e)),
         None => {
             return Err(failed(
                 Some(200),
@@ -266,11 +240,11 @@ async fn post(
             .body(body.clone())
     })
     .await
-    .map_err(|e| transport_error(transport, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(transport, e))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = read_body(response, 64 * 1024).await.unwrap_or_default();
-        return Err(transport_error(
+        return Err(Error::transport(
             transport,
             format!("POST answered {status}: {body}"),
         ));
@@ -285,19 +259,15 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| Error::Handshake {
-        transport: Transport::Polling,
-        status: None,
-        body: error_chain(&e),
-    })?;
+    .map_err(|e| Error::handshake_caused(Transport::Polling, None, e))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
-        return Err(Error::Handshake {
-            transport: Transport::Polling,
-            status: Some(status.as_u16()),
+        return Err(Error::handshake(
+            Transport::Polling,
+            Some(status.as_u16()),
             body,
-        });
+        ));
     }
     let version = settings.endpoint.version();
     let mut packets = match decode_handshake_body(version, &body) {
@@ -320,11 +290,11 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
     };
     match packets.next() {
         Some(Packet::Open(handshake)) => Ok((handshake, packets.collect())),
-        _ => Err(Error::Handshake {
-            transport: Transport::Polling,
-            status: Some(status.as_u16()),
-            body: format!("expected an open packet, got {body:?}"),
-        }),
+        _ => Err(Error::handshake(
+            Transport::Polling,
+            Some(status.as_u16()),
+            format!("expected an open packet, got {body:?}"),
+        )),
     }
 }
 

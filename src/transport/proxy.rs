@@ -104,11 +104,7 @@ fn no_proxy_matches(list: &Option<String>, host: &str) -> bool {
 }
 
 fn proxy_error(status: Option<u16>, body: String) -> Error {
-    Error::Handshake {
-        transport: Transport::WebSocket,
-        status,
-        body,
-    }
+    Error::handshake(Transport::WebSocket, status, body)
 }
 
 /// Opens a TCP tunnel to `host:port` through the HTTP proxy `proxy` with `CONNECT`, sending

@@ -64,10 +64,7 @@ fn into_string(text: tungstenite::Utf8Bytes) -> String {
 
 /// Wraps a tungstenite error as a transport error (or a handshake error during connect).
 fn ws_error(e: tungstenite::Error) -> Error {
-    Error::Transport {
-        transport: Transport::WebSocket,
-        message: e.to_string(),
-    }
+    Error::transport_caused(Transport::WebSocket, e)
 }
 
 impl WebSocketTransport {
@@ -118,11 +115,7 @@ impl WebSocketTransport {
                     let host = host.trim_start_matches('[').trim_end_matches(']');
                     TcpStream::connect((host, port))
                         .await
-                        .map_err(|e| Error::Handshake {
-                            transport: Transport::WebSocket,
-                            status: None,
-                            body: e.to_string(),
-                        })?
+                        .map_err(|e| Error::handshake_caused(Transport::WebSocket, None, e))?
                 }
             };
             // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms per ack.
@@ -139,11 +132,11 @@ impl WebSocketTransport {
         };
         let (stream, response) = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: None,
-                    body: format!("no WebSocket handshake answer within {timeout:?}"),
-                })
+                return Err(Error::handshake(
+                    Transport::WebSocket,
+                    None,
+                    format!("no WebSocket handshake answer within {timeout:?}"),
+                ))
             }
             Ok(Err(e)) => return Err(e),
             Ok(Ok(Err(tungstenite::Error::Http(response)))) => {
@@ -153,19 +146,9 @@ impl WebSocketTransport {
                     .as_deref()
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default();
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: Some(status),
-                    body,
-                });
+                return Err(Error::handshake(Transport::WebSocket, Some(status), body));
             }
-            Ok(Ok(Err(e))) => {
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: None,
-                    body: e.to_string(),
-                })
-            }
+            Ok(Ok(Err(e))) => return Err(Error::handshake_caused(Transport::WebSocket, None, e)),
             Ok(Ok(Ok(pair))) => pair,
         };
         net.store_cookies(
