@@ -5,6 +5,7 @@
 //! and HTTP causes are kept as [`ErrorSource`] (an `Arc`), reachable through
 //! [`std::error::Error::source`], rather than flattened into the message alone.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +16,9 @@ use crate::Transport;
 
 /// Everything that can go wrong, saying what failed and where.
 #[non_exhaustive]
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone)]
 pub enum Error {
     /// The URL given to the builder cannot be used.
-    #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -26,25 +26,18 @@ pub enum Error {
         reason: String,
     },
     /// The event name is reserved by socket.io (`connect`, `disconnect`, …).
-    #[error("event name {0:?} is reserved by socket.io")]
     ReservedEvent(String),
     /// An emit without an event name.
-    #[error("an event name cannot be empty")]
     EmptyEventName,
     /// A namespace name must start with `/`.
-    #[error("invalid namespace {0:?}: a namespace starts with '/'")]
     InvalidNamespace(String),
     /// An extra header's name or value is not valid HTTP.
-    #[error("invalid header {0:?}")]
     InvalidHeader(String),
     /// Arguments could not be turned into JSON.
-    #[error("arguments cannot be serialised: {0}")]
     Serialize(String),
     /// Received arguments do not have the requested type.
-    #[error("arguments cannot be deserialised: {0}")]
     Deserialize(String),
     /// The Engine.IO handshake failed on a transport.
-    #[error("handshake over {transport} failed{}: {body}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
     Handshake {
         /// Transport that was tried.
         transport: Transport,
@@ -53,11 +46,9 @@ pub enum Error {
         /// Response body or error description.
         body: String,
         /// The underlying IO, TLS or HTTP error, when there is one.
-        #[source]
         source: Option<ErrorSource>,
     },
     /// The server refused to connect a namespace (CONNECT_ERROR).
-    #[error("namespace {namespace} refused the connection: {message}")]
     ConnectRefused {
         /// Namespace refused.
         namespace: String,
@@ -67,34 +58,26 @@ pub enum Error {
         data: Option<Value>,
     },
     /// Connecting took longer than the configured timeout.
-    #[error("connection not established within {0:?}")]
     ConnectTimeout(Duration),
     /// No acknowledgement arrived in time.
-    #[error("no acknowledgement within {0:?}")]
     AckTimeout(Duration),
     /// The connection is gone (or went away while waiting).
-    #[error("disconnected: {0}")]
     Disconnected(String),
     /// The server sent something that breaks the protocol.
-    #[error("protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     /// A transport failed (IO, TLS, HTTP status, WebSocket error).
-    #[error("{transport} transport error: {message}")]
     Transport {
         /// Transport that failed.
         transport: Transport,
         /// What happened (the whole cause chain, as text).
         message: String,
         /// The underlying IO, TLS, HTTP or WebSocket error, when there is one.
-        #[source]
         source: Option<ErrorSource>,
     },
     /// Too many emits are waiting for the connection to come back.
-    #[error("{0} emits are already waiting for the reconnection")]
     SendBufferFull(usize),
     /// Too much is already waiting to be written to the server: it reads more slowly than the
     /// application emits (see `ClientBuilder::max_send_queue`).
-    #[error("{queued} bytes are already waiting to be written to the server (limit {limit}): it reads more slowly than the application emits")]
     SendQueueFull {
         /// Bytes waiting.
         queued: usize,
@@ -102,11 +85,82 @@ pub enum Error {
         limit: usize,
     },
     /// An acknowledgement was answered twice.
-    #[error("acknowledgement {0} was already sent")]
     AckAlreadySent(u64),
     /// The client was closed with `disconnect()` or dropped.
-    #[error("client is closed")]
     Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Error::ReservedEvent(name) => write!(f, "event name {name:?} is reserved by socket.io"),
+            Error::EmptyEventName => f.write_str("an event name cannot be empty"),
+            Error::InvalidNamespace(nsp) => {
+                write!(f, "invalid namespace {nsp:?}: a namespace starts with '/'")
+            }
+            Error::InvalidHeader(header) => write!(f, "invalid header {header:?}"),
+            Error::Serialize(why) => write!(f, "arguments cannot be serialised: {why}"),
+            Error::Deserialize(why) => write!(f, "arguments cannot be deserialised: {why}"),
+            Error::Handshake {
+                transport,
+                status,
+                body,
+                ..
+            } => {
+                write!(f, "handshake over {transport} failed")?;
+                if let Some(status) = status {
+                    write!(f, " with HTTP {status}")?;
+                }
+                write!(f, ": {body}")
+            }
+            Error::ConnectRefused {
+                namespace, message, ..
+            } => write!(f, "namespace {namespace} refused the connection: {message}"),
+            Error::ConnectTimeout(d) => write!(f, "connection not established within {d:?}"),
+            Error::AckTimeout(d) => write!(f, "no acknowledgement within {d:?}"),
+            Error::Disconnected(why) => write!(f, "disconnected: {why}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Transport {
+                transport, message, ..
+            } => write!(f, "{transport} transport error: {message}"),
+            Error::SendBufferFull(n) => {
+                write!(f, "{n} emits are already waiting for the reconnection")
+            }
+            Error::SendQueueFull { queued, limit } => write!(
+                f,
+                "{queued} bytes are already waiting to be written to the server (limit {limit}): \
+                 it reads more slowly than the application emits"
+            ),
+            Error::AckAlreadySent(id) => write!(f, "acknowledgement {id} was already sent"),
+            Error::Closed => f.write_str("client is closed"),
+        }
+    }
+}
+
+/// Written by hand rather than derived: the cause is the error inside the `Arc`, so that
+/// `source().downcast_ref::<std::io::Error>()` works (a derived impl would hand out the `Arc`).
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Handshake {
+                source: Some(source),
+                ..
+            }
+            | Error::Transport {
+                source: Some(source),
+                ..
+            } => Some(&**source),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Self {
+        Error::Protocol(error)
+    }
 }
 
 /// The cause of a transport or handshake error, shared by every copy of the error.
