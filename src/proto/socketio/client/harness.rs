@@ -72,7 +72,8 @@ impl ScriptedServer {
     fn on_packet(&mut self, packet: Packet) {
         match packet.kind {
             PacketType::Connect => {
-                self.connects.push((packet.nsp.clone(), packet.data.clone()));
+                self.connects
+                    .push((packet.nsp.clone(), packet.data.clone()));
                 if let Some(data) = self.refuse.get(&packet.nsp) {
                     self.to_client
                         .push_back(Packet::connect_error(&packet.nsp, data.clone()));
@@ -101,7 +102,8 @@ impl ScriptedServer {
                     .push_back(Packet::connect(&packet.nsp, Some(reply)));
             }
             PacketType::Event | PacketType::BinaryEvent => {
-                let (event, args) = split_event(packet.data).expect("the client sends valid events");
+                let (event, args) =
+                    split_event(packet.data).expect("the client sends valid events");
                 self.received.push(Received {
                     namespace: packet.nsp.clone(),
                     event,
@@ -336,9 +338,12 @@ impl Pair {
 
     fn on_output(&mut self, output: Output) {
         match output {
-            Output::ConnectReply { token, result } => {
-                self.log.connect_replies.entry(token).or_default().push(result)
-            }
+            Output::ConnectReply { token, result } => self
+                .log
+                .connect_replies
+                .entry(token)
+                .or_default()
+                .push(result),
             Output::AckReply { token, result } => {
                 self.log.ack_replies.entry(token).or_default().push(result)
             }
@@ -387,7 +392,12 @@ impl Pair {
             .ack_replies
             .get(&token)
             .unwrap_or_else(|| panic!("no answer for {token:?}"));
-        assert_eq!(replies.len(), 1, "{token:?} answered {} times", replies.len());
+        assert_eq!(
+            replies.len(),
+            1,
+            "{token:?} answered {} times",
+            replies.len()
+        );
         &replies[0]
     }
 
@@ -397,7 +407,12 @@ impl Pair {
             .connect_replies
             .get(&token)
             .unwrap_or_else(|| panic!("no answer for {token:?}"));
-        assert_eq!(replies.len(), 1, "{token:?} answered {} times", replies.len());
+        assert_eq!(
+            replies.len(),
+            1,
+            "{token:?} answered {} times",
+            replies.len()
+        );
         &replies[0]
     }
 

@@ -68,6 +68,7 @@ use crate::event::{DisconnectReason, Event};
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{detect, EngineVersion};
 use crate::proto::socketio::{ack_args, event_data, split_event, Packet, PacketType};
+use crate::proto::time::deadline_after;
 use crate::proto::ProtocolError;
 use crate::transport::Held;
 use crate::{Args, Error, Transport};
@@ -137,10 +138,7 @@ pub(crate) enum Output {
         result: Result<Args, Error>,
     },
     /// What the handles of `namespace` see changed.
-    Status {
-        namespace: Arc<str>,
-        status: Status,
-    },
+    Status { namespace: Arc<str>, status: Status },
     /// Something for the application of `namespace` (never `Event::Message`: see `Message`).
     Event { namespace: Arc<str>, event: Event },
     /// The server emitted an event; `ack` is its acknowledgement id, `size` its wire size.
@@ -253,11 +251,6 @@ impl ClientCore {
             transmit: VecDeque::new(),
             outputs: VecDeque::new(),
         }
-    }
-
-    /// Whether the core is done (every namespace gone).
-    pub(crate) fn is_finished(&self) -> bool {
-        self.finished
     }
 
     /// Whether the current link carries a namespace (or is being joined).
@@ -432,8 +425,7 @@ impl ClientCore {
         let Some(socket) = self.namespaces.get(namespace) else {
             return;
         };
-        if self.is_linked() && matches!(socket.phase, Phase::Connected | Phase::Connecting { .. })
-        {
+        if self.is_linked() && matches!(socket.phase, Phase::Connected | Phase::Connecting { .. }) {
             self.transmit.push_back(Packet::disconnect(namespace));
         }
         self.close_namespace(namespace, DisconnectReason::IoClientDisconnect, None);
@@ -616,7 +608,11 @@ impl ClientCore {
                 let error = namespace::refusal(&packet.nsp, packet.data);
                 let socket = self.namespaces.get_mut(&namespace).expect("present");
                 if socket.has_reply() {
-                    self.close_namespace(&namespace, DisconnectReason::IoServerDisconnect, Some(&error));
+                    self.close_namespace(
+                        &namespace,
+                        DisconnectReason::IoServerDisconnect,
+                        Some(&error),
+                    );
                 } else {
                     // Refused on a reconnection (e.g. an expired token): the socket is closed,
                     // the application hears why.
@@ -895,7 +891,11 @@ impl ClientCore {
             for namespace in names {
                 let socket = self.namespaces.get(&namespace).expect("present");
                 if socket.has_reply() {
-                    self.close_namespace(&namespace, DisconnectReason::TransportClose, Some(&error));
+                    self.close_namespace(
+                        &namespace,
+                        DisconnectReason::TransportClose,
+                        Some(&error),
+                    );
                 } else {
                     self.status(&namespace, Status::Closed);
                     self.event(&namespace, Event::ReconnectFailed);
@@ -1072,14 +1072,6 @@ fn closed_error() -> Error {
 /// Whether `error` says the server speaks socket.io 2 to a client set to v4.
 pub(crate) fn is_socketio2_server(error: &Error) -> bool {
     matches!(error, Error::Protocol(e) if detect::is_socketio2_server(e))
-}
-
-/// `now + d`, or far in the future when that does not fit: a caller's `Duration::MAX` means
-/// "never", not a panic.
-pub(crate) fn deadline_after(now: Instant, d: Duration) -> Instant {
-    now.checked_add(d)
-        .or_else(|| now.checked_add(Duration::from_secs(1 << 30)))
-        .unwrap_or(now)
 }
 
 /// The reconnection jitter's random numbers: small, seeded, reproducible under test.

@@ -16,7 +16,9 @@ use crate::Error;
 #[derive(Debug)]
 pub(super) enum Phase {
     /// No link, or a link not yet asked: CONNECT goes out when one opens.
-    Waiting { reply: Option<Token> },
+    Waiting {
+        reply: Option<Token>,
+    },
     /// CONNECT sent on the current link.
     Connecting {
         reply: Option<Token>,

@@ -28,21 +28,32 @@ fn connected_pair(config: super::CoreConfig) -> Pair {
 fn connects_emits_and_gets_its_ack() {
     let mut pair = connected_pair(config());
     assert_eq!(pair.event_kinds("/"), ["connected"]);
-    let ack = pair.emit("/", "echo", json!([1, "two"]), Some(SECOND)).unwrap();
+    let ack = pair
+        .emit("/", "echo", json!([1, "two"]), Some(SECOND))
+        .unwrap();
     let args = pair.ack_reply(ack).as_ref().expect("acknowledged");
     assert_eq!(args.clone().into_wire().0, vec![json!([1, "two"])]);
     assert_eq!(pair.server.received.len(), 1);
     assert_eq!(pair.server.received[0].event, "echo");
-    assert_eq!(pair.core.poll_timeout(), None, "no timer left once answered");
+    assert_eq!(
+        pair.core.poll_timeout(),
+        None,
+        "no timer left once answered"
+    );
 }
 
 #[test]
 fn an_unanswered_ack_times_out_at_its_deadline() {
     let mut pair = connected_pair(config());
     pair.server.auto_ack = false;
-    let ack = pair.emit("/", "slow", json!(null), Some(3 * SECOND)).unwrap();
+    let ack = pair
+        .emit("/", "slow", json!(null), Some(3 * SECOND))
+        .unwrap();
     pair.advance(3 * SECOND - Duration::from_millis(1));
-    assert!(pair.log.ack_replies.get(&ack).is_none(), "not before the deadline");
+    assert!(
+        !pair.log.ack_replies.contains_key(&ack),
+        "not before the deadline"
+    );
     pair.advance(Duration::from_millis(1));
     assert!(matches!(pair.ack_reply(ack), Err(Error::AckTimeout(d)) if *d == 3 * SECOND));
     assert_eq!(pair.elapsed(), 3 * SECOND);
@@ -88,7 +99,11 @@ fn gives_up_after_the_configured_attempts() {
     pair.step_until(60 * SECOND, |p| p.log.finished.is_some());
     let kinds = pair.event_kinds("/");
     assert_eq!(kinds.last().map(String::as_str), Some("reconnect_failed"));
-    assert_eq!(pair.log.links_opened.len(), 3, "the first link and two attempts");
+    assert_eq!(
+        pair.log.links_opened.len(),
+        3,
+        "the first link and two attempts"
+    );
     assert!(pair.log.status.contains(&("/".into(), Status::Closed)));
     assert_eq!(pair.log.forgotten, ["/"]);
 }
@@ -98,7 +113,10 @@ fn emits_while_disconnected_are_buffered_and_sent_in_order_after_the_reconnectio
     let mut pair = connected_pair(config());
     pair.lose_link(true);
     let acks: Vec<_> = (0..5)
-        .map(|i| pair.emit("/", "queued", json!(i), Some(60 * SECOND)).unwrap())
+        .map(|i| {
+            pair.emit("/", "queued", json!(i), Some(60 * SECOND))
+                .unwrap()
+        })
         .collect();
     assert!(pair.log.status.contains(&("/".into(), Status::Buffered(5))));
     assert!(pair.server.received.is_empty());
@@ -140,12 +158,17 @@ fn at_least_once_emits_are_resent_until_acknowledged_then_fail_when_out_of_tries
         ..config()
     });
     pair.server.swallow_acks = 2;
-    let ack = pair.emit("/", "important", json!("x"), Some(SECOND)).unwrap();
+    let ack = pair
+        .emit("/", "important", json!("x"), Some(SECOND))
+        .unwrap();
     pair.step_until(10 * SECOND, |p| p.log.ack_replies.contains_key(&ack));
     assert!(pair.ack_reply(ack).is_ok(), "acknowledged on the third try");
     let ids: Vec<Option<u64>> = pair.server.received.iter().map(|r| r.id).collect();
     assert_eq!(ids.len(), 3, "sent three times: {ids:?}");
-    assert!(ids[0] != ids[1] && ids[1] != ids[2], "each try has its own id");
+    assert!(
+        ids[0] != ids[1] && ids[1] != ids[2],
+        "each try has its own id"
+    );
     assert_eq!(pair.elapsed(), 2 * SECOND);
 
     pair.server.swallow_acks = 10;
@@ -169,7 +192,12 @@ fn at_least_once_emits_go_one_at_a_time_in_order() {
     pair.server.auto_ack = true;
     // The head's retry goes out after its timeout and is answered; the rest follow.
     pair.step_until(30 * SECOND, |p| p.server.received.len() == 4);
-    let order: Vec<Value> = pair.server.received.iter().map(|r| r.args[0].clone()).collect();
+    let order: Vec<Value> = pair
+        .server
+        .received
+        .iter()
+        .map(|r| r.args[0].clone())
+        .collect();
     assert_eq!(order, [json!(0), json!(0), json!(1), json!(2)]);
 }
 
@@ -193,7 +221,10 @@ fn recovery_sends_pid_and_offset_and_reports_a_recovered_session() {
         pair.event_kinds("/").last().unwrap(),
         "reconnected(1, recovered=true)"
     );
-    assert!(pair.log.status.contains(&("/".into(), Status::Recovered(true))));
+    assert!(pair
+        .log
+        .status
+        .contains(&("/".into(), Status::Recovered(true))));
 }
 
 #[test]
@@ -216,7 +247,10 @@ fn a_refused_namespace_fails_its_connect_with_the_servers_message_and_data() {
         }
         other => panic!("expected ConnectRefused, got {other:?}"),
     }
-    assert_eq!(pair.log.finished, Some(DisconnectReason::IoServerDisconnect));
+    assert_eq!(
+        pair.log.finished,
+        Some(DisconnectReason::IoServerDisconnect)
+    );
 }
 
 #[test]
@@ -244,7 +278,10 @@ fn a_first_connect_retried_still_ends_at_its_deadline() {
     pair.server.down = true;
     let reply = pair.connect("/", Some(7 * SECOND));
     pair.step_until(30 * SECOND, |p| p.log.connect_replies.contains_key(&reply));
-    assert!(matches!(pair.connect_reply(reply), Err(Error::ConnectTimeout(_))));
+    assert!(matches!(
+        pair.connect_reply(reply),
+        Err(Error::ConnectTimeout(_))
+    ));
     assert_eq!(pair.elapsed(), 7 * SECOND);
     assert!(pair.log.links_opened.len() >= 3, "retried meanwhile");
 }
@@ -254,7 +291,10 @@ fn a_first_connect_that_fails_without_retries_fails_at_once() {
     let mut pair = Pair::new(config());
     pair.server.down = true;
     let reply = pair.connect("/", Some(7 * SECOND));
-    assert!(matches!(pair.connect_reply(reply), Err(Error::Transport { .. })));
+    assert!(matches!(
+        pair.connect_reply(reply),
+        Err(Error::Transport { .. })
+    ));
     assert_eq!(pair.log.finished, Some(DisconnectReason::TransportError));
     assert_eq!(pair.elapsed(), Duration::ZERO);
 }
@@ -294,18 +334,27 @@ fn a_socketio2_server_makes_an_auto_client_open_again_with_eio3() {
         Some(super::Output::OpenLink {
             version: EngineVersion::V3,
             query_auth,
-        }) => assert_eq!(query_auth, None, "the main namespace's auth only (none here)"),
+        }) => assert_eq!(
+            query_auth, None,
+            "the main namespace's auth only (none here)"
+        ),
         other => panic!("expected an EIO=3 link, got {other:?}"),
     }
-    assert!(pair.log.connect_replies.get(&reply).is_none());
+    assert!(!pair.log.connect_replies.contains_key(&reply));
 }
 
 #[test]
 fn leaving_the_last_namespace_sends_disconnect_and_finishes() {
     let mut pair = connected_pair(config());
     pair.disconnect("/");
-    assert!(!pair.server.is_connected("/"), "DISCONNECT reached the server");
-    assert_eq!(pair.log.finished, Some(DisconnectReason::IoClientDisconnect));
+    assert!(
+        !pair.server.is_connected("/"),
+        "DISCONNECT reached the server"
+    );
+    assert_eq!(
+        pair.log.finished,
+        Some(DisconnectReason::IoClientDisconnect)
+    );
     assert_eq!(
         pair.event_kinds("/").last().unwrap(),
         "disconnected(io client disconnect)"
@@ -355,7 +404,11 @@ fn twenty_server_restarts_lose_nothing_and_answer_nothing_twice() {
     pair.step_until(600 * SECOND, |p| p.log.ack_replies.len() == tokens.len());
     for (token, n) in &tokens {
         let answer = pair.ack_reply(*token).as_ref().expect("acknowledged");
-        assert_eq!(answer.clone().into_wire().0, vec![json!(*n)], "the ack of {n}");
+        assert_eq!(
+            answer.clone().into_wire().0,
+            vec![json!(*n)],
+            "the ack of {n}"
+        );
     }
     let mut seen: Vec<u64> = pair
         .server
@@ -365,6 +418,16 @@ fn twenty_server_restarts_lose_nothing_and_answer_nothing_twice() {
         .collect();
     seen.sort_unstable();
     seen.dedup();
-    assert_eq!(seen, (0..next).collect::<Vec<_>>(), "every emit reached the server");
-    assert_eq!(pair.event_kinds("/").iter().filter(|k| *k == "connected").count(), 21);
+    assert_eq!(
+        seen,
+        (0..next).collect::<Vec<_>>(),
+        "every emit reached the server"
+    );
+    assert_eq!(
+        pair.event_kinds("/")
+            .iter()
+            .filter(|k| *k == "connected")
+            .count(),
+        21
+    );
 }
