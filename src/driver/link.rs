@@ -11,11 +11,11 @@ use crate::proto::engineio::{
 };
 use crate::proto::socketio as sio;
 use crate::proto::time::deadline_after;
-use crate::transport::polling::HttpSettings;
+use crate::transport::http::HttpSettings;
 use crate::transport::{Active, Transport};
 use crate::Error;
 
-use super::upgrade::{upgrade_step, Upgrade, UpgradeStep};
+use super::upgrade::{self, upgrade_step, Parts, Upgrade, UpgradeOptions, UpgradeStep};
 
 /// What the link has for the core.
 pub(super) enum LinkInput {
@@ -29,12 +29,12 @@ pub(super) struct Link {
     pub(super) session: Session,
     pub(super) transport: Active,
     decoder: sio::Decoder,
-    pub(super) upgrade: Option<Upgrade>,
+    upgrade: Option<Upgrade>,
     /// Packets that must precede the session's own on the next flush (after an upgrade).
-    pub(super) preface: Vec<EnginePacket>,
-    pub(super) settings: HttpSettings,
+    preface: Vec<EnginePacket>,
+    settings: HttpSettings,
     /// The Engine.IO revision the session speaks.
-    pub(super) version: EngineVersion,
+    version: EngineVersion,
 }
 
 /// What happened on the link: its transport delivered, or its upgrade probe moved.
@@ -161,6 +161,26 @@ impl Link {
                     ))
                 }
             }
+        }
+    }
+
+    /// Starts the upgrade to WebSocket.
+    pub(super) fn start_upgrade(&mut self, options: UpgradeOptions) {
+        let sid = self.session.handshake().sid.clone();
+        let url = self
+            .settings
+            .endpoint
+            .url(Transport::WebSocket, Some(&sid), 0);
+        upgrade::start(&mut self.upgrade, url, options);
+    }
+
+    /// What the upgrade works on.
+    pub(super) fn upgrade_parts(&mut self) -> Parts<'_> {
+        Parts {
+            upgrade: &mut self.upgrade,
+            transport: &mut self.transport,
+            preface: &mut self.preface,
+            version: self.version,
         }
     }
 

@@ -35,8 +35,8 @@ use crate::proto::engineio::{EngineVersion, Session};
 use crate::proto::socketio::client::{ClientCore, Command, CoreConfig, Output};
 use crate::request::{Request, Shared};
 use crate::transport::connect::Opened;
+use crate::transport::http::HttpSettings;
 use crate::transport::net::Net;
-use crate::transport::polling::HttpSettings;
 use crate::transport::{Active, Transport};
 use crate::Error;
 
@@ -377,7 +377,7 @@ impl Driver {
                 }
                 let outgoing = self.shared.outgoing.clone();
                 let progress = match self.link.as_mut() {
-                    Some(link) => link.check_upgrade_ready(&outgoing),
+                    Some(link) => link.upgrade_parts().check_ready(&outgoing),
                     None => Progress::Going,
                 };
                 self.on_upgrade_progress(progress);
@@ -387,7 +387,8 @@ impl Driver {
                 let probe_timeout = self.config.upgrade_timeout;
                 let progress = match self.link.as_mut() {
                     Some(link) => {
-                        link.on_upgrade_step(Instant::now(), step, probe_timeout, &outgoing)
+                        link.upgrade_parts()
+                            .on_step(Instant::now(), step, probe_timeout, &outgoing)
                     }
                     None => Progress::Going,
                 };
@@ -400,7 +401,11 @@ impl Driver {
         match progress {
             Progress::Going => {}
             Progress::Failed(why) => {
-                if let Some(ws) = self.link.as_mut().and_then(|l| l.fail_upgrade(&why)) {
+                if let Some(ws) = self
+                    .link
+                    .as_mut()
+                    .and_then(|l| l.upgrade_parts().fail(&why))
+                {
                     self.closing.push(ws);
                 }
             }
@@ -490,7 +495,7 @@ impl Driver {
             self.drain_link();
         }
         let progress = match self.link.as_mut() {
-            Some(link) => link.upgrade_timeout(now),
+            Some(link) => link.upgrade_parts().on_timeout(now),
             None => Progress::Going,
         };
         self.on_upgrade_progress(progress);

@@ -13,8 +13,8 @@ use crate::config::Config;
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::client::query_value;
 use crate::transport::connect::{self, Opened};
+use crate::transport::http::HttpSettings;
 use crate::transport::net::Net;
-use crate::transport::polling::HttpSettings;
 use crate::transport::url::Endpoint;
 use crate::Error;
 

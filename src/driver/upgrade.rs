@@ -16,8 +16,6 @@ use crate::transport::websocket::WebSocketTransport;
 use crate::transport::{Active, Outgoing, Transport};
 use crate::Error;
 
-use super::link::Link;
-
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pub(super) enum Upgrade {
@@ -59,42 +57,46 @@ pub(super) enum Progress {
     Done(Transport),
 }
 
-impl Link {
-    /// Starts dialling the WebSocket of this session.
-    pub(super) fn start_upgrade(&mut self, options: UpgradeOptions) {
-        let url = self.settings.endpoint.url(
-            Transport::WebSocket,
-            Some(&self.session.handshake().sid),
-            0,
-        );
-        tracing::debug!("probing WebSocket for an upgrade");
-        self.upgrade = Some(Upgrade::Connecting(Box::pin(async move {
-            let UpgradeOptions {
-                headers,
-                net,
-                version,
-                max_receive,
-                timeout,
-            } = options;
-            WebSocketTransport::connect(&url, &net, &headers, version, max_receive, timeout).await
-        })));
-    }
+/// The parts of a link an upgrade works on.
+pub(super) struct Parts<'a> {
+    pub(super) upgrade: &'a mut Option<Upgrade>,
+    pub(super) transport: &'a mut Active,
+    /// Where the packets that must go first on the WebSocket are put.
+    pub(super) preface: &'a mut Vec<EnginePacket>,
+    pub(super) version: EngineVersion,
+}
 
+/// Starts dialling the WebSocket `url` of a session.
+pub(super) fn start(upgrade: &mut Option<Upgrade>, url: url::Url, options: UpgradeOptions) {
+    tracing::debug!("probing WebSocket for an upgrade");
+    *upgrade = Some(Upgrade::Connecting(Box::pin(async move {
+        let UpgradeOptions {
+            headers,
+            net,
+            version,
+            max_receive,
+            timeout,
+        } = options;
+        WebSocketTransport::connect(&url, &net, &headers, version, max_receive, timeout).await
+    })));
+}
+
+impl Parts<'_> {
     /// Gives up the upgrade: polling resumes; the WebSocket, if any, is returned for closing.
-    pub(super) fn fail_upgrade(&mut self, why: &str) -> Option<Active> {
+    pub(super) fn fail(self, why: &str) -> Option<Active> {
         tracing::debug!(why, "WebSocket upgrade failed; staying on HTTP");
         let ws = match self.upgrade.take() {
             Some(Upgrade::Probing { ws, .. }) => Some(Active::WebSocket(ws)),
             _ => None,
         };
-        if let Active::Polling(polling) = &mut self.transport {
+        if let Active::Polling(polling) = self.transport {
             polling.resume();
         }
         ws
     }
 
-    pub(super) fn on_upgrade_step(
-        &mut self,
+    pub(super) fn on_step(
+        self,
         now: Instant,
         step: UpgradeStep,
         probe_timeout: Duration,
@@ -103,13 +105,13 @@ impl Link {
         match step {
             UpgradeStep::Connected(Ok(ws)) => {
                 let probe = UpgradeProbe::new(now, probe_timeout);
-                self.upgrade = Some(Upgrade::Probing { ws, probe });
+                *self.upgrade = Some(Upgrade::Probing { ws, probe });
                 Progress::Going
             }
             UpgradeStep::Connected(Err(error)) => Progress::Failed(error.to_string()),
             UpgradeStep::Frame(Ok(Some(frame))) => {
                 let version = self.version;
-                let Some(Upgrade::Probing { probe, .. }) = &mut self.upgrade else {
+                let Some(Upgrade::Probing { probe, .. }) = self.upgrade else {
                     return Progress::Going;
                 };
                 let result = EnginePacket::from_frame(version, frame)
@@ -118,10 +120,10 @@ impl Link {
                     return Progress::Failed(error.to_string());
                 }
                 if probe.state() == ProbeState::AwaitingPause {
-                    if let Active::Polling(polling) = &mut self.transport {
+                    if let Active::Polling(polling) = self.transport {
                         polling.pause();
                     }
-                    return self.check_upgrade_ready(outgoing);
+                    return self.check_ready(outgoing);
                 }
                 Progress::Going
             }
@@ -133,8 +135,8 @@ impl Link {
     }
 
     /// The probe's deadline passed (maybe).
-    pub(super) fn upgrade_timeout(&mut self, now: Instant) -> Progress {
-        if let Some(Upgrade::Probing { probe, .. }) = &mut self.upgrade {
+    pub(super) fn on_timeout(self, now: Instant) -> Progress {
+        if let Some(Upgrade::Probing { probe, .. }) = self.upgrade {
             probe.handle_timeout(now);
             if probe.state() == ProbeState::Failed {
                 return Progress::Failed("probe timed out".into());
@@ -145,8 +147,8 @@ impl Link {
 
     /// Completes an upgrade once the probe succeeded and the HTTP transport has nothing in
     /// flight.
-    pub(super) fn check_upgrade_ready(&mut self, outgoing: &Outgoing) -> Progress {
-        let ready = match (&self.upgrade, &self.transport) {
+    pub(super) fn check_ready(self, outgoing: &Outgoing) -> Progress {
+        let ready = match (&*self.upgrade, &*self.transport) {
             (Some(Upgrade::Probing { probe, .. }), Active::Polling(polling)) => {
                 probe.state() == ProbeState::AwaitingPause && polling.is_idle()
             }
@@ -164,13 +166,13 @@ impl Link {
             first.push(packet);
         }
         ws.share_outgoing(outgoing.clone());
-        let old = std::mem::replace(&mut self.transport, Active::WebSocket(ws));
+        let old = std::mem::replace(self.transport, Active::WebSocket(ws));
         let from = old.kind();
         if let Active::Polling(mut polling) = old {
             first.extend(polling.take_queue());
         }
         // The upgrade packet and what the HTTP transport still held go first, in order.
-        self.preface = first;
+        *self.preface = first;
         tracing::debug!(%from, "upgraded to WebSocket");
         Progress::Done(from)
     }

@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::http::HttpSettings;
 use super::memory;
 use super::net::Net;
-use super::polling::{self, HttpSettings, PollingTransport};
+use super::polling::{self, PollingTransport};
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
 use crate::config::Config;

@@ -7,48 +7,21 @@
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::stream::{self, BoxStream, StreamExt};
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 
 use crate::proto::engineio::detect;
 use crate::proto::engineio::sse::SseDecoder;
 use crate::proto::engineio::{encode_payload, EngineVersion, Handshake, Packet, PayloadReader};
 use crate::proto::ProtocolError;
+use crate::transport::http::HttpSettings;
 use crate::transport::retry;
-use crate::transport::url::Endpoint;
 use crate::transport::Outgoing;
 use crate::{Error, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Settings shared by every request of one polling session.
-#[derive(Clone)]
-pub(crate) struct HttpSettings {
-    pub(crate) http: reqwest::Client,
-    pub(crate) net: Arc<super::net::Net>,
-    pub(crate) endpoint: Arc<Endpoint>,
-    pub(crate) headers: HeaderMap,
-    /// Largest response body accepted, in bytes.
-    pub(crate) max_response: usize,
-    /// Connect timeout of the HTTP clients (the pooled one above, and the one a retry uses).
-    pub(crate) connect_timeout: std::time::Duration,
-}
-
-impl HttpSettings {
-    fn url(&self, transport: Transport, sid: Option<&str>) -> url::Url {
-        self.endpoint.url(transport, sid, next_stamp())
-    }
-}
-
-/// A process-wide request counter: unique `t` values without reading the clock.
-fn next_stamp() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STAMP: AtomicU64 = AtomicU64::new(0);
-    STAMP.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Reads a response body, refusing to buffer more than `limit` bytes.
 async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<String, Error> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::Token;
+use super::interface::Token;
 use crate::transport::Held;
 
 /// An ack awaited by a caller.

@@ -46,6 +46,9 @@
 //! When the last one is gone the core is finished ([`Output::Finished`]).
 
 mod acks;
+mod incoming;
+mod interface;
+mod lifecycle;
 mod namespace;
 mod timers;
 
@@ -60,131 +63,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use self::acks::{Answered, Queued};
+use self::acks::Queued;
 use self::namespace::{Namespace, Phase};
 use self::timers::TimerTable;
 use crate::config::AuthSource;
 use crate::event::{DisconnectReason, Event};
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{detect, EngineVersion};
-use crate::proto::socketio::{ack_args, event_data, split_event, Packet, PacketType};
+use crate::proto::socketio::{event_data, Packet};
 use crate::proto::time::deadline_after;
-use crate::proto::ProtocolError;
 use crate::transport::Held;
 use crate::{Args, Error, Transport};
 
+pub(crate) use self::interface::{Command, CoreConfig, Output, Status, Token};
 pub(crate) use self::namespace::query_value;
-
-/// Names a caller waiting for an answer (a connect, an acknowledgement). Chosen by the IO
-/// side, unique among the callers waiting at any time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct Token(pub(crate) u64);
-
-/// What the application asks of the client.
-pub(crate) enum Command {
-    /// Join `namespace`; the answer goes to `reply`.
-    Connect {
-        namespace: Arc<str>,
-        auth: AuthSource,
-        reply: Token,
-        /// When a first connect gives up (`None`: never).
-        deadline: Option<Instant>,
-    },
-    /// Emit an event, the answer (with an ack) going to `ack`'s token.
-    Emit {
-        namespace: Arc<str>,
-        event: String,
-        args: Args,
-        ack: Option<(Token, Duration)>,
-        /// Dropped instead of buffered while disconnected.
-        volatile: bool,
-        /// Its bytes, counted against `max_send_queue` while the core keeps it.
-        held: Held,
-    },
-    /// Answer the server's acknowledgement request `id`.
-    Ack {
-        namespace: Arc<str>,
-        id: u64,
-        args: Args,
-    },
-    /// Leave a namespace (the connection closes with the last one).
-    Disconnect { namespace: Arc<str> },
-    /// Leave every namespace (every handle is gone).
-    DisconnectAll,
-}
-
-/// A change of what the handles of a namespace can see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Status {
-    Connected(bool),
-    /// Gone for good: emits fail at the call site.
-    Closed,
-    Recovered(bool),
-    /// Emits waiting for a connection.
-    Buffered(usize),
-}
-
-/// What the core wants done.
-#[derive(Debug)]
-pub(crate) enum Output {
-    /// The answer to a `Connect`.
-    ConnectReply {
-        token: Token,
-        result: Result<(), Error>,
-    },
-    /// The answer to an emit that asked for an acknowledgement.
-    AckReply {
-        token: Token,
-        result: Result<Args, Error>,
-    },
-    /// What the handles of `namespace` see changed.
-    Status { namespace: Arc<str>, status: Status },
-    /// Something for the application of `namespace` (never `Event::Message`: see `Message`).
-    Event { namespace: Arc<str>, event: Event },
-    /// The server emitted an event; `ack` is its acknowledgement id, `size` its wire size.
-    Message {
-        namespace: Arc<str>,
-        event: String,
-        args: Args,
-        ack: Option<u64>,
-        size: usize,
-    },
-    /// `namespace` is gone: its event stream ends.
-    Forget { namespace: Arc<str> },
-    /// Open an Engine.IO session with `version`, then call `handle_link_open` or
-    /// `handle_link_failed`. `query_auth` goes into the handshake query (socket.io 2 servers
-    /// take the main namespace's auth there).
-    OpenLink {
-        version: EngineVersion,
-        query_auth: Option<Value>,
-    },
-    /// Close the current link (politely); it carries nothing for the core any more.
-    DropLink,
-    /// Every namespace is gone; `error` is the last failure, for callers still queued.
-    Finished {
-        reason: DisconnectReason,
-        error: Option<Error>,
-    },
-}
-
-/// The options the core acts on.
-#[derive(Debug, Clone)]
-pub(crate) struct CoreConfig {
-    /// `EngineVersion::Auto` starts with v4 and switches to v3 when the server turns out to
-    /// be a socket.io 2 one.
-    pub(crate) version: EngineVersion,
-    pub(crate) reconnection: bool,
-    pub(crate) reconnection_attempts: Option<u32>,
-    pub(crate) reconnection_delay: Duration,
-    pub(crate) reconnection_delay_max: Duration,
-    pub(crate) randomization_factor: f64,
-    pub(crate) retry_initial_connect: bool,
-    /// At-least-once delivery: resend each emit until acknowledged, this many times more.
-    pub(crate) retries: Option<u32>,
-    pub(crate) ack_timeout: Duration,
-    /// The connect timeout (for the error of a connect that ran out of it).
-    pub(crate) timeout: Duration,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Timer {
@@ -579,186 +471,6 @@ impl ClientCore {
         }
     }
 
-    /// A complete packet from the server; `size` is its weight on the wire.
-    pub(crate) fn handle_message(&mut self, now: Instant, packet: Packet, size: usize) {
-        let Link::Up(transport) = self.link else {
-            return;
-        };
-        if let Err(error) = self.on_packet(now, packet, size, transport) {
-            let error = Error::Protocol(error);
-            if !(is_socketio2_server(&error) && self.switch_to_v3(now)) {
-                self.handle_link_lost(now, DisconnectReason::ParseError, Some(error));
-            }
-        }
-    }
-
-    fn on_packet(
-        &mut self,
-        now: Instant,
-        packet: Packet,
-        size: usize,
-        transport: Transport,
-    ) -> Result<(), ProtocolError> {
-        match packet.kind {
-            PacketType::Connect => self.on_connected(now, packet, transport)?,
-            PacketType::ConnectError => {
-                let Some(namespace) = self.key(&packet.nsp) else {
-                    return Ok(());
-                };
-                let error = namespace::refusal(&packet.nsp, packet.data);
-                let socket = self.namespaces.get_mut(&namespace).expect("present");
-                if socket.has_reply() {
-                    self.close_namespace(
-                        &namespace,
-                        DisconnectReason::IoServerDisconnect,
-                        Some(&error),
-                    );
-                } else {
-                    // Refused on a reconnection (e.g. an expired token): the socket is closed,
-                    // the application hears why.
-                    self.status(&namespace, Status::Closed);
-                    self.status(&namespace, Status::Connected(false));
-                    self.event(&namespace, Event::Error(Arc::new(error.clone())));
-                    self.drop_namespace(&namespace, &error);
-                }
-                if self.namespaces.is_empty() {
-                    self.finish(DisconnectReason::IoServerDisconnect);
-                }
-            }
-            PacketType::Disconnect => {
-                if let Some(namespace) = self.key(&packet.nsp) {
-                    self.close_namespace(&namespace, DisconnectReason::IoServerDisconnect, None);
-                }
-                if self.namespaces.is_empty() {
-                    self.finish(DisconnectReason::IoServerDisconnect);
-                }
-            }
-            PacketType::Event | PacketType::BinaryEvent => {
-                let Some(namespace) = self.key(&packet.nsp) else {
-                    return Ok(());
-                };
-                let (event, values) = split_event(packet.data)?;
-                let socket = self.namespaces.get_mut(&namespace).expect("present");
-                // With connection-state recovery on, the server appends its offset to every
-                // event as a last string argument (left in place, as the JS client does).
-                if socket.pid.is_some() {
-                    if let Some(Value::String(offset)) = values.last() {
-                        socket.offset = Some(offset.clone());
-                    }
-                }
-                self.outputs.push_back(Output::Message {
-                    namespace,
-                    event,
-                    args: Args::from_wire(values, packet.attachments),
-                    ack: packet.id,
-                    size,
-                });
-            }
-            PacketType::Ack | PacketType::BinaryAck => {
-                let Some(id) = packet.id else {
-                    return Err(ProtocolError::InvalidPacket("ack without an id".into()));
-                };
-                let Some(namespace) = self.key(&packet.nsp) else {
-                    return Ok(());
-                };
-                let socket = self.namespaces.get_mut(&namespace).expect("present");
-                let answered = socket.acks.answer(id);
-                let args = || Args::from_wire(ack_args(packet.data), packet.attachments);
-                match answered {
-                    Answered::Pending(token) => {
-                        self.timers.cancel(&Timer::Ack(namespace, id));
-                        self.outputs.push_back(Output::AckReply {
-                            token,
-                            result: Ok(args()),
-                        });
-                    }
-                    Answered::QueueHead(token) => {
-                        self.timers.cancel(&Timer::Retry(namespace.clone()));
-                        if let Some(token) = token {
-                            self.outputs.push_back(Output::AckReply {
-                                token,
-                                result: Ok(args()),
-                            });
-                        }
-                        self.drain_queue(now, &namespace);
-                    }
-                    Answered::Nobody => {}
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The server accepted a namespace: answer the caller, announce it, send what waited.
-    fn on_connected(
-        &mut self,
-        now: Instant,
-        packet: Packet,
-        transport: Transport,
-    ) -> Result<(), ProtocolError> {
-        // Before the namespace lookup: socket.io 2 joins "/" unasked.
-        if self.version != EngineVersion::V3
-            && detect::connect_reply_is_socketio2(packet.data.as_ref())
-        {
-            return Err(detect::socketio2_server(format!(
-                "its CONNECT reply for {} carries no sid",
-                packet.nsp
-            )));
-        }
-        let Some(namespace) = self.key(&packet.nsp) else {
-            return Ok(());
-        };
-        let socket = self.namespaces.get_mut(&namespace).expect("present");
-        let Phase::Connecting { reply, attempt } =
-            std::mem::replace(&mut socket.phase, Phase::Connected)
-        else {
-            if !socket.is_connected() {
-                // Waiting (not asked on this link): stays so.
-                let reply = socket.take_reply();
-                socket.phase = Phase::Waiting { reply };
-            }
-            return Ok(());
-        };
-        let recovered = socket.accept_pid(packet.data.as_ref());
-        let buffered = std::mem::take(&mut socket.buffer);
-        socket.acks.mark_sent();
-        self.timers.cancel(&Timer::Connect(namespace.clone()));
-        self.status(&namespace, Status::Recovered(recovered));
-        self.status(&namespace, Status::Connected(true));
-        if let Some(token) = reply {
-            self.outputs.push_back(Output::ConnectReply {
-                token,
-                result: Ok(()),
-            });
-        }
-        self.event(
-            &namespace,
-            Event::Connected {
-                namespace: packet.nsp.clone(),
-                transport,
-            },
-        );
-        if let Some(attempt) = attempt {
-            self.event(
-                &namespace,
-                Event::Reconnected {
-                    attempt,
-                    transport,
-                    recovered,
-                },
-            );
-        }
-        if !buffered.is_empty() {
-            self.status(&namespace, Status::Buffered(0));
-        }
-        self.ever_connected = true;
-        self.backoff.reset();
-        self.transmit
-            .extend(buffered.into_iter().map(|(packet, _held)| packet));
-        self.drain_queue(now, &namespace);
-        Ok(())
-    }
-
     pub(crate) fn handle_timeout(&mut self, now: Instant) {
         while let Some(timer) = self.timers.pop_expired(now) {
             match timer {
@@ -849,76 +561,6 @@ impl ClientCore {
         });
     }
 
-    /// With `EngineVersion::Auto`, a v4 link reached a socket.io 2 server: the link (if any)
-    /// is dropped, its namespaces wait again with their callers, and the next link, opened at
-    /// once, speaks v3. `false` when that does not apply (not `Auto`, already v3, or a
-    /// namespace already connected on the link, which a socket.io 2 server never allows).
-    fn switch_to_v3(&mut self, now: Instant) -> bool {
-        let connected = self.namespaces.values().any(Namespace::is_connected);
-        if !self.detect_version || self.version == EngineVersion::V3 || connected {
-            return false;
-        }
-        self.version = EngineVersion::V3;
-        if self.is_linked() {
-            self.transmit.clear();
-            self.outputs.push_back(Output::DropLink);
-        }
-        for socket in self.namespaces.values_mut() {
-            let reply = socket.take_reply();
-            socket.phase = Phase::Waiting { reply };
-        }
-        self.open_link(now);
-        true
-    }
-
-    /// Plans the next reconnection attempt, or gives up after the configured attempts.
-    fn schedule_reconnect(&mut self, now: Instant) {
-        if !self.config.reconnection && self.ever_connected {
-            self.finish(DisconnectReason::TransportClose);
-            return;
-        }
-        let attempt = self.backoff.attempts().saturating_add(1);
-        if self
-            .config
-            .reconnection_attempts
-            .is_some_and(|max| attempt > max)
-        {
-            let error = self
-                .last_error
-                .clone()
-                .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
-            let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
-            for namespace in names {
-                let socket = self.namespaces.get(&namespace).expect("present");
-                if socket.has_reply() {
-                    self.close_namespace(
-                        &namespace,
-                        DisconnectReason::TransportClose,
-                        Some(&error),
-                    );
-                } else {
-                    self.status(&namespace, Status::Closed);
-                    self.event(&namespace, Event::ReconnectFailed);
-                    self.drop_namespace(&namespace, &error);
-                }
-            }
-            self.finish(DisconnectReason::TransportClose);
-            return;
-        }
-        let delay = self.backoff.next_delay(self.random.next_f64());
-        self.timers
-            .set(Timer::Reconnect, deadline_after(now, delay));
-        let announce: Vec<Arc<str>> = self
-            .namespaces
-            .iter()
-            .filter(|(_, s)| matches!(s.phase, Phase::Waiting { reply: None }))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for namespace in announce {
-            self.event(&namespace, Event::Reconnecting { attempt, delay });
-        }
-    }
-
     /// Sends the head of a namespace's at-least-once queue when nothing of it is in flight.
     fn drain_queue(&mut self, now: Instant, namespace: &Arc<str>) {
         if !self.is_linked() {
@@ -942,90 +584,6 @@ impl ClientCore {
         let at = deadline_after(now, head.timeout);
         self.timers.set(Timer::Retry(namespace.clone()), at);
         self.transmit.push_back(packet);
-    }
-
-    /// Ends one namespace for good: its callers fail, the application hears why (when it was
-    /// connected), its event stream ends.
-    fn close_namespace(
-        &mut self,
-        namespace: &Arc<str>,
-        reason: DisconnectReason,
-        error: Option<&Error>,
-    ) {
-        let Some(socket) = self.namespaces.get_mut(namespace) else {
-            return;
-        };
-        let gone = Error::Disconnected(reason.as_str().to_string());
-        let was_connected = socket.is_connected();
-        let reply = socket.take_reply();
-        self.status(namespace, Status::Closed);
-        self.status(namespace, Status::Connected(false));
-        if let Some(token) = reply {
-            self.outputs.push_back(Output::ConnectReply {
-                token,
-                result: Err(error.cloned().unwrap_or_else(|| gone.clone())),
-            });
-        } else if was_connected {
-            if let Some(error) = error {
-                self.event(namespace, Event::Error(Arc::new(error.clone())));
-            }
-            self.event(
-                namespace,
-                Event::Disconnected {
-                    namespace: namespace.to_string(),
-                    reason,
-                },
-            );
-        }
-        // Reconnecting (no caller, not connected): the disconnect was announced when the
-        // link was lost; ending the event stream says the rest.
-        self.drop_namespace(namespace, error.unwrap_or(&gone));
-    }
-
-    /// Removes a namespace: its acks and queued emits fail with `error`, its timers go.
-    fn drop_namespace(&mut self, namespace: &Arc<str>, error: &Error) {
-        let Some(mut socket) = self.namespaces.remove(namespace) else {
-            return;
-        };
-        for token in socket.acks.take_all() {
-            self.outputs.push_back(Output::AckReply {
-                token,
-                result: Err(error.clone()),
-            });
-        }
-        if let Some(token) = socket.take_reply() {
-            self.outputs.push_back(Output::ConnectReply {
-                token,
-                result: Err(error.clone()),
-            });
-        }
-        self.timers.cancel(&Timer::Connect(namespace.clone()));
-        self.timers.cancel(&Timer::Retry(namespace.clone()));
-        // Ack timers of the namespace are skipped when they fire (no caller left).
-        self.outputs.push_back(Output::Forget {
-            namespace: namespace.clone(),
-        });
-    }
-
-    fn finish(&mut self, reason: DisconnectReason) {
-        if self.finished {
-            return;
-        }
-        self.finished = true;
-        let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
-        let error = self
-            .last_error
-            .clone()
-            .unwrap_or_else(|| Error::Disconnected("connection closed".into()));
-        for namespace in names {
-            self.status(&namespace, Status::Closed);
-            self.drop_namespace(&namespace, &error);
-        }
-        self.timers = TimerTable::default();
-        self.outputs.push_back(Output::Finished {
-            reason,
-            error: self.last_error.clone(),
-        });
     }
 
     fn key(&self, nsp: &str) -> Option<Arc<str>> {

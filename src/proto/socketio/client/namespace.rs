@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::acks::Acks;
-use super::Token;
+use super::interface::Token;
 use crate::config::AuthSource;
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::Packet;
