@@ -6,9 +6,7 @@
 use std::time::Instant;
 
 use crate::event::DisconnectReason;
-use crate::proto::engineio::{
-    CloseReason, Data, EngineVersion, Packet as EnginePacket, Session, SessionEvent,
-};
+use crate::proto::engineio::{CloseReason, Data, Packet as EnginePacket, Session, SessionEvent};
 use crate::proto::socketio as sio;
 use crate::proto::time::deadline_after;
 use crate::transport::http::HttpSettings;
@@ -33,8 +31,6 @@ pub(super) struct Link {
     /// Packets that must precede the session's own on the next flush (after an upgrade).
     preface: Vec<EnginePacket>,
     settings: HttpSettings,
-    /// The Engine.IO revision the session speaks.
-    version: EngineVersion,
 }
 
 /// What happened on the link: its transport delivered, or its upgrade probe moved.
@@ -60,7 +56,6 @@ impl Link {
         session: Session,
         transport: Active,
         settings: HttpSettings,
-        version: EngineVersion,
         max_attachments: usize,
         max_receive: usize,
     ) -> Link {
@@ -71,7 +66,6 @@ impl Link {
             upgrade: None,
             preface: Vec::new(),
             settings,
-            version,
         }
     }
 
@@ -180,7 +174,6 @@ impl Link {
             upgrade: &mut self.upgrade,
             transport: &mut self.transport,
             preface: &mut self.preface,
-            version: self.version,
         }
     }
 

@@ -346,7 +346,6 @@ impl Driver {
             Session::new(version, handshake, now),
             transport,
             settings,
-            version,
             self.config.max_attachments,
             self.config.max_receive,
         );

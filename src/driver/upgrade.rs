@@ -8,9 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::proto::engineio::{
-    EngineVersion, Frame, Packet as EnginePacket, ProbeState, UpgradeProbe,
-};
+use crate::proto::engineio::{EngineVersion, Packet as EnginePacket, ProbeState, UpgradeProbe};
 use crate::transport::net::Net;
 use crate::transport::websocket::WebSocketTransport;
 use crate::transport::{Active, Outgoing, Transport};
@@ -28,7 +26,7 @@ pub(super) enum Upgrade {
 
 pub(super) enum UpgradeStep {
     Connected(Result<WebSocketTransport, Error>),
-    Frame(Result<Option<Frame>, Error>),
+    Frame(Result<Option<EnginePacket>, Error>),
 }
 
 pub(super) async fn upgrade_step(upgrade: &mut Option<Upgrade>) -> UpgradeStep {
@@ -63,7 +61,6 @@ pub(super) struct Parts<'a> {
     pub(super) transport: &'a mut Active,
     /// Where the packets that must go first on the WebSocket are put.
     pub(super) preface: &'a mut Vec<EnginePacket>,
-    pub(super) version: EngineVersion,
 }
 
 /// Starts dialling the WebSocket `url` of a session.
@@ -109,13 +106,11 @@ impl Parts<'_> {
                 Progress::Going
             }
             UpgradeStep::Connected(Err(error)) => Progress::Failed(error.to_string()),
-            UpgradeStep::Frame(Ok(Some(frame))) => {
-                let version = self.version;
+            UpgradeStep::Frame(Ok(Some(packet))) => {
                 let Some(Upgrade::Probing { probe, .. }) = self.upgrade else {
                     return Progress::Going;
                 };
-                let result = EnginePacket::from_frame(version, frame)
-                    .and_then(|packet| probe.handle_packet(now, packet));
+                let result = probe.handle_packet(now, packet);
                 if let Err(error) = result {
                     return Progress::Failed(error.to_string());
                 }

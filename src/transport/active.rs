@@ -55,11 +55,8 @@ impl Active {
     pub(crate) async fn recv(&mut self, read: bool) -> Result<Option<Vec<Packet>>, Error> {
         match self {
             Active::WebSocket(ws) => {
-                let frame = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
-                match frame {
-                    None => Ok(None),
-                    Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
-                }
+                let packet = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
+                Ok(packet.map(|packet| vec![packet]))
             }
             Active::Polling(polling) => polling.recv(read).await.map(Some),
         }

@@ -105,6 +105,7 @@ async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome 
             "no open packet within {:?} after the upgrade (a middlebox holding the connection?)",
             config.probe_timeout
         ))),
+        Ok(Err(e @ Error::Protocol(_))) => Err(e),
         Ok(Err(e)) => Err(Error::Handshake {
             transport: Transport::WebSocket,
             status: Some(101),
@@ -112,15 +113,12 @@ async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome 
             source: Some(std::sync::Arc::new(e)),
         }),
         Ok(Ok(None)) => Err(handshake_error("closed before the open packet".into())),
-        Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame) {
-            Ok(Packet::Open(handshake)) => {
-                return Ok((Active::WebSocket(ws), handshake, Vec::new()))
-            }
-            Ok(other) => Err(handshake_error(format!(
-                "expected an open packet, got {other:?}"
-            ))),
-            Err(e) => Err(Error::Protocol(e)),
-        },
+        Ok(Ok(Some(Packet::Open(handshake)))) => {
+            return Ok((Active::WebSocket(ws), handshake, Vec::new()))
+        }
+        Ok(Ok(Some(other))) => Err(handshake_error(format!(
+            "expected an open packet, got {other:?}"
+        ))),
     };
     ws.close().await;
     outcome

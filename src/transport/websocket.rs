@@ -166,11 +166,6 @@ impl WebSocketTransport {
         })
     }
 
-    /// Protocol version spoken on this socket.
-    pub(crate) fn version(&self) -> EngineVersion {
-        self.version
-    }
-
     /// Queues packets for the socket; [`poll_io`](Self::poll_io) writes them.
     pub(crate) fn queue(&mut self, packets: impl IntoIterator<Item = Packet>) {
         for packet in packets {
@@ -256,10 +251,22 @@ impl WebSocketTransport {
         Poll::Pending
     }
 
-    /// Writes what is queued, and with `read` reads the next frame: ready with a frame,
-    /// `Ok(None)` when the server closed the WebSocket, or an error of either direction.
-    /// With `read` false (back-pressure) only writes are driven.
+    /// Writes what is queued, and with `read` reads the next frame, decoded: ready with a
+    /// packet, `Ok(None)` when the server closed the WebSocket, or an error of either
+    /// direction. With `read` false (back-pressure) only writes are driven. The one place
+    /// where WebSocket frames become Engine.IO packets.
     pub(crate) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+    ) -> Poll<Result<Option<Packet>, Error>> {
+        self.poll_frame(cx, read).map(|frame| match frame? {
+            Some(frame) => Ok(Some(Packet::from_frame(self.version, frame)?)),
+            None => Ok(None),
+        })
+    }
+
+    fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
         read: bool,
@@ -288,9 +295,9 @@ impl WebSocketTransport {
         }
     }
 
-    /// Next frame as an Engine.IO frame (writing what is queued meanwhile). `Ok(None)` when
-    /// the server closed the WebSocket. Cancel-safe: it can sit in a `select!`.
-    pub(crate) async fn recv(&mut self) -> Result<Option<Frame>, Error> {
+    /// Next Engine.IO packet (writing what is queued meanwhile). `Ok(None)` when the server
+    /// closed the WebSocket. Cancel-safe: it can sit in a `select!`.
+    pub(crate) async fn recv(&mut self) -> Result<Option<Packet>, Error> {
         poll_fn(|cx| self.poll_io(cx, true)).await
     }
 
