@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::client::query_value;
-use crate::transport::connect::{self, Opened};
+use crate::transport::connect::{self, ConnectOptions, Opened};
 use crate::transport::http::HttpSettings;
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
@@ -44,10 +44,25 @@ pub(super) fn open_link(
             query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
         }
         let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, version)?);
-        let settings = connect::http_settings(&config, endpoint, net)?;
-        let opened = tokio::time::timeout(config.timeout, connect::open(&config, &settings))
+        let options = Arc::new(connect_options(&config));
+        let settings = connect::http_settings(&options, endpoint, net)?;
+        let opened = tokio::time::timeout(config.timeout, connect::open(&options, &settings))
             .await
             .map_err(|_| Error::ConnectTimeout(config.timeout))??;
         Ok((settings, opened))
     })
+}
+
+/// The part of the user's options the transports act on.
+fn connect_options(config: &Config) -> ConnectOptions {
+    ConnectOptions {
+        url: config.url.clone(),
+        transports: config.transports.clone(),
+        headers: config.headers.clone(),
+        timeout: config.timeout,
+        probe_timeout: config.probe_timeout,
+        head_start: config.head_start,
+        remember_transport: config.remember_transport,
+        max_receive: config.max_receive,
+    }
 }
