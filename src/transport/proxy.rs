@@ -18,7 +18,8 @@ use crate::{Error, Transport};
 /// Where proxy settings come from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum ProxySetting {
-    /// The environment variables, as curl reads them (the default).
+    /// The environment variables, as curl reads them, then the operating system's proxy
+    /// settings on Windows and macOS (the default).
     #[default]
     Environment,
     /// No proxy at all.
@@ -46,7 +47,7 @@ pub(crate) fn proxy_for(setting: &ProxySetting, target: &Url) -> Result<Option<U
             };
             match specific.or_else(|| env_any(&["ALL_PROXY", "all_proxy"])) {
                 Some(url) => url,
-                None => return Ok(None),
+                None => return Ok(system_proxy(target)),
             }
         }
     };
@@ -62,6 +63,44 @@ pub(crate) fn proxy_for(setting: &ProxySetting, target: &Url) -> Result<Option<U
             url: with_scheme,
             reason: format!("proxy URL: {e}"),
         })
+}
+
+/// The proxy the operating system's settings give for `target` (Windows: the registry's
+/// `ProxyServer`/`ProxyOverride`; macOS: System Configuration), read once per process. No
+/// settings on other systems: the environment is what they use.
+fn system_proxy(target: &Url) -> Option<Url> {
+    #[cfg(any(windows, target_os = "macos"))]
+    {
+        static SYSTEM: std::sync::OnceLock<hyper_util::client::proxy::matcher::Matcher> =
+            std::sync::OnceLock::new();
+        let matcher = SYSTEM.get_or_init(hyper_util::client::proxy::matcher::Matcher::from_system);
+        intercepted(matcher, target)
+    }
+    #[cfg(not(any(windows, target_os = "macos")))]
+    {
+        let _ = target;
+        None
+    }
+}
+
+/// What hyper-util's `matcher` says for `target` (a `ws(s)` URL asked as `http(s)`), as a
+/// proxy URL with the credentials it holds for SOCKS proxies.
+#[cfg_attr(not(any(windows, target_os = "macos", test)), allow(dead_code))]
+fn intercepted(matcher: &hyper_util::client::proxy::matcher::Matcher, target: &Url) -> Option<Url> {
+    let scheme = match target.scheme() {
+        "wss" | "https" => "https",
+        _ => "http",
+    };
+    let host = target.host_str()?;
+    let port = target.port_or_known_default()?;
+    let uri: hyper::Uri = format!("{scheme}://{host}:{port}/").parse().ok()?;
+    let intercept = matcher.intercept(&uri)?;
+    let mut proxy = Url::parse(&intercept.uri().to_string()).ok()?;
+    if let Some((user, pass)) = intercept.raw_auth() {
+        let _ = proxy.set_username(user);
+        let _ = proxy.set_password(Some(pass));
+    }
+    Some(proxy)
 }
 
 fn env_any(names: &[&str]) -> Option<String> {
@@ -483,6 +522,35 @@ mod tests {
         assert!(!no_proxy_matches(&list, "other.org"));
         assert!(no_proxy_matches(&Some("*".into()), "anything"));
         assert!(!no_proxy_matches(&None, "anything"));
+    }
+
+    /// The matcher the OS settings are read into on Windows and macOS, fed here by hand.
+    #[test]
+    fn system_settings_through_the_matcher() {
+        use hyper_util::client::proxy::matcher::Matcher;
+        let matcher = Matcher::builder()
+            .http("http://proxy.corp:3128")
+            .https("socks5h://us%40er:p%2Bss@socks.corp:1080")
+            .no(".internal, 10.0.0.0/8")
+            .build();
+        let ws = Url::parse("ws://example.com/socket.io/").unwrap();
+        assert_eq!(
+            intercepted(&matcher, &ws).unwrap().as_str(),
+            "http://proxy.corp:3128/"
+        );
+        let wss = Url::parse("wss://example.com/socket.io/").unwrap();
+        let socks = intercepted(&matcher, &wss).unwrap();
+        assert_eq!(socks.scheme(), "socks5h");
+        assert_eq!(socks.host_str(), Some("socks.corp"));
+        assert_eq!(percent_decode(socks.username()), "us@er");
+        assert_eq!(percent_decode(socks.password().unwrap()), "p+ss");
+        for bypassed in ["https://api.internal/", "http://10.2.3.4:8080/"] {
+            assert_eq!(
+                intercepted(&matcher, &Url::parse(bypassed).unwrap()),
+                None,
+                "{bypassed}"
+            );
+        }
     }
 
     #[test]
