@@ -52,6 +52,7 @@ pub(crate) struct ClientPem {
 
 /// A PKCS#12 archive and its password.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
 pub(crate) struct ClientPkcs12 {
     pub(crate) der: Vec<u8>,
     pub(crate) password: String,
