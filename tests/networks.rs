@@ -253,6 +253,31 @@ fn websocket_and_polling_through_an_https_proxy() {
     );
 }
 
+/// With the platform TLS library, an `https://` proxy works too: reqwest's TLS to the proxy is
+/// the platform's, the WebSocket's is rustls with the same trust.
+#[cfg(feature = "native-tls")]
+#[test]
+fn https_proxy_with_native_tls() {
+    // One TLS hop only: OpenSSL picks a CA by subject name, and the test CAs all share one.
+    let server = mock();
+    let proxy = ConnectProxy::start_background(Some(special_credentials()));
+    let proxy_front = TlsFront::start_background(proxy.addr());
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        connect_and_exchange(
+            client(server.url())
+                .use_native_tls(true)
+                .proxy(https_proxy_url(&proxy_front, Some(&special_credentials())))
+                .add_root_certificate(proxy_front.ca_pem()),
+            transport,
+            "native-tls through an https proxy",
+        );
+    }
+    // The WebSocket tunnelled, the polling requests forwarded.
+    let stats = proxy.stats();
+    assert!(stats.tunnels >= 1 && stats.forwarded >= 1, "{stats:?}");
+    assert_eq!(proxy.stats().auth_rejected, 0);
+}
+
 #[test]
 fn wss_inside_an_https_proxy_tunnel() {
     // TLS to the server inside TLS to the proxy: two certificates, two CAs.

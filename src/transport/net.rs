@@ -302,14 +302,18 @@ fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
     }
 }
 
-fn root_store(options: &TlsOptions) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    if options.builtin_roots {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+fn root_store(options: &TlsOptions) -> Result<Arc<RootCertStore>, Error> {
+    let shared = shared_roots(options.builtin_roots, options.native_roots)?;
+    if options.extra_roots.is_empty() {
+        if shared.is_empty() {
+            return Err(tls_error(
+                "no trusted root certificate: the built-in and system roots are off and no CA was added"
+                    .into(),
+            ));
+        }
+        return Ok(shared);
     }
-    if options.native_roots {
-        add_native_roots(&mut roots)?;
-    }
+    let mut roots = (*shared).clone();
     for pem in &options.extra_roots {
         let mut found = false;
         for cert in CertificateDer::pem_slice_iter(pem) {
@@ -323,13 +327,32 @@ fn root_store(options: &TlsOptions) -> Result<RootCertStore, Error> {
             return Err(tls_error("no PEM certificate in a CA file".into()));
         }
     }
-    if roots.is_empty() {
-        return Err(tls_error(
-            "no trusted root certificate: the built-in and system roots are off and no CA was added"
-                .into(),
-        ));
+    Ok(Arc::new(roots))
+}
+
+/// The bundled and/or system roots, built once per process for each combination: reading the
+/// system store takes milliseconds and a store of a few hundred anchors tens of kilobytes,
+/// which a process with a thousand clients should pay once. (A change to `SSL_CERT_FILE`
+/// after the first client is therefore not seen.)
+fn shared_roots(builtin: bool, native: bool) -> Result<Arc<RootCertStore>, Error> {
+    static STORES: [std::sync::OnceLock<Arc<RootCertStore>>; 4] = [
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+    ];
+    let slot = &STORES[usize::from(builtin) * 2 + usize::from(native)];
+    if let Some(store) = slot.get() {
+        return Ok(store.clone());
     }
-    Ok(roots)
+    let mut roots = RootCertStore::empty();
+    if builtin {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if native {
+        add_native_roots(&mut roots)?;
+    }
+    Ok(slot.get_or_init(|| Arc::new(roots)).clone())
 }
 
 /// The PEM client chain (leaf first) and key, read as rustls wants them.
@@ -565,6 +588,54 @@ mod tests {
             .unwrap();
         assert_eq!(from, stream.local_addr().unwrap());
         assert_eq!(*attempted.lock().unwrap(), vec![unreachable, reachable]);
+    }
+
+    /// A listener on 127.0.0.1 whose accept queue is full: the kernel drops further SYNs, so
+    /// a connection attempt to it hangs like one to a blackholed route, without any traffic
+    /// leaving the machine. Returned with the connections that fill it, which must live as long
+    /// as the black hole is used.
+    async fn black_hole() -> (
+        tokio::net::TcpListener,
+        Vec<tokio::net::TcpStream>,
+        SocketAddr,
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        // Connect until one attempt hangs: the queue is full from then on.
+        for _ in 0..64 {
+            // A loopback connect with room in the queue completes in the kernel at once.
+            match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+                .await
+            {
+                Ok(Ok(stream)) => fillers.push(stream),
+                Ok(Err(e)) => panic!("connecting to the listener: {e}"),
+                Err(_) => return (listener, fillers, addr),
+            }
+        }
+        panic!("64 connections never filled a listener with backlog 0");
+    }
+
+    /// The same with the kernel's own black hole and real connects: the second address wins.
+    #[tokio::test]
+    async fn a_blackholed_address_first_loses_to_the_second() {
+        let (_blocked, _fillers, unreachable) = black_hole().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = listener.local_addr().unwrap();
+        let stream = tokio::time::timeout(
+            WAIT,
+            race_addresses(
+                vec![unreachable, reachable],
+                HAPPY_EYEBALLS_STAGGER,
+                tokio::net::TcpStream::connect,
+            ),
+        )
+        .await
+        .expect("the reachable address won within the deadline")
+        .expect("connected");
+        assert_eq!(stream.peer_addr().unwrap(), reachable);
     }
 
     /// A refused address moves on to the next at once, and the error of the last address is

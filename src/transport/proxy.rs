@@ -218,6 +218,8 @@ pub(crate) async fn connect_through(
     timeout: Duration,
     tls: &Arc<rustls::ClientConfig>,
 ) -> Result<BoxedIo, Error> {
+    // `Url::host_str` keeps the brackets of an IPv6 address; the tunnel requests add their own.
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     let scheme = proxy.scheme().to_string();
     if !matches!(scheme.as_str(), "http" | "https" | "socks5" | "socks5h") {
         return Err(proxy_error(
