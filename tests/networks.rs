@@ -150,6 +150,90 @@ fn socks5_and_socks5h_carry_every_transport_with_and_without_credentials() {
     }
 }
 
+/// A name under `.invalid` (RFC 2606) that only the test proxy resolves: the client never looks
+/// it up, or it could not connect.
+const PROXY_ONLY_NAME: &str = "upstream.sio-test.invalid";
+
+#[test]
+fn socks5h_reaches_a_name_only_the_proxy_knows() {
+    let server = mock();
+    let proxy = Socks5Server::start_background(Some(special_credentials()));
+    proxy.add_name(PROXY_ONLY_NAME, server.addr());
+    let target = format!("http://{PROXY_ONLY_NAME}:{}", server.addr().port());
+    for transport in EVERY_TRANSPORT {
+        connect_and_exchange(
+            client(target.clone()).proxy(proxy.url("socks5h")),
+            transport,
+            "a name only the proxy resolves",
+        );
+    }
+    let expected = SocksRequest {
+        host: SocksHost::Name(PROXY_ONLY_NAME.into()),
+        port: server.addr().port(),
+    };
+    let requests = proxy.requests();
+    assert!(requests.len() >= 3, "{requests:?}");
+    assert!(requests.iter().all(|r| r == &expected), "{requests:?}");
+}
+
+/// Set for the copy of this test binary that [`socks5h_from_all_proxy`] starts.
+const CHILD_SOCKS_TARGET: &str = "SIO_NETWORKS_TEST_SOCKS_TARGET";
+
+/// `ALL_PROXY=socks5h://…` in the environment carries every transport, with a `NO_PROXY` of
+/// ranges and domains that do not match the target. In a child process, whose environment is
+/// its own.
+#[test]
+fn socks5h_from_all_proxy() {
+    if let Ok(target) = std::env::var(CHILD_SOCKS_TARGET) {
+        for transport in EVERY_TRANSPORT {
+            connect_and_exchange(client(target.clone()), transport, "ALL_PROXY");
+        }
+        return;
+    }
+    let server = mock();
+    let proxy = Socks5Server::start_background(Some(special_credentials()));
+    proxy.add_name(PROXY_ONLY_NAME, server.addr());
+    let target = format!("http://{PROXY_ONLY_NAME}:{}", server.addr().port());
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    child
+        .args([
+            "--exact",
+            "socks5h_from_all_proxy",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(CHILD_SOCKS_TARGET, &target)
+        .env("ALL_PROXY", proxy.url("socks5h"))
+        .env("NO_PROXY", "10.0.0.0/8, fd00::/8, .corp.example");
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "all_proxy",
+        "no_proxy",
+    ] {
+        child.env_remove(name);
+    }
+    let output = child.output().expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed: {}\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let requests = proxy.requests();
+    assert!(requests.len() >= 3, "{requests:?}");
+    assert!(
+        requests
+            .iter()
+            .all(|r| r.host == SocksHost::Name(PROXY_ONLY_NAME.into())),
+        "{requests:?}"
+    );
+    assert_eq!(proxy.stats().auth_rejected, 0);
+}
+
 #[test]
 fn socks5h_reaches_node_socketio_on_websocket_and_polling() {
     let node = NodeServer::start(SioVersion::V4, NodeOptions::default());

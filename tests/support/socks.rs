@@ -4,9 +4,11 @@
 //! [`Socks5Server`] listens on 127.0.0.1 with an ephemeral port and records every `CONNECT`
 //! target as the client sent it: an address ([`SocksHost::Ip`], what `socks5://` sends after
 //! resolving the name itself) or a name ([`SocksHost::Name`], what `socks5h://` sends for the
-//! proxy to resolve). It resolves names itself and pipes bytes both ways. Tasks live in a
-//! `JoinSet` that the handle aborts on drop.
+//! proxy to resolve). It resolves names itself, first from names given to
+//! [`Socks5Server::add_name`] (names only the proxy knows, as `.onion` names behind Tor), and
+//! pipes bytes both ways. Tasks live in a `JoinSet` that the handle aborts on drop.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -78,6 +80,7 @@ struct Shared {
     credentials: Option<(String, String)>,
     counters: Counters,
     requests: Mutex<Vec<SocksRequest>>,
+    names: Mutex<HashMap<String, SocketAddr>>,
     /// `None` once the server is dropped, so a running task cannot start new ones after that.
     tasks: Mutex<Option<JoinSet<()>>>,
 }
@@ -110,6 +113,7 @@ impl Socks5Server {
             credentials,
             counters: Counters::default(),
             requests: Mutex::new(Vec::new()),
+            names: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Some(JoinSet::new())),
         });
         shared.spawn(accept_loop(listener, shared.clone()));
@@ -156,6 +160,12 @@ impl Socks5Server {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Makes the proxy resolve `name` (any port) to `addr`'s IP: a name the client itself
+    /// cannot resolve, so only `socks5h://` reaches it.
+    pub fn add_name(&self, name: &str, addr: SocketAddr) {
+        lock(&self.shared.names).insert(name.to_ascii_lowercase(), addr);
     }
 
     /// Every authenticated `CONNECT` target so far, in order.
@@ -289,7 +299,14 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
         host: host.clone(),
         port,
     });
+    let known = match &host {
+        SocksHost::Name(name) => lock(&shared.names)
+            .get(&name.to_ascii_lowercase())
+            .map(|addr| SocketAddr::new(addr.ip(), port)),
+        SocksHost::Ip(_) => None,
+    };
     let candidates: Vec<SocketAddr> = match &host {
+        _ if known.is_some() => known.into_iter().collect(),
         SocksHost::Ip(ip) => vec![SocketAddr::new(*ip, port)],
         SocksHost::Name(name) => match tokio::net::lookup_host((name.as_str(), port)).await {
             Ok(addrs) => addrs.collect(),
