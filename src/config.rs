@@ -72,6 +72,7 @@ pub(crate) struct Config {
     pub(crate) event_overflow: EventOverflow,
     pub(crate) tls: TlsOptions,
     pub(crate) proxy: ProxySetting,
+    pub(crate) resolve: Vec<(String, Vec<std::net::IpAddr>)>,
     pub(crate) reconnection: bool,
     pub(crate) reconnection_attempts: Option<u32>,
     pub(crate) reconnection_delay: Duration,
@@ -109,6 +110,7 @@ impl Config {
             event_overflow: EventOverflow::Backpressure,
             tls: TlsOptions::default(),
             proxy: ProxySetting::default(),
+            resolve: Vec::new(),
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -390,6 +392,22 @@ impl ClientBuilder {
     /// IP addresses and CIDR ranges) are read as curl reads them, never for loopback targets.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.config.proxy = ProxySetting::Explicit(url.into());
+        self
+    }
+
+    /// Connects to these addresses for `host` instead of asking DNS, on every transport (curl's
+    /// `--resolve`, reqwest's `resolve_to_addrs`): a staging server under its production
+    /// name, or a name the resolver does not know. The port stays the URL's. Several addresses
+    /// are raced as resolved ones are (Happy Eyeballs, in the given order). Does not apply to
+    /// a `socks5h://` proxy, which resolves names itself. Repeated calls add addresses.
+    pub fn resolve(
+        mut self,
+        host: impl Into<String>,
+        addrs: impl IntoIterator<Item = std::net::IpAddr>,
+    ) -> Self {
+        self.config
+            .resolve
+            .push((host.into(), addrs.into_iter().collect()));
         self
     }
 

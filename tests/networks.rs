@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use sio_client::mock::MockServer;
@@ -286,6 +286,74 @@ fn socks5_wrong_or_missing_credentials_are_refused_on_every_transport() {
         error.to_string().contains("SOCKS5") && error.to_string().contains("rejected"),
         "{error}"
     );
+}
+
+/// A listener on `ip:port` whose accept queue is full, so that the kernel drops further SYNs:
+/// a connection attempt to it hangs like one to a blackholed route (a half-broken IPv6, say),
+/// with no traffic leaving the machine. It lasts as long as the returned runtime and
+/// connections do.
+fn black_hole(ip: IpAddr, port: u16) -> (tokio::runtime::Runtime, Vec<tokio::net::TcpStream>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime for the black hole");
+    let fillers = runtime.block_on(async {
+        let socket = match ip {
+            IpAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            IpAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        socket
+            .bind(SocketAddr::from((ip, port)))
+            .unwrap_or_else(|e| panic!("bind {ip}:{port}: {e}"));
+        let listener = socket.listen(0).expect("listen with backlog 0");
+        let addr = listener.local_addr().expect("address");
+        let mut fillers = Vec::new();
+        // Connect until an attempt hangs; a loopback connect with room in the queue completes
+        // in the kernel at once.
+        for _ in 0..64 {
+            let attempt =
+                tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr));
+            match attempt.await {
+                Ok(Ok(stream)) => fillers.push(stream),
+                Ok(Err(e)) => panic!("connecting to the black hole's listener: {e}"),
+                Err(_) => {
+                    // The listener must outlive the test: leaked into the runtime's task.
+                    tokio::spawn(async move {
+                        let _listener = listener;
+                        std::future::pending::<()>().await;
+                    });
+                    return fillers;
+                }
+            }
+        }
+        panic!("64 connections never filled a listener with backlog 0");
+    });
+    (runtime, fillers)
+}
+
+/// A host with half-broken IPv6: its name resolves to an IPv6 address that never answers
+/// first, and to the server on 127.0.0.1 second. The WebSocket's Happy Eyeballs dial starts
+/// the IPv4 attempt after 250 ms and connects, where a dial that waits on the first address
+/// would run into the connect timeout; polling gets the same from reqwest (hyper's IPv4
+/// fallback after 300 ms).
+#[test]
+fn happy_eyeballs_past_an_address_that_never_answers() {
+    const NAME: &str = "dual.sio-test.invalid";
+    let server = mock();
+    let port = server.addr().port();
+    let broken_v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let (_hole, _fillers) = black_hole(broken_v6, port);
+    for transport in [Transport::WebSocket, Transport::Polling] {
+        let client = client(format!("http://{NAME}:{port}"))
+            .resolve(NAME, [broken_v6, IpAddr::V4(Ipv4Addr::LOCALHOST)])
+            .transports([transport])
+            .connect()
+            .unwrap_or_else(|e| panic!("{transport:?} past the black hole: {e}"));
+        assert_eq!(client.transport(), transport);
+        exchange(&client, "happy eyeballs");
+        client.disconnect();
+    }
 }
 
 /// `https://user:password@localhost:PORT` for a TLS front in front of `proxy`.

@@ -5,9 +5,10 @@
 //! so that sticky-session load balancers see the same cookies on the handshake, every poll and
 //! the WebSocket upgrade.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,6 +105,9 @@ pub(crate) struct Net {
     /// server's, whichever backend talks to the server).
     pub(crate) proxy_tls: Arc<ClientConfig>,
     pub(crate) proxy: ProxySetting,
+    /// Addresses given for host names instead of DNS (`ClientBuilder::resolve`), by lower-case
+    /// name.
+    resolve: HashMap<String, Vec<IpAddr>>,
     pub(crate) cookies: Arc<Jar>,
     /// One HTTP client (and connection pool) for every link of this client, built on first
     /// use: building one costs far more than a request.
@@ -138,10 +142,30 @@ impl Net {
             tls: backend,
             proxy_tls,
             proxy,
+            resolve: HashMap::new(),
             cookies: Arc::new(Jar::default()),
             http: std::sync::OnceLock::new(),
             unpooled: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Uses these addresses for these host names instead of DNS, on every transport.
+    pub(crate) fn with_resolve(mut self, overrides: &[(String, Vec<IpAddr>)]) -> Net {
+        for (host, addrs) in overrides {
+            self.resolve
+                .entry(host.to_ascii_lowercase())
+                .or_default()
+                .extend(addrs.iter().copied());
+        }
+        self
+    }
+
+    /// The addresses given for `host` instead of DNS, if any, with `port`.
+    pub(crate) fn resolved(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.resolve
+            .get(&host.to_ascii_lowercase())
+            .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
     }
 
     /// The client's HTTP client: our TLS, our cookie jar, our proxy rule.
@@ -181,11 +205,16 @@ impl Net {
             #[cfg(feature = "native-tls")]
             TlsBackend::Native(connector) => builder.use_preconfigured_tls(connector.clone()),
         };
-        let builder = if pooled {
+        let mut builder = if pooled {
             builder
         } else {
             builder.pool_max_idle_per_host(0)
         };
+        for (host, ips) in &self.resolve {
+            // Port 0: reqwest then takes the URL's port.
+            let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+            builder = builder.resolve_to_addrs(host, &addrs);
+        }
         builder
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
@@ -402,8 +431,16 @@ pub(crate) const HAPPY_EYEBALLS_STAGGER: Duration = Duration::from_millis(250);
 /// addresses interleaved by family, each attempt given a 250 ms head start before the next
 /// one starts beside it, a failure starting the next at once, and the first connection wins.
 /// A host with broken IPv6 (an address that never answers) then costs 250 ms, not a timeout.
-pub(crate) async fn dial(host: &str, port: u16) -> io::Result<tokio::net::TcpStream> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+/// `resolved` replaces DNS when given (`ClientBuilder::resolve`).
+pub(crate) async fn dial(
+    host: &str,
+    port: u16,
+    resolved: Option<Vec<SocketAddr>>,
+) -> io::Result<tokio::net::TcpStream> {
+    let addrs: Vec<SocketAddr> = match resolved {
+        Some(addrs) => addrs,
+        None => tokio::net::lookup_host((host, port)).await?.collect(),
+    };
     race_addresses(
         interleave_families(addrs),
         HAPPY_EYEBALLS_STAGGER,

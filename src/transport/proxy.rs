@@ -209,7 +209,8 @@ pub(crate) fn proxy_port(proxy: &Url) -> u16 {
 /// Opens a byte stream to `host:port` through `proxy`: a `CONNECT` tunnel through an
 /// `http://` proxy, the same inside TLS to an `https://` proxy (verified with `tls`, the
 /// client's own TLS settings), or a SOCKS5 `CONNECT` (`socks5://` resolves the name here,
-/// `socks5h://` lets the proxy resolve it). Credentials come from the proxy URL. A 407 or any
+/// `socks5h://` lets the proxy resolve it; `resolved`, from `ClientBuilder::resolve`, replaces
+/// the local lookup). Credentials come from the proxy URL. A 407 or any
 /// refusal by an HTTP proxy is a `Handshake` error carrying the proxy's status.
 pub(crate) async fn connect_through(
     proxy: &Url,
@@ -217,6 +218,7 @@ pub(crate) async fn connect_through(
     port: u16,
     timeout: Duration,
     tls: &Arc<rustls::ClientConfig>,
+    resolved: Option<Vec<std::net::SocketAddr>>,
 ) -> Result<BoxedIo, Error> {
     // `Url::host_str` keeps the brackets of an IPv6 address; the tunnel requests add their own.
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -280,10 +282,15 @@ pub(crate) async fn connect_through(
             }
             _ => {
                 // socks5: resolved here; every address is tried in turn, as a direct dial would.
-                let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
-                    .await
-                    .map_err(|e| proxy_error(None, format!("resolving {host} for SOCKS5: {e}")))?
-                    .collect();
+                let addrs: Vec<std::net::SocketAddr> = match resolved {
+                    Some(addrs) => addrs,
+                    None => tokio::net::lookup_host((host, port))
+                        .await
+                        .map_err(|e| {
+                            proxy_error(None, format!("resolving {host} for SOCKS5: {e}"))
+                        })?
+                        .collect(),
+                };
                 let mut last = proxy_error(None, format!("{host} resolved to no address"));
                 for addr in addrs {
                     let mut stream = open_tcp().await?;

@@ -111,20 +111,22 @@ impl WebSocketTransport {
             super::net::TlsBackend::Native(connector) => Connector::NativeTls(connector.clone()),
         };
         let proxy_tls = net.proxy_tls.clone();
+        let resolved = net.resolved(&host, port);
         let connect = async move {
             let tcp: BoxedIo = match &proxy {
                 Some(proxy) => {
-                    proxy::connect_through(proxy, &host, port, timeout, &proxy_tls).await?
+                    proxy::connect_through(proxy, &host, port, timeout, &proxy_tls, resolved)
+                        .await?
                 }
                 None => {
                     let host = host.trim_start_matches('[').trim_end_matches(']');
-                    let tcp = super::net::dial(host, port)
-                        .await
-                        .map_err(|e| Error::Handshake {
+                    let tcp = super::net::dial(host, port, resolved).await.map_err(|e| {
+                        Error::Handshake {
                             transport: Transport::WebSocket,
                             status: None,
                             body: e.to_string(),
-                        })?;
+                        }
+                    })?;
                     // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms
                     // per ack.
                     let _ = tcp.set_nodelay(true);
