@@ -398,8 +398,9 @@ impl ClientBuilder {
     /// Connects to these addresses for `host` instead of asking DNS, on every transport (curl's
     /// `--resolve`, reqwest's `resolve_to_addrs`): a staging server under its production
     /// name, or a name the resolver does not know. The port stays the URL's. Several addresses
-    /// are raced as resolved ones are (Happy Eyeballs, in the given order). Does not apply to
-    /// a `socks5h://` proxy, which resolves names itself. Repeated calls add addresses.
+    /// are raced as resolved ones are (Happy Eyeballs, in the given order). Through an HTTP,
+    /// HTTPS or `socks5h://` proxy the proxy resolves the server's name and this does not
+    /// apply. Repeated calls add addresses.
     pub fn resolve(
         mut self,
         host: impl Into<String>,
