@@ -98,7 +98,7 @@ pub(crate) fn start(
     // Caller mistakes surface here, at the call site, not later from the driver.
     Endpoint::new(&config.url, &config.path, &config.query, config.version)?;
     header_map(&config.headers)?;
-    let net = Arc::new(Net::new(&config.tls, config.proxy.clone())?);
+    let net = Arc::new(Net::new(&config.tls, config.proxy.clone())?.with_resolve(&config.resolve));
     if let Ok(url) = url::Url::parse(&config.url) {
         net.proxy_for(&url)?;
     }

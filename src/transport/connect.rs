@@ -202,7 +202,10 @@ fn status_of(error: &Error) -> Option<u16> {
 }
 
 /// Opens a session on the best transport that works; see the module docs.
-pub(crate) async fn open(options: &Arc<ConnectOptions>, settings: &HttpSettings) -> Result<Opened, Error> {
+pub(crate) async fn open(
+    options: &Arc<ConnectOptions>,
+    settings: &HttpSettings,
+) -> Result<Opened, Error> {
     let host = settings.endpoint.host_key();
     let configured: Vec<Transport> = options
         .transports

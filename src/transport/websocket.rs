@@ -7,19 +7,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use super::net::Net;
-use super::proxy;
+use super::proxy::{self, BoxedIo};
 use super::Outgoing;
 
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::{Error, Transport};
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Stream = WebSocketStream<MaybeTlsStream<BoxedIo>>;
 
 /// An open WebSocket carrying Engine.IO packets.
 ///
@@ -108,18 +107,25 @@ impl WebSocketTransport {
             #[cfg(feature = "native-tls")]
             super::net::TlsBackend::Native(connector) => Connector::NativeTls(connector.clone()),
         };
+        let proxy_tls = net.proxy_tls.clone();
+        let resolved = net.resolved(&host, port);
         let connect = async move {
-            let tcp = match &proxy {
-                Some(proxy) => proxy::connect_tunnel(proxy, &host, port, timeout).await?,
+            let tcp: BoxedIo = match &proxy {
+                Some(proxy) => {
+                    proxy::connect_through(proxy, &host, port, timeout, &proxy_tls, resolved)
+                        .await?
+                }
                 None => {
                     let host = host.trim_start_matches('[').trim_end_matches(']');
-                    TcpStream::connect((host, port))
+                    let tcp = super::net::dial(host, port, resolved)
                         .await
-                        .map_err(|e| Error::handshake_caused(Transport::WebSocket, None, e))?
+                        .map_err(|e| Error::handshake_caused(Transport::WebSocket, None, e))?;
+                    // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms
+                    // per ack.
+                    let _ = tcp.set_nodelay(true);
+                    Box::new(tcp)
                 }
             };
-            // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms per ack.
-            let _ = tcp.set_nodelay(true);
             Ok::<_, Error>(
                 tokio_tungstenite::client_async_tls_with_config(
                     request,
