@@ -93,9 +93,12 @@
 //! the listening socket at once, freeing the port. [`received`](MockServer::received) keeps the
 //! last [`max_received`](MockServerBuilder::max_received) events (10 000 by default).
 
+mod close_cause;
 mod engine;
+mod engine_io;
 mod faults;
 mod http;
+mod recovery;
 mod server;
 mod socket;
 mod streaming;
@@ -117,11 +120,14 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use engine_io::{MockConnection, ENGINE_MESSAGE_EVENT};
 pub use faults::Faults;
 pub use socket::{MockAck, MockSocket};
 
 use crate::payload::Args;
+use crate::proto::engineio::{Data, EngineVersion};
 use crate::Transport;
+use recovery::{RecoveryStore, Target};
 
 /// Locks a mutex, ignoring poisoning (a panicking user handler must not wedge the server).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +186,7 @@ pub struct ReceivedEvent {
 type Handler = Arc<dyn Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync>;
 type ConnectHandler = Arc<dyn Fn(&MockSocket) + Send + Sync>;
 type Guard = Arc<dyn Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync>;
+type EngineHandler = Arc<dyn Fn(&MockConnection, Data) + Send + Sync>;
 
 /// Server settings, fixed at start.
 #[derive(Clone)]
@@ -205,6 +212,13 @@ pub(crate) struct Config {
     pub(crate) max_received: usize,
     /// `Access-Control-Allow-Origin` to answer with, when CORS is on.
     pub(crate) cors_origin: Option<String>,
+    /// The Engine.IO revision spoken: V4 (socket.io 3/4), or V3 (socket.io 2).
+    pub(crate) engine_version: EngineVersion,
+    /// Plain Engine.IO: no Socket.IO layer.
+    pub(crate) engine_io_only: bool,
+    pub(crate) engine_message_handler: Option<EngineHandler>,
+    /// Connection-state recovery's maxDisconnectionDuration, when recovery is on.
+    pub(crate) recovery: Option<Duration>,
 }
 
 /// State shared by the server handle and its tasks.
@@ -223,6 +237,8 @@ pub(crate) struct Inner {
     received_dropped: AtomicU64,
     /// Panics of user handlers, caught so that the connection lives on.
     panics: Mutex<Vec<String>>,
+    /// Connection-state recovery: kept events and disconnected sessions.
+    pub(crate) recovery: Mutex<RecoveryStore>,
     tasks: Mutex<Option<JoinSet<()>>>,
     handle: Handle,
     pub(crate) listener: Mutex<Option<TcpListener>>,
@@ -310,6 +326,8 @@ impl Inner {
 /// Configures and starts a [`MockServer`]. Obtained from [`MockServer::builder`].
 pub struct MockServerBuilder {
     config: Config,
+    /// The path was chosen, so [`engine_io`](Self::engine_io) keeps it.
+    path_set: bool,
 }
 
 impl fmt::Debug for MockServerBuilder {
@@ -349,6 +367,7 @@ impl MockServerBuilder {
             path.insert(0, '/');
         }
         self.config.path = path;
+        self.path_set = true;
         self
     }
 
@@ -465,6 +484,63 @@ impl MockServerBuilder {
         self
     }
 
+    /// Speaks Engine.IO v3 and Socket.IO protocol v4, as a socket.io 2 server (checked against
+    /// socket.io 2.5 / engine.io 3.6): the handshake has no `maxPayload` and any `EIO` is
+    /// accepted, as engine.io 3 does; polling payloads are length-prefixed (`97:0{…}2:40`,
+    /// binary as `b4<base64>`; clients must ask for base64 with `b64=1`, as this crate's client
+    /// does); the client pings (`2`) and the server answers `3`, closing the session
+    /// pingInterval + pingTimeout after the last packet received; the main namespace is joined
+    /// with the handshake (`40` follows the open packet), CONNECT replies carry no data
+    /// (`40/admin,`), other namespaces take their query in the CONNECT packet
+    /// (`40/admin?token=secret,`), which connect guards get (merged over the handshake query)
+    /// instead of an auth payload, and refusals are ERROR packets with the message
+    /// (`44/admin,"not authorized"`). Without [`cors`](Self::cors), every answer carries
+    /// socket.io 2's default CORS headers (`Access-Control-Allow-Origin: *`, or the request's
+    /// `Origin` with credentials). Streaming (this crate's extension of v4) is not offered.
+    pub fn eio3(mut self) -> Self {
+        self.config.engine_version = EngineVersion::V3;
+        self.config.streaming_enabled = false;
+        self
+    }
+
+    /// A plain Engine.IO server, as Node's `engine.io` package without socket.io: no Socket.IO
+    /// layer, path `/engine.io/` unless [`path`](Self::path) says otherwise. Polling,
+    /// WebSocket and the upgrade work as in the Socket.IO mode; every message is recorded in
+    /// [`MockServer::received`] as an event named [`ENGINE_MESSAGE_EVENT`] (`"message"`) on
+    /// namespace `""`, with one argument (the text, or the binary), and handed to the hook of
+    /// [`on_engine_message`](Self::on_engine_message). Namespaces, guards and event handlers
+    /// are not used.
+    pub fn engine_io(mut self) -> Self {
+        self.config.engine_io_only = true;
+        if !self.path_set {
+            self.config.path = "/engine.io/".to_owned();
+        }
+        self
+    }
+
+    /// Runs `hook` for every message received in the plain Engine.IO mode (see
+    /// [`engine_io`](Self::engine_io)), e.g. `|conn, data| conn.send(data)` to echo.
+    pub fn on_engine_message<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&MockConnection, Data) + Send + Sync + 'static,
+    {
+        self.config.engine_message_handler = Some(Arc::new(hook));
+        self
+    }
+
+    /// Turns on connection-state recovery, as Node's `connectionStateRecovery: {
+    /// maxDisconnectionDuration }` (socket.io 4.6+, protocol v5 only): the CONNECT reply
+    /// carries a `pid`; every event sent without ack request carries an offset as its last
+    /// argument and is kept for `max_disconnection`; a socket whose connection is lost (not a
+    /// deliberate disconnect) leaves its session behind, and a client whose CONNECT auth
+    /// holds `{"pid", "offset"}` within `max_disconnection` gets the same socket id and rooms,
+    /// the events it missed (before the CONNECT reply, as Node sends them) and
+    /// [`MockSocket::recovered`]. Node's default is 2 minutes.
+    pub fn recovery(mut self, max_disconnection: Duration) -> Self {
+        self.config.recovery = Some(max_disconnection);
+        self
+    }
+
     /// Binds and starts serving. The server always runs on a small runtime of its own (one
     /// worker thread), whatever runtime awaits this: a blocking [`Client`](crate::Client) or a
     /// `*_blocking` method called from a current-thread `#[tokio::test]` would otherwise starve
@@ -495,6 +571,7 @@ impl MockServerBuilder {
     async fn start_here(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(self.config.addr).await?;
         let addr = listener.local_addr()?;
+        let max_disconnection = self.config.recovery.unwrap_or(Duration::ZERO);
         let inner = Arc::new(Inner {
             config: self.config,
             faults: Faults::new(),
@@ -505,6 +582,7 @@ impl MockServerBuilder {
             received: watch::Sender::new(VecDeque::new()),
             received_dropped: AtomicU64::new(0),
             panics: Mutex::new(Vec::new()),
+            recovery: Mutex::new(RecoveryStore::new(max_disconnection)),
             tasks: Mutex::new(Some(JoinSet::new())),
             handle: Handle::current(),
             listener: Mutex::new(Some(listener)),
@@ -583,7 +661,12 @@ impl MockServer {
                 connect_handlers: HashMap::new(),
                 max_received: 10_000,
                 cors_origin: None,
+                engine_version: EngineVersion::V4,
+                engine_io_only: false,
+                engine_message_handler: None,
+                recovery: None,
             },
+            path_set: false,
         }
     }
 
@@ -771,6 +854,12 @@ impl MockServer {
         self.handle().emit_all(nsp, event, args);
     }
 
+    /// The open sessions of a plain Engine.IO server (see [`MockServerBuilder::engine_io`]);
+    /// empty otherwise.
+    pub fn connections(&self) -> Vec<MockConnection> {
+        self.handle().connections()
+    }
+
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
         self.handle().to_room(nsp, room)
@@ -857,6 +946,8 @@ async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
     if let Some(mut tasks) = inner.shut() {
         tasks.shutdown().await;
     }
+    // A restarted Node server knows no session to recover either.
+    lock(&inner.recovery).clear();
     let listener = match kept {
         Some(listener) => listener,
         None => TcpListener::bind(inner.addr).await?,
@@ -886,21 +977,45 @@ impl MockServerHandle {
 
     /// Sends an event to every socket connected to `nsp`.
     pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
-        self.to_sockets(nsp, |_| true).emit(event, args);
+        self.to_target(Target {
+            nsp: nsp.to_owned(),
+            rooms: Vec::new(),
+            except: Vec::new(),
+        })
+        .emit(event, args);
     }
 
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
-        self.to_sockets(nsp, |s| s.in_room(room))
+        self.to_target(Target::room(nsp, room))
     }
 
-    pub(crate) fn to_sockets(&self, nsp: &str, keep: impl Fn(&MockSocket) -> bool) -> RoomEmitter {
+    /// The open sessions of a plain Engine.IO server (see
+    /// [`MockServerBuilder::engine_io`]), in no particular order; empty otherwise.
+    pub fn connections(&self) -> Vec<MockConnection> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Vec::new();
+        };
+        if !inner.config.engine_io_only {
+            return Vec::new();
+        }
+        let sessions: Vec<_> = lock(&inner.sessions).values().cloned().collect();
+        sessions.into_iter().map(MockConnection::new).collect()
+    }
+
+    pub(crate) fn to_target(&self, target: Target) -> RoomEmitter {
         let sockets = match self.inner.upgrade() {
-            Some(inner) => inner.sockets_of(nsp),
+            Some(inner) => inner
+                .sockets_of(&target.nsp)
+                .into_iter()
+                .filter(|s| target.includes(&s.rooms()))
+                .collect(),
             None => Vec::new(),
         };
         RoomEmitter {
-            sockets: sockets.into_iter().filter(|s| keep(s)).collect(),
+            server: self.inner.clone(),
+            target,
+            sockets,
         }
     }
 }
@@ -909,14 +1024,25 @@ impl MockServerHandle {
 /// or all but one ([`MockSocket::broadcast`]).
 #[derive(Debug)]
 pub struct RoomEmitter {
+    server: Weak<Inner>,
+    target: Target,
     sockets: Vec<MockSocket>,
 }
 
 impl RoomEmitter {
-    /// Sends an event to every socket in the room.
+    /// Sends an event to every socket in the room. With connection-state recovery on, it is
+    /// one event with one offset for all of them, kept for the ones that are disconnected
+    /// now and recover later, as Node's adapter does.
     pub fn emit(&self, event: &str, args: Args) {
+        let offset = self.server.upgrade().and_then(|server| {
+            server.config.recovery?;
+            let (values, attachments) = args.clone().into_wire();
+            let mut data = vec![Value::String(event.to_owned())];
+            data.extend(values);
+            Some(lock(&server.recovery).record(&self.target, Value::Array(data), attachments))
+        });
         for socket in &self.sockets {
-            socket.emit(event, args.clone());
+            socket.send_with_offset(event, args.clone(), offset.clone());
         }
     }
 
