@@ -37,6 +37,8 @@ struct State {
     pub(crate) upgrading: bool,
     /// Release the pending poll (or end the attached stream) with a noop: upgrade in progress.
     noop: bool,
+    /// The close packet was held back for the next poll (once).
+    close_deferred: bool,
     /// When the last packet arrived (v3: every packet defers the ping timeout).
     last_packet: Instant,
     /// v4: a ping is out and its pong not back yet.
@@ -120,6 +122,7 @@ impl Engine {
                 post_pending: false,
                 upgrading: false,
                 noop: false,
+                close_deferred: false,
                 last_packet: Instant::now(),
                 awaiting_pong: false,
                 pong_at: None,
@@ -212,8 +215,13 @@ impl Engine {
                 self.finish(cause);
                 return;
             }
-            // Over HTTP with no GET to carry them, the close packet waits for the next GET.
-            if graceful && st.transport != Transport::WebSocket && !st.get_pending {
+            // Over HTTP the close packet waits for the next GET when no GET is there to carry
+            // it, or when packets go first: Node closes the transport once they are written
+            // (`drain`), and the closed polling transport appends `1` to the next poll.
+            if graceful
+                && st.transport != Transport::WebSocket
+                && (!st.get_pending || !st.out.is_empty())
+            {
                 st.phase = Phase::Closing;
             } else {
                 st.phase = Phase::Closed;
@@ -274,7 +282,18 @@ impl Engine {
             }
             return None;
         }
-        let packets: Vec<Packet> = st.out.drain(..).collect();
+        let close_at = st.out.iter().position(|p| matches!(p, Packet::Close));
+        let packets: Vec<Packet> = match close_at {
+            Some(at) if for_poll && at > 0 && st.phase == Phase::Closing && !st.close_deferred => {
+                st.close_deferred = true;
+                // What was queued before the close goes alone; the next poll gets
+                // `6` + `1`, engine.io's "empty send to append close packet".
+                let first: Vec<Packet> = st.out.drain(..at).collect();
+                st.out.push_front(Packet::Noop);
+                first
+            }
+            _ => st.out.drain(..).collect(),
+        };
         st.noop = false;
         let closed = packets.iter().any(|p| matches!(p, Packet::Close));
         let was_closing = st.phase == Phase::Closing;
@@ -428,14 +447,19 @@ impl Engine {
                     }
                 }
                 // In v3 the client pings and the server answers at once.
-                (Packet::Ping(data), EngineVersion::V3) => {
+                // In v3 the client pings and the server answers at once, without the ping's data
+                // (engine.io 3 `sendPacket('pong')`; a probe is answered by the WebSocket probe).
+                (Packet::Ping(_), EngineVersion::V3) => {
                     let answering = self.server().is_some_and(|i| !i.faults.pings_stopped());
                     if answering {
-                        self.send(Packet::Pong(data));
+                        self.send(Packet::Pong(String::new()));
                     }
                 }
                 // In v4 the server pings; a client ping is "invalid heartbeat direction".
                 (Packet::Ping(_), _) => return self.close(CloseCause::TransportError, false),
+                // Only the polling transport reads a close packet; over WebSocket engine.io
+                // ignores it (the client closes the WebSocket itself).
+                (Packet::Close, _) if transport == Transport::WebSocket => {}
                 (Packet::Close, _) => return self.close(CloseCause::TransportClose, false),
                 (Packet::Message(data), _) => self.layer.on_message(self, data, transport),
                 (Packet::Open(_) | Packet::Upgrade | Packet::Noop, _) => {}

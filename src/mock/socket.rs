@@ -52,8 +52,8 @@ pub(crate) struct SioConn {
 
 struct SioState {
     decoder: Decoder,
-    /// Joined namespaces.
-    sockets: HashMap<String, MockSocket>,
+    /// Joined namespaces' sockets, in the order they joined.
+    sockets: Vec<MockSocket>,
     closed: bool,
 }
 
@@ -62,7 +62,7 @@ impl SioConn {
         Arc::new_cyclic(|me| SioConn {
             state: Mutex::new(SioState {
                 decoder: Decoder::new(MAX_ATTACHMENTS),
-                sockets: HashMap::new(),
+                sockets: Vec::new(),
                 closed: false,
             }),
             me: me.clone(),
@@ -117,7 +117,7 @@ impl Layer for SioConn {
         let sockets: Vec<MockSocket> = {
             let mut st = lock(&self.state);
             st.closed = true;
-            st.sockets.drain().map(|(_, s)| s).collect()
+            st.sockets.drain(..).collect()
         };
         let reason = match cause {
             CloseCause::ServerClose => "forced server close",
@@ -140,7 +140,11 @@ impl SioConn {
                 packet.nsp = nsp.to_owned();
             }
         }
-        let socket = lock(&self.state).sockets.get(&packet.nsp).cloned();
+        let socket = lock(&self.state)
+            .sockets
+            .iter()
+            .find(|s| s.inner.nsp == packet.nsp)
+            .cloned();
         match (socket, packet.kind) {
             (None, PacketType::Connect) => {
                 if is_socketio2(engine) {
@@ -234,21 +238,24 @@ impl SioConn {
             if st.closed {
                 return;
             }
-            st.sockets.insert(nsp.clone(), socket.clone());
+            st.sockets.push(socket.clone());
         }
         // As Node: the missed events go out before the CONNECT reply.
         for stored in missed {
             send_packet(engine, stored);
         }
-        let reply = if socketio2 {
-            // socket.io 2's CONNECT carries no data (`40`, `40/admin,`).
-            None
-        } else if let Some(pid) = &socket.inner.pid {
-            Some(json!({ "sid": socket.id(), "pid": pid }))
-        } else {
-            Some(json!({ "sid": socket.id() }))
-        };
-        send_packet(engine, connect_packet(PacketType::Connect, &nsp, reply));
+        // socket.io 2's CONNECT carries no data (`40`, `40/admin,`). The JSON is written by
+        // hand to keep Node's key order (`sid` before `pid`).
+        let mut reply = connect_packet(PacketType::Connect, &nsp, None).encode();
+        if !socketio2 {
+            let sid = Value::String(socket.id().to_owned());
+            reply.push_str(&format!("{{\"sid\":{sid}"));
+            if let Some(pid) = &socket.inner.pid {
+                reply.push_str(&format!(",\"pid\":{}", Value::String(pid.clone())));
+            }
+            reply.push('}');
+        }
+        engine.send(message(Data::Text(reply)));
         lock(&inner.sockets).push(socket.clone());
         inner.history.send_modify(|h| h.push(socket.clone()));
         if let Some(handler) = inner.config.connect_handlers.get(&nsp) {
@@ -598,9 +605,14 @@ impl MockSocket {
     }
 
     /// Disconnects the socket and closes the whole connection, as `socket.disconnect(true)`
-    /// does on Node: DISCONNECT, then the Engine.IO session closes.
+    /// does on Node: DISCONNECT for every namespace the connection joined (this one first,
+    /// then the others in the order they joined), then the Engine.IO session closes.
     pub fn disconnect_and_close(&self) {
         self.disconnect();
+        let others: Vec<MockSocket> = lock(&self.inner.conn.state).sockets.clone();
+        for socket in others {
+            socket.disconnect();
+        }
         self.inner.engine.close(CloseCause::ServerClose, true);
     }
 
@@ -608,7 +620,7 @@ impl MockSocket {
     fn detach(&self, reason: &str) {
         lock(&self.inner.conn.state)
             .sockets
-            .retain(|_, s| !Arc::ptr_eq(&s.inner, &self.inner));
+            .retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
         self.mark_disconnected(reason);
     }
 
