@@ -15,6 +15,9 @@ pub(crate) enum CloseCause {
     ParseError,
     /// The server closed the session (`disconnect(true)`, connect timeout, shutdown).
     ServerClose,
+    /// The server closed the connection alone, no DISCONNECT first (Node's
+    /// `socket.conn.close()`): to the client a lost connection, recoverable.
+    ForcedClose,
 }
 
 impl CloseCause {
@@ -25,6 +28,7 @@ impl CloseCause {
             CloseCause::TransportError => "transport error",
             CloseCause::ParseError => "parse error",
             CloseCause::ServerClose => "server namespace disconnect",
+            CloseCause::ForcedClose => "forced close",
         }
     }
 }

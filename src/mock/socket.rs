@@ -616,6 +616,13 @@ impl MockSocket {
         self.inner.engine.close(CloseCause::ServerClose, true);
     }
 
+    /// Closes the connection under the socket without DISCONNECT, as Node's
+    /// `socket.conn.close()`: the client sees its transport close and reconnects, and the
+    /// socket's reason is `forced close`, which connection-state recovery recovers from.
+    pub fn close_connection(&self) {
+        self.inner.engine.close(CloseCause::ForcedClose, true);
+    }
+
     /// Forgets the socket on its connection and marks it disconnected.
     fn detach(&self, reason: &str) {
         lock(&self.inner.conn.state)
