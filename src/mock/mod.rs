@@ -860,6 +860,20 @@ impl MockServer {
         self.handle().connections()
     }
 
+    /// Whether this is a plain Engine.IO server (see [`MockServerBuilder::engine_io`]).
+    pub fn is_engine_io(&self) -> bool {
+        self.inner.config.engine_io_only
+    }
+
+    /// The Engine.IO revision spoken: `4`, or `3` for a socket.io 2 server (see
+    /// [`MockServerBuilder::eio3`]).
+    pub fn engine_version(&self) -> u8 {
+        match self.inner.config.engine_version {
+            EngineVersion::V3 => 3,
+            _ => 4,
+        }
+    }
+
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
         self.handle().to_room(nsp, room)
