@@ -818,14 +818,21 @@ async fn engine_io_transcript(addr: SocketAddr) -> Vec<String> {
     let (sid, open) = peer.open().await;
     t.push(names.frame(&open, false));
     for body in ["4hello\u{1e}bAQID", "4a\u{1e}4b\u{1e}4c"] {
-        t.push(format!("POST {body} -> {}", peer.post(&sid, body).await.body));
+        t.push(format!(
+            "POST {body} -> {}",
+            peer.post(&sid, body).await.body
+        ));
         let r = peer.get(&sid).await;
         t.push(format!("GET -> {} {}", r.status, r.body));
     }
     // Upgrade: the pending GET is released with a noop, then the WebSocket carries the session.
     let target = format!("{}&sid={sid}", peer.base);
     let pending = tokio::spawn(async move { http(addr, "GET", &target, "").await });
-    let mut ws = ws_to(addr, &format!("/engine.io/?EIO=4&transport=websocket&sid={sid}")).await;
+    let mut ws = ws_to(
+        addr,
+        &format!("/engine.io/?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await;
     send(&mut ws, "2probe").await;
     t.push(format!("probe -> {:?}", next_frame(&mut ws).await));
     t.push(format!("pending GET -> {}", pending.await.unwrap().body));
@@ -835,7 +842,11 @@ async fn engine_io_transcript(addr: SocketAddr) -> Vec<String> {
     ws.send(Message::Binary(vec![1u8, 2].into())).await.unwrap();
     t.push(format!("ws -> {:?}", next_frame(&mut ws).await));
     let r = peer.get(&sid).await;
-    t.push(format!("GET after upgrade -> {} {}", r.status, error_body(&r)));
+    t.push(format!(
+        "GET after upgrade -> {} {}",
+        r.status,
+        error_body(&r)
+    ));
     // Over WebSocket a close packet is ignored (the client closes the WebSocket itself).
     send(&mut ws, "1").await;
     send(&mut ws, "4still open").await;
@@ -859,12 +870,24 @@ async fn engine_io_mode_answers_as_nodes_engine_io() {
     assert_eq!(from_mock, from_node);
     // Every message was recorded, on namespace "".
     let events = mock.wait_for_events(7, WAIT).await.unwrap();
-    assert!(events.iter().all(|e| e.event == "message" && e.namespace.is_empty()));
+    assert!(events
+        .iter()
+        .all(|e| e.event == "message" && e.namespace.is_empty()));
     assert_eq!(events[0].args.get::<String>(0).unwrap(), "hello");
     assert_eq!(events[1].args.binary(0).unwrap().as_ref(), &[1, 2, 3]);
     assert_eq!(events[5].transport, Transport::WebSocket);
     // No Socket.IO on that path, none on /socket.io/ either.
-    assert_eq!(http(mock.addr(), "GET", "/socket.io/?EIO=4&transport=polling", "").await.status, 404);
+    assert_eq!(
+        http(
+            mock.addr(),
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            ""
+        )
+        .await
+        .status,
+        404
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -907,7 +930,10 @@ async fn engine_io_mode_hook_sees_the_connection() {
     send(&mut ws, "4bye").await;
     assert_eq!(next(&mut ws).await, None, "the hook closed the session");
     server.wait_for_connection_count(0, WAIT).await.unwrap();
-    assert!(server.sockets().is_empty(), "no Socket.IO socket in this mode");
+    assert!(
+        server.sockets().is_empty(),
+        "no Socket.IO socket in this mode"
+    );
 }
 
 // --- the close/noop case over socket.io -----------------------------------------------------
@@ -988,7 +1014,10 @@ async fn socketio2_polling_transcript(addr: SocketAddr) -> Vec<String> {
     }
     // A disconnect with close: DISCONNECT on one poll, the close (after a noop) on the next.
     let body = v3(&[r#"42["disconnect-me"]"#]);
-    t.push(format!("POST {body} -> {}", peer.post(&sid, &body).await.body));
+    t.push(format!(
+        "POST {body} -> {}",
+        peer.post(&sid, &body).await.body
+    ));
     for _ in 0..3 {
         let r = peer.get(&sid).await;
         t.push(format!("GET -> {} {}", r.status, error_body(&r)));
@@ -1024,12 +1053,19 @@ async fn socketio2_websocket_transcript(addr: SocketAddr) -> Vec<String> {
         let frame = next_frame(&mut ws).await.unwrap();
         t.push(names.frame(&frame, false));
     }
-    for frame in ["2", r#"42["echo","hi"]"#, "40/admin?token=secret,", r#"42/admin,["echo",1]"#] {
+    for frame in [
+        "2",
+        r#"42["echo","hi"]"#,
+        "40/admin?token=secret,",
+        r#"42/admin,["echo",1]"#,
+    ] {
         send(&mut ws, frame).await;
         t.push(format!("{frame} -> {:?}", next_frame(&mut ws).await));
     }
     send(&mut ws, r#"451-["echo",{"_placeholder":true,"num":0}]"#).await;
-    ws.send(Message::Binary(vec![4u8, 1, 2].into())).await.unwrap();
+    ws.send(Message::Binary(vec![4u8, 1, 2].into()))
+        .await
+        .unwrap();
     t.push(format!("binary -> {:?}", next_frame(&mut ws).await));
     t.push(format!("attachment -> {:?}", next_frame(&mut ws).await));
 
@@ -1037,7 +1073,11 @@ async fn socketio2_websocket_transcript(addr: SocketAddr) -> Vec<String> {
     let (sid, _) = peer.open().await;
     let target = format!("{}&sid={sid}", peer.base);
     let pending = tokio::spawn(async move { http(addr, "GET", &target, "").await });
-    let mut ws = ws_to(addr, &format!("/socket.io/?EIO=3&transport=websocket&sid={sid}")).await;
+    let mut ws = ws_to(
+        addr,
+        &format!("/socket.io/?EIO=3&transport=websocket&sid={sid}"),
+    )
+    .await;
     send(&mut ws, "2probe").await;
     t.push(format!("probe -> {:?}", next_frame(&mut ws).await));
     t.push(format!("pending GET -> {}", pending.await.unwrap().body));
@@ -1068,12 +1108,22 @@ async fn socketio2_errors_and_cors_as_node_2_5() {
             ("GET", "/socket.io/?EIO=3&transport=polling&sid=nope", None),
             ("POST", "/socket.io/?EIO=3&transport=polling", None),
             ("GET", "/socket.io/?EIO=3&transport=websocket", None),
-            ("OPTIONS", "/socket.io/?EIO=3&transport=polling", Some("https://app.example")),
-            ("GET", "/socket.io/?EIO=3&transport=polling", Some("https://app.example")),
+            (
+                "OPTIONS",
+                "/socket.io/?EIO=3&transport=polling",
+                Some("https://app.example"),
+            ),
+            (
+                "GET",
+                "/socket.io/?EIO=3&transport=polling",
+                Some("https://app.example"),
+            ),
             ("GET", "/socket.io/?EIO=4&transport=polling", None),
         ] {
             let mut stream = TcpStream::connect(addr).await.unwrap();
-            let origin = origin.map(|o| format!("Origin: {o}\r\n")).unwrap_or_default();
+            let origin = origin
+                .map(|o| format!("Origin: {o}\r\n"))
+                .unwrap_or_default();
             let req = format!(
                 "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{origin}Connection: close\r\nContent-Length: 0\r\n\r\n"
             );
@@ -1106,24 +1156,23 @@ async fn socketio2_errors_and_cors_as_node_2_5() {
 
 // --- heartbeat timing -------------------------------------------------------------------------
 
-/// How long after the ping a server closes a WebSocket session that does not pong (v4), or
-/// after the open one whose client does not ping (v3).
+/// How long a server takes to close a silent WebSocket session: from the client's pong (v4:
+/// the next ping comes pingInterval later, the close pingTimeout after it) or from the open
+/// (v3: the client never pings; the close comes pingInterval + pingTimeout later).
 async fn heartbeat_expiry(addr: SocketAddr, eio: u8) -> Duration {
     let mut ws = ws_to(addr, &format!("/socket.io/?EIO={eio}&transport=websocket")).await;
     assert!(next_text(&mut ws).await.starts_with("0{"));
-    let started = Instant::now();
+    let mut started = Instant::now();
     if eio == 4 {
         send(&mut ws, "40").await;
         assert!(next_text(&mut ws).await.starts_with("40{"));
-        // The first ping is answered: the next one comes pingInterval after the pong.
         assert_eq!(next_text(&mut ws).await, "2");
         send(&mut ws, "3").await;
-        assert_eq!(next_text(&mut ws).await, "2");
+        started = Instant::now();
+        assert_eq!(next_text(&mut ws).await, "2", "the next ping");
     } else {
         assert_eq!(next_text(&mut ws).await, "40");
     }
-    let since = Instant::now();
-    let started = if eio == 4 { since } else { started };
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
             .await
@@ -1140,8 +1189,7 @@ async fn heartbeat_expiry(addr: SocketAddr, eio: u8) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeat_expires_no_later_than_on_node() {
     // Generous for a loaded machine: the point is that the mock adds no delay of its own to
-    // Node's pingTimeout after the ping (v4), or pingInterval + pingTimeout after the last
-    // packet (v3).
+    // Node's pingInterval + pingTimeout after the last pong (v4) or the last packet (v3).
     const SLACK: Duration = Duration::from_millis(250);
     let interval = Duration::from_millis(200);
     let timeout = Duration::from_millis(300);
@@ -1150,10 +1198,8 @@ async fn heartbeat_expires_no_later_than_on_node() {
         ping_timeout_ms: Some(300),
         ..NodeOptions::default()
     };
-    for (version, eio, window) in [
-        (SioVersion::V4, 4, timeout),
-        (SioVersion::V2, 3, interval + timeout),
-    ] {
+    let window = interval + timeout;
+    for (version, eio) in [(SioVersion::V4, 4), (SioVersion::V2, 3)] {
         let node = NodeServer::start(version, options.clone());
         let mut builder = MockServer::builder()
             .ping_interval(interval)
@@ -1173,6 +1219,63 @@ async fn heartbeat_expires_no_later_than_on_node() {
             "EIO {eio}: the mock closed after {on_mock:?}, Node after {on_node:?}"
         );
     }
+}
+
+/// v4: from the ping to the close when the client sends no pong but other packets, 100 ms and
+/// 650 ms after the ping. engine.io 6 moves the deadline once, to pingTimeout after the first
+/// of them, and no further.
+async fn heartbeat_expiry_with_packets(addr: SocketAddr) -> Duration {
+    let mut ws = ws_to(addr, "/socket.io/?EIO=4&transport=websocket").await;
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    send(&mut ws, "40").await;
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+    assert_eq!(next_text(&mut ws).await, "2");
+    let pinged = Instant::now();
+    for at in [100, 650] {
+        // The scenario's own timing, not a synchronisation: packets at set points in time.
+        tokio::time::sleep_until((pinged + Duration::from_millis(at)).into()).await;
+        send(&mut ws, r#"42["not a pong"]"#).await;
+    }
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server closes the session");
+        match frame {
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    pinged.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_instead_of_the_pong_defers_the_timeout_once_as_on_node() {
+    let node = NodeServer::start(
+        SioVersion::V4,
+        NodeOptions {
+            ping_interval_ms: Some(200),
+            ping_timeout_ms: Some(600),
+            ..NodeOptions::default()
+        },
+    );
+    let mock = MockServer::builder()
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(600))
+        .start()
+        .await
+        .unwrap();
+    let on_node = heartbeat_expiry_with_packets(node_addr(&node)).await;
+    let on_mock = heartbeat_expiry_with_packets(mock.addr()).await;
+    // Node closes 700 ms after the ping; deferring for the second packet too would be 1250.
+    assert!(
+        on_node < Duration::from_millis(1000),
+        "Node deferred twice? {on_node:?}"
+    );
+    assert!(
+        on_mock <= on_node + Duration::from_millis(250),
+        "the mock closed after {on_mock:?}, Node after {on_node:?}"
+    );
+    assert!(on_mock >= Duration::from_millis(650), "{on_mock:?}");
 }
 
 // --- connection-state recovery ----------------------------------------------------------------
@@ -1250,7 +1353,11 @@ where
     exchange(&mut b, &["40"], "40").await;
     let frames = exchange(
         &mut b,
-        &[r#"42["broadcast","m1"]"#, r#"42["broadcast","m2"]"#, r#"421["ack"]"#],
+        &[
+            r#"42["broadcast","m1"]"#,
+            r#"42["broadcast","m2"]"#,
+            r#"421["ack"]"#,
+        ],
         "431",
     )
     .await;

@@ -28,7 +28,9 @@ fn recovery_mock(max_disconnection: Duration) -> MockServerBuilder {
         .on("/", "broadcast", |socket, args, _ack| {
             socket.server().emit_all("/", "broadcast", args)
         })
-        .on("/", "cut-me", |socket, _args, _ack| socket.close_connection())
+        .on("/", "cut-me", |socket, _args, _ack| {
+            socket.close_connection()
+        })
         .on("/", "am-i-recovered", |socket, _args, ack| {
             if let Some(ack) = ack {
                 ack.send(Args::from_serialize(&socket.recovered()).unwrap())
@@ -186,5 +188,9 @@ fn a_session_older_than_max_disconnection_is_not_recovered() {
     assert!(!outcome.server_says_recovered);
     assert_eq!(outcome.after_reconnection, vec!["marker".to_owned()]);
     let sockets = mock.socket_history();
-    assert_ne!(sockets[0].id(), sockets.last().unwrap().id(), "a new socket id");
+    assert_ne!(
+        sockets[0].id(),
+        sockets.last().unwrap().id(),
+        "a new socket id"
+    );
 }

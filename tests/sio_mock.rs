@@ -369,7 +369,8 @@ fn doctor_reports_a_blocked_websocket_and_exits_1_when_nothing_connects() {
 
 /// The ```python block of the README's `sio mock` section.
 fn readme_pytest_example() -> String {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let start = readme
         .find("```python\n")
         .expect("a ```python block in README.md")

@@ -27,7 +27,9 @@ impl Layer for EngineIoLayer {
     fn on_open(&self, _engine: &Arc<Engine>) {}
 
     fn on_message(&self, engine: &Arc<Engine>, data: Data, transport: Transport) {
-        let Some(server) = engine.server() else { return };
+        let Some(server) = engine.server() else {
+            return;
+        };
         let args = match &data {
             Data::Text(text) => Args::from_wire(vec![Value::String(text.clone())], Vec::new()),
             Data::Binary(bytes) => Args::from_wire(vec![placeholder(0)], vec![bytes.clone()]),

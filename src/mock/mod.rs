@@ -1,6 +1,9 @@
 //! An in-process socket.io server for integration tests, answering as the reference Node
 //! socket.io 4 server does (Engine.IO v4, Socket.IO v5), with fault switches that break the
-//! transports the way networks, proxies and servers do.
+//! transports the way networks, proxies and servers do. It can also be a socket.io 2 server
+//! ([`eio3`](MockServerBuilder::eio3)), a plain Engine.IO server
+//! ([`engine_io`](MockServerBuilder::engine_io)), and keep connection state for recovery
+//! ([`recovery`](MockServerBuilder::recovery)).
 //!
 //! Enabled by the `mock-server` cargo feature. Built on the crate's own sans-IO codecs
 //! ([`crate::proto`], [`crate::payload::Args`]), over a small hand-written HTTP/1.1 layer: the
@@ -32,16 +35,22 @@
 //! - errors: `400 {"code":0,"message":"Transport unknown"}`, code 1 `Session ID unknown`, code 2
 //!   `Bad handshake method` (handshake not GET), code 3 `Bad request` (wrong transport for the
 //!   session, `transport=websocket` without upgrade), code 5 `Unsupported protocol version`
-//!   (anything but `EIO=4`: Engine.IO v3 is not spoken, as Node's default `allowEIO3: false`).
+//!   (anything but `EIO=4`, as Node's default `allowEIO3: false`; see
+//!   [`eio3`](MockServerBuilder::eio3) for a socket.io 2 server).
 //!   Refused upgrades get Node's plain-text `400` (`Transport unknown`, `Session ID unknown`).
 //! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
 //!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
 //!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
 //!   the session. A GET waits until packets are queued (a ping comes every pingInterval). A
 //!   close packet (`1`) POSTed while a GET is pending releases that GET with a noop (`6`), as
-//!   engine.io's `Polling#onClose` does.
-//! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
-//!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
+//!   engine.io's `Polling#onClose` does; over WebSocket a close packet is ignored, as on Node
+//!   (the client closes the WebSocket). A server-side close after queued packets sends them
+//!   on one poll and `6`, `1` on the next, as Node's closing transport does.
+//! - heartbeat: a ping pingInterval after the open or the last pong; no pong within
+//!   pingTimeout after the ping closes the session, at that instant (every deadline is
+//!   absolute, so a late wake-up of the server adds nothing to the next one). Another packet
+//!   while the pong is awaited moves the deadline to pingTimeout after it, once, as engine.io
+//!   6 does. A client ping closes the session (wrong heartbeat direction).
 //! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
 //!   (every 100 ms while probing), `5` switches; later polls on that sid get code 3.
 //! - Socket.IO: CONNECT (`40`, `40{auth}`, `40/nsp,{auth}`) → `40{"sid":"…"}` /

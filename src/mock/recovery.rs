@@ -93,12 +93,21 @@ impl RecoveryStore {
     }
 
     /// Keeps an event for replay and returns its offset, to append to its arguments.
-    pub(crate) fn record(&mut self, target: &Target, data: Value, attachments: Vec<Bytes>) -> String {
+    pub(crate) fn record(
+        &mut self,
+        target: &Target,
+        data: Value,
+        attachments: Vec<Bytes>,
+    ) -> String {
         let now = Instant::now();
         self.purge(now);
         self.next_offset = self.next_offset.wrapping_add(1);
         // Opaque to clients, as Node's `yeast()` ids: unique and increasing.
-        let offset = format!("{:x}-{}", self.next_offset, super::random_id().get(..4).unwrap_or("0"));
+        let offset = format!(
+            "{:x}-{}",
+            self.next_offset,
+            super::random_id().get(..4).unwrap_or("0")
+        );
         let mut data = data;
         if let Value::Array(items) = &mut data {
             items.push(Value::String(offset.clone()));

@@ -167,7 +167,9 @@ impl SioConn {
 
     fn connect(&self, engine: &Arc<Engine>, packet: Packet) {
         let Some(inner) = engine.server() else { return };
-        let Some(conn) = self.me.upgrade() else { return };
+        let Some(conn) = self.me.upgrade() else {
+            return;
+        };
         let nsp = packet.nsp.clone();
         let socketio2 = is_socketio2(engine);
         let refuse = |message: String, data: Option<Value>| {
@@ -181,7 +183,10 @@ impl SioConn {
                 }
                 body
             };
-            send_packet(engine, connect_packet(PacketType::ConnectError, &nsp, Some(body)));
+            send_packet(
+                engine,
+                connect_packet(PacketType::ConnectError, &nsp, Some(body)),
+            );
         };
         if !inner.config.namespaces.contains(&nsp) {
             return refuse("Invalid namespace".to_owned(), None);

@@ -258,8 +258,12 @@ async fn emit(server: &MockServer, body: &Value) -> Reply {
 
 /// `/emit` on a plain Engine.IO server: `{"message": "text", "socket"?: id}`.
 fn engine_message(server: &MockServer, body: &Value) -> Result<Reply, Reply> {
-    let message = str_field(body, "message")?
-        .ok_or_else(|| error(400, "a plain Engine.IO server sends {\"message\": \"text\"}"))?;
+    let message = str_field(body, "message")?.ok_or_else(|| {
+        error(
+            400,
+            "a plain Engine.IO server sends {\"message\": \"text\"}",
+        )
+    })?;
     let socket = str_field(body, "socket")?;
     let targets: Vec<MockConnection> = server
         .connections()
