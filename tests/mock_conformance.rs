@@ -939,12 +939,23 @@ async fn engine_io_mode_hook_sees_the_connection() {
 // --- the close/noop case over socket.io -----------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn socketio2_releases_a_pending_get_with_a_noop_on_close() {
-    let node = NodeServer::start_default(SioVersion::V2);
-    let mock = socketio2_mock().start().await.unwrap();
-    for (name, addr) in [("node", node_addr(&node)), ("mock", mock.addr())] {
-        let peer = Polling::new(addr, "/socket.io/", 3);
-        assert_eq!(noop_on_close(&peer, "1:1").await, "1:6", "{name}");
+async fn socketio_releases_a_pending_get_with_a_noop_on_close() {
+    for (version, eio, close, noop) in [
+        (SioVersion::V4, 4, "1", "6"),
+        (SioVersion::V2, 3, "1:1", "1:6"),
+    ] {
+        let node = NodeServer::start_default(version);
+        let mock = match version {
+            SioVersion::V2 => socketio2_mock(),
+            SioVersion::V4 => builder(),
+        }
+        .start()
+        .await
+        .unwrap();
+        for (name, addr) in [("node", node_addr(&node)), ("mock", mock.addr())] {
+            let peer = Polling::new(addr, "/socket.io/", eio);
+            assert_eq!(noop_on_close(&peer, close).await, noop, "{name} EIO {eio}");
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-pub(crate) use super::close_cause::CloseCause;
+use super::close_cause::CloseCause;
 use super::http::{Request, Response};
 use super::{lock, random_id, Inner};
 use crate::proto::engineio::{

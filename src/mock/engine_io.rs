@@ -9,7 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::engine::{message, CloseCause, Engine, Layer};
+use super::close_cause::CloseCause;
+use super::engine::{message, Engine, Layer};
 use super::ReceivedEvent;
 use crate::payload::Args;
 use crate::proto::engineio::Data;

@@ -326,7 +326,7 @@ impl Inner {
         let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, e)| e).collect();
         self.session_count.send_replace(0);
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, false);
+            engine.close(close_cause::CloseCause::ServerClose, false);
         }
         tasks
     }
@@ -581,8 +581,14 @@ impl MockServerBuilder {
         let listener = TcpListener::bind(self.config.addr).await?;
         let addr = listener.local_addr()?;
         let max_disconnection = self.config.recovery.unwrap_or(Duration::ZERO);
+        let mut config = self.config;
+        if config.engine_version == EngineVersion::V3 {
+            // Streaming is this crate's extension of Engine.IO v4 only, whatever
+            // `transports` said after `eio3`.
+            config.streaming_enabled = false;
+        }
         let inner = Arc::new(Inner {
-            config: self.config,
+            config,
             faults: Faults::new(),
             sessions: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
@@ -896,7 +902,7 @@ impl MockServer {
         }
         let sessions: Vec<_> = lock(&self.inner.sessions).values().cloned().collect();
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, true);
+            engine.close(close_cause::CloseCause::ServerClose, true);
         }
     }
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, watch};
 
-use super::engine::{message, CloseCause, Engine, Layer};
+use super::close_cause::CloseCause;
+use super::engine::{message, Engine, Layer};
 use super::recovery::Target;
 use super::{lock, random_id, MockError, MockServerHandle, ReceivedEvent, RoomEmitter};
 use crate::payload::Args;

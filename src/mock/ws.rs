@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::engine::{CloseCause, Engine};
+use super::close_cause::CloseCause;
+use super::engine::Engine;
 use super::http::Request;
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::Transport;
