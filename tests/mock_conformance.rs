@@ -765,10 +765,23 @@ fn v3(packets: &[&str]) -> String {
 /// GET lost the race and arrived after the close (then the caller tries again).
 async fn pending_get_on_close(peer: &Polling, close: &str) -> Option<String> {
     let (sid, _) = peer.open().await;
-    let target = format!("{}&sid={sid}", peer.base);
+    // The GET is written out before the POST's connection is opened: both servers accept and
+    // read connections in order, so the GET is nearly always there first.
     let addr = peer.addr;
-    let pending = tokio::spawn(async move { http(addr, "GET", &target, "").await });
-    tokio::task::yield_now().await;
+    let mut get = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {}&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        peer.base
+    );
+    get.write_all(request.as_bytes()).await.unwrap();
+    let pending = tokio::spawn(async move {
+        let mut raw = Vec::new();
+        tokio::time::timeout(WAIT, get.read_to_end(&mut raw))
+            .await
+            .expect("the GET answered in time")
+            .unwrap();
+        parse_reply(&raw)
+    });
     assert_eq!(peer.post(&sid, close).await.body, "ok");
     let answer = pending.await.unwrap();
     (answer.status == 200).then_some(answer.body)

@@ -518,7 +518,8 @@ impl MockServerBuilder {
     /// [`MockServer::received`] as an event named [`ENGINE_MESSAGE_EVENT`] (`"message"`) on
     /// namespace `""`, with one argument (the text, or the binary), and handed to the hook of
     /// [`on_engine_message`](Self::on_engine_message). Namespaces, guards and event handlers
-    /// are not used.
+    /// are not used, and there are no sockets: [`MockServer::connections`] lists the sessions,
+    /// [`MockServer::wait_for_connection_count`] waits for them.
     pub fn engine_io(mut self) -> Self {
         self.config.engine_io_only = true;
         if !self.path_set {

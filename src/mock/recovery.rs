@@ -96,19 +96,15 @@ impl RecoveryStore {
     pub(crate) fn record(
         &mut self,
         target: &Target,
-        data: Value,
+        mut data: Value,
         attachments: Vec<Bytes>,
     ) -> String {
         let now = Instant::now();
         self.purge(now);
         self.next_offset = self.next_offset.wrapping_add(1);
-        // Opaque to clients, as Node's `yeast()` ids: unique and increasing.
-        let offset = format!(
-            "{:x}-{}",
-            self.next_offset,
-            super::random_id().get(..4).unwrap_or("0")
-        );
-        let mut data = data;
+        // Opaque to clients, as Node's `yeast()` ids; unique for the server's life (a restart
+        // clears the store but not the counter). A pid, not an offset, names a session.
+        let offset = format!("{:x}", self.next_offset);
         if let Value::Array(items) = &mut data {
             items.push(Value::String(offset.clone()));
         }
