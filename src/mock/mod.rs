@@ -1,6 +1,9 @@
 //! An in-process socket.io server for integration tests, answering as the reference Node
 //! socket.io 4 server does (Engine.IO v4, Socket.IO v5), with fault switches that break the
-//! transports the way networks, proxies and servers do.
+//! transports the way networks, proxies and servers do. It can also be a socket.io 2 server
+//! ([`eio3`](MockServerBuilder::eio3)), a plain Engine.IO server
+//! ([`engine_io`](MockServerBuilder::engine_io)), and keep connection state for recovery
+//! ([`recovery`](MockServerBuilder::recovery)).
 //!
 //! Enabled by the `mock-server` cargo feature. Built on the crate's own sans-IO codecs
 //! ([`crate::proto`], [`crate::payload::Args`]), over a small hand-written HTTP/1.1 layer: the
@@ -32,16 +35,22 @@
 //! - errors: `400 {"code":0,"message":"Transport unknown"}`, code 1 `Session ID unknown`, code 2
 //!   `Bad handshake method` (handshake not GET), code 3 `Bad request` (wrong transport for the
 //!   session, `transport=websocket` without upgrade), code 5 `Unsupported protocol version`
-//!   (anything but `EIO=4`: Engine.IO v3 is not spoken, as Node's default `allowEIO3: false`).
+//!   (anything but `EIO=4`, as Node's default `allowEIO3: false`; see
+//!   [`eio3`](MockServerBuilder::eio3) for a socket.io 2 server).
 //!   Refused upgrades get Node's plain-text `400` (`Transport unknown`, `Session ID unknown`).
 //! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
 //!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
 //!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
 //!   the session. A GET waits until packets are queued (a ping comes every pingInterval). A
 //!   close packet (`1`) POSTed while a GET is pending releases that GET with a noop (`6`), as
-//!   engine.io's `Polling#onClose` does.
-//! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
-//!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
+//!   engine.io's `Polling#onClose` does; over WebSocket a close packet is ignored, as on Node
+//!   (the client closes the WebSocket). A server-side close after queued packets sends them
+//!   on one poll and `6`, `1` on the next, as Node's closing transport does.
+//! - heartbeat: a ping pingInterval after the open or the last pong; no pong within
+//!   pingTimeout after the ping closes the session, at that instant (every deadline is
+//!   absolute, so a late wake-up of the server adds nothing to the next one). Another packet
+//!   while the pong is awaited moves the deadline to pingTimeout after it, once, as engine.io
+//!   6 does. A client ping closes the session (wrong heartbeat direction).
 //! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
 //!   (every 100 ms while probing), `5` switches; later polls on that sid get code 3.
 //! - Socket.IO: CONNECT (`40`, `40{auth}`, `40/nsp,{auth}`) → `40{"sid":"…"}` /
@@ -93,9 +102,12 @@
 //! the listening socket at once, freeing the port. [`received`](MockServer::received) keeps the
 //! last [`max_received`](MockServerBuilder::max_received) events (10 000 by default).
 
+mod close_cause;
 mod engine;
+mod engine_io;
 mod faults;
 mod http;
+mod recovery;
 mod server;
 mod socket;
 mod streaming;
@@ -117,11 +129,14 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use engine_io::{MockConnection, ENGINE_MESSAGE_EVENT};
 pub use faults::Faults;
 pub use socket::{MockAck, MockSocket};
 
 use crate::payload::Args;
+use crate::proto::engineio::{Data, EngineVersion};
 use crate::Transport;
+use recovery::{RecoveryStore, Target};
 
 /// Locks a mutex, ignoring poisoning (a panicking user handler must not wedge the server).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -180,6 +195,7 @@ pub struct ReceivedEvent {
 type Handler = Arc<dyn Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync>;
 type ConnectHandler = Arc<dyn Fn(&MockSocket) + Send + Sync>;
 type Guard = Arc<dyn Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync>;
+type EngineHandler = Arc<dyn Fn(&MockConnection, Data) + Send + Sync>;
 
 /// Server settings, fixed at start.
 #[derive(Clone)]
@@ -205,6 +221,13 @@ pub(crate) struct Config {
     pub(crate) max_received: usize,
     /// `Access-Control-Allow-Origin` to answer with, when CORS is on.
     pub(crate) cors_origin: Option<String>,
+    /// The Engine.IO revision spoken: V4 (socket.io 3/4), or V3 (socket.io 2).
+    pub(crate) engine_version: EngineVersion,
+    /// Plain Engine.IO: no Socket.IO layer.
+    pub(crate) engine_io_only: bool,
+    pub(crate) engine_message_handler: Option<EngineHandler>,
+    /// Connection-state recovery's maxDisconnectionDuration, when recovery is on.
+    pub(crate) recovery: Option<Duration>,
 }
 
 /// State shared by the server handle and its tasks.
@@ -223,6 +246,8 @@ pub(crate) struct Inner {
     received_dropped: AtomicU64,
     /// Panics of user handlers, caught so that the connection lives on.
     panics: Mutex<Vec<String>>,
+    /// Connection-state recovery: kept events and disconnected sessions.
+    pub(crate) recovery: Mutex<RecoveryStore>,
     tasks: Mutex<Option<JoinSet<()>>>,
     handle: Handle,
     pub(crate) listener: Mutex<Option<TcpListener>>,
@@ -301,7 +326,7 @@ impl Inner {
         let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, e)| e).collect();
         self.session_count.send_replace(0);
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, false);
+            engine.close(close_cause::CloseCause::ServerClose, false);
         }
         tasks
     }
@@ -310,6 +335,8 @@ impl Inner {
 /// Configures and starts a [`MockServer`]. Obtained from [`MockServer::builder`].
 pub struct MockServerBuilder {
     config: Config,
+    /// The path was chosen, so [`engine_io`](Self::engine_io) keeps it.
+    path_set: bool,
 }
 
 impl fmt::Debug for MockServerBuilder {
@@ -349,6 +376,7 @@ impl MockServerBuilder {
             path.insert(0, '/');
         }
         self.config.path = path;
+        self.path_set = true;
         self
     }
 
@@ -465,6 +493,64 @@ impl MockServerBuilder {
         self
     }
 
+    /// Speaks Engine.IO v3 and Socket.IO protocol v4, as a socket.io 2 server (checked against
+    /// socket.io 2.5 / engine.io 3.6): the handshake has no `maxPayload` and any `EIO` is
+    /// accepted, as engine.io 3 does; polling payloads are length-prefixed (`97:0{…}2:40`,
+    /// binary as `b4<base64>`; clients must ask for base64 with `b64=1`, as this crate's client
+    /// does); the client pings (`2`) and the server answers `3`, closing the session
+    /// pingInterval + pingTimeout after the last packet received; the main namespace is joined
+    /// with the handshake (`40` follows the open packet), CONNECT replies carry no data
+    /// (`40/admin,`), other namespaces take their query in the CONNECT packet
+    /// (`40/admin?token=secret,`), which connect guards get (merged over the handshake query)
+    /// instead of an auth payload, and refusals are ERROR packets with the message
+    /// (`44/admin,"not authorized"`). Without [`cors`](Self::cors), every answer carries
+    /// socket.io 2's default CORS headers (`Access-Control-Allow-Origin: *`, or the request's
+    /// `Origin` with credentials). Streaming (this crate's extension of v4) is not offered.
+    pub fn eio3(mut self) -> Self {
+        self.config.engine_version = EngineVersion::V3;
+        self.config.streaming_enabled = false;
+        self
+    }
+
+    /// A plain Engine.IO server, as Node's `engine.io` package without socket.io: no Socket.IO
+    /// layer, path `/engine.io/` unless [`path`](Self::path) says otherwise. Polling,
+    /// WebSocket and the upgrade work as in the Socket.IO mode; every message is recorded in
+    /// [`MockServer::received`] as an event named [`ENGINE_MESSAGE_EVENT`] (`"message"`) on
+    /// namespace `""`, with one argument (the text, or the binary), and handed to the hook of
+    /// [`on_engine_message`](Self::on_engine_message). Namespaces, guards and event handlers
+    /// are not used, and there are no sockets: [`MockServer::connections`] lists the sessions,
+    /// [`MockServer::wait_for_connection_count`] waits for them.
+    pub fn engine_io(mut self) -> Self {
+        self.config.engine_io_only = true;
+        if !self.path_set {
+            self.config.path = "/engine.io/".to_owned();
+        }
+        self
+    }
+
+    /// Runs `hook` for every message received in the plain Engine.IO mode (see
+    /// [`engine_io`](Self::engine_io)), e.g. `|conn, data| conn.send(data)` to echo.
+    pub fn on_engine_message<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&MockConnection, Data) + Send + Sync + 'static,
+    {
+        self.config.engine_message_handler = Some(Arc::new(hook));
+        self
+    }
+
+    /// Turns on connection-state recovery, as Node's `connectionStateRecovery: {
+    /// maxDisconnectionDuration }` (socket.io 4.6+, protocol v5 only): the CONNECT reply
+    /// carries a `pid`; every event sent without ack request carries an offset as its last
+    /// argument and is kept for `max_disconnection`; a socket whose connection is lost (not a
+    /// deliberate disconnect) leaves its session behind, and a client whose CONNECT auth
+    /// holds `{"pid", "offset"}` within `max_disconnection` gets the same socket id and rooms,
+    /// the events it missed (before the CONNECT reply, as Node sends them) and
+    /// [`MockSocket::recovered`]. Node's default is 2 minutes.
+    pub fn recovery(mut self, max_disconnection: Duration) -> Self {
+        self.config.recovery = Some(max_disconnection);
+        self
+    }
+
     /// Binds and starts serving. The server always runs on a small runtime of its own (one
     /// worker thread), whatever runtime awaits this: a blocking [`Client`](crate::Client) or a
     /// `*_blocking` method called from a current-thread `#[tokio::test]` would otherwise starve
@@ -495,8 +581,15 @@ impl MockServerBuilder {
     async fn start_here(self) -> std::io::Result<MockServer> {
         let listener = TcpListener::bind(self.config.addr).await?;
         let addr = listener.local_addr()?;
+        let max_disconnection = self.config.recovery.unwrap_or(Duration::ZERO);
+        let mut config = self.config;
+        if config.engine_version == EngineVersion::V3 {
+            // Streaming is this crate's extension of Engine.IO v4 only, whatever
+            // `transports` said after `eio3`.
+            config.streaming_enabled = false;
+        }
         let inner = Arc::new(Inner {
-            config: self.config,
+            config,
             faults: Faults::new(),
             sessions: Mutex::new(HashMap::new()),
             sockets: Mutex::new(Vec::new()),
@@ -505,6 +598,7 @@ impl MockServerBuilder {
             received: watch::Sender::new(VecDeque::new()),
             received_dropped: AtomicU64::new(0),
             panics: Mutex::new(Vec::new()),
+            recovery: Mutex::new(RecoveryStore::new(max_disconnection)),
             tasks: Mutex::new(Some(JoinSet::new())),
             handle: Handle::current(),
             listener: Mutex::new(Some(listener)),
@@ -583,7 +677,12 @@ impl MockServer {
                 connect_handlers: HashMap::new(),
                 max_received: 10_000,
                 cors_origin: None,
+                engine_version: EngineVersion::V4,
+                engine_io_only: false,
+                engine_message_handler: None,
+                recovery: None,
             },
+            path_set: false,
         }
     }
 
@@ -771,6 +870,26 @@ impl MockServer {
         self.handle().emit_all(nsp, event, args);
     }
 
+    /// The open sessions of a plain Engine.IO server (see [`MockServerBuilder::engine_io`]);
+    /// empty otherwise.
+    pub fn connections(&self) -> Vec<MockConnection> {
+        self.handle().connections()
+    }
+
+    /// Whether this is a plain Engine.IO server (see [`MockServerBuilder::engine_io`]).
+    pub fn is_engine_io(&self) -> bool {
+        self.inner.config.engine_io_only
+    }
+
+    /// The Engine.IO revision spoken: `4`, or `3` for a socket.io 2 server (see
+    /// [`MockServerBuilder::eio3`]).
+    pub fn engine_version(&self) -> u8 {
+        match self.inner.config.engine_version {
+            EngineVersion::V3 => 3,
+            _ => 4,
+        }
+    }
+
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
         self.handle().to_room(nsp, room)
@@ -784,7 +903,7 @@ impl MockServer {
         }
         let sessions: Vec<_> = lock(&self.inner.sessions).values().cloned().collect();
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, true);
+            engine.close(close_cause::CloseCause::ServerClose, true);
         }
     }
 
@@ -857,6 +976,8 @@ async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
     if let Some(mut tasks) = inner.shut() {
         tasks.shutdown().await;
     }
+    // A restarted Node server knows no session to recover either.
+    lock(&inner.recovery).clear();
     let listener = match kept {
         Some(listener) => listener,
         None => TcpListener::bind(inner.addr).await?,
@@ -886,21 +1007,45 @@ impl MockServerHandle {
 
     /// Sends an event to every socket connected to `nsp`.
     pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
-        self.to_sockets(nsp, |_| true).emit(event, args);
+        self.to_target(Target {
+            nsp: nsp.to_owned(),
+            rooms: Vec::new(),
+            except: Vec::new(),
+        })
+        .emit(event, args);
     }
 
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
-        self.to_sockets(nsp, |s| s.in_room(room))
+        self.to_target(Target::room(nsp, room))
     }
 
-    pub(crate) fn to_sockets(&self, nsp: &str, keep: impl Fn(&MockSocket) -> bool) -> RoomEmitter {
+    /// The open sessions of a plain Engine.IO server (see
+    /// [`MockServerBuilder::engine_io`]), in no particular order; empty otherwise.
+    pub fn connections(&self) -> Vec<MockConnection> {
+        let Some(inner) = self.inner.upgrade() else {
+            return Vec::new();
+        };
+        if !inner.config.engine_io_only {
+            return Vec::new();
+        }
+        let sessions: Vec<_> = lock(&inner.sessions).values().cloned().collect();
+        sessions.into_iter().map(MockConnection::new).collect()
+    }
+
+    pub(crate) fn to_target(&self, target: Target) -> RoomEmitter {
         let sockets = match self.inner.upgrade() {
-            Some(inner) => inner.sockets_of(nsp),
+            Some(inner) => inner
+                .sockets_of(&target.nsp)
+                .into_iter()
+                .filter(|s| target.includes(&s.rooms()))
+                .collect(),
             None => Vec::new(),
         };
         RoomEmitter {
-            sockets: sockets.into_iter().filter(|s| keep(s)).collect(),
+            server: self.inner.clone(),
+            target,
+            sockets,
         }
     }
 }
@@ -909,14 +1054,25 @@ impl MockServerHandle {
 /// or all but one ([`MockSocket::broadcast`]).
 #[derive(Debug)]
 pub struct RoomEmitter {
+    server: Weak<Inner>,
+    target: Target,
     sockets: Vec<MockSocket>,
 }
 
 impl RoomEmitter {
-    /// Sends an event to every socket in the room.
+    /// Sends an event to every socket in the room. With connection-state recovery on, it is
+    /// one event with one offset for all of them, kept for the ones that are disconnected
+    /// now and recover later, as Node's adapter does.
     pub fn emit(&self, event: &str, args: Args) {
+        let offset = self.server.upgrade().and_then(|server| {
+            server.config.recovery?;
+            let (values, attachments) = args.clone().into_wire();
+            let mut data = vec![Value::String(event.to_owned())];
+            data.extend(values);
+            Some(lock(&server.recovery).record(&self.target, Value::Array(data), attachments))
+        });
         for socket in &self.sockets {
-            socket.emit(event, args.clone());
+            socket.send_with_offset(event, args.clone(), offset.clone());
         }
     }
 
