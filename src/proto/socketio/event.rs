@@ -1,6 +1,7 @@
 //! An event on the wire: the packet data `[name, ..args]`. One rule for both directions and for
-//! both the client and the mock server: the name is a non-empty-array's first element and a
-//! string; everything after it is the arguments, in order.
+//! both the client and the mock server: the name is the first element of a non-empty array, a
+//! string or a number (socket.io-parser accepts both; a number names the same listeners as its
+//! decimal string); everything after it is the arguments, in order.
 
 use serde_json::Value;
 
@@ -25,12 +26,13 @@ pub fn split_event(data: Option<Value>) -> Result<(String, Vec<Value>), Protocol
     if values.is_empty() {
         return Err(ProtocolError::InvalidPacket("event without a name".into()));
     }
-    let Value::String(name) = values.remove(0) else {
-        return Err(ProtocolError::InvalidPacket(
+    match values.remove(0) {
+        Value::String(name) => Ok((name, values)),
+        Value::Number(n) => Ok((n.to_string(), values)),
+        _ => Err(ProtocolError::InvalidPacket(
             "event name is not a string".into(),
-        ));
-    };
-    Ok((name, values))
+        )),
+    }
 }
 
 /// The arguments of an ACK packet's data (a lone value counts as one argument).
@@ -55,7 +57,16 @@ mod tests {
             split_event(Some(data)).unwrap(),
             ("chat".to_string(), vec![json!(1), json!("a")])
         );
-        for bad in [None, Some(json!({})), Some(json!([])), Some(json!([1, 2]))] {
+        assert_eq!(
+            split_event(Some(json!([7, true]))).unwrap(),
+            ("7".to_string(), vec![json!(true)])
+        );
+        for bad in [
+            None,
+            Some(json!({})),
+            Some(json!([])),
+            Some(json!([null, 2])),
+        ] {
             assert!(split_event(bad).is_err());
         }
         assert_eq!(ack_args(Some(json!(5))), vec![json!(5)]);

@@ -19,10 +19,12 @@ use super::recovery::Target;
 use super::{lock, random_id, MockError, MockServerHandle, ReceivedEvent, RoomEmitter};
 use crate::payload::Args;
 use crate::proto::engineio::{Data, EngineVersion};
-use crate::proto::socketio::{Decoder, Packet, PacketType};
+use crate::proto::socketio::{ack_args, event_data, split_event, Decoder, Packet, PacketType};
 use crate::Transport;
 
 /// Attachments one packet may announce; more closes the connection.
+mod connect;
+
 const MAX_ATTACHMENTS: usize = 100;
 
 /// The disconnect reasons after which socket.io 4.6+ keeps the session for recovery
@@ -35,14 +37,6 @@ const RECOVERABLE_REASONS: [&str; 6] = [
     "server shutting down",
     "forced server close",
 ];
-
-/// An EVENT's data array: the name, then the arguments.
-fn event_data(event: &str, values: Vec<Value>) -> Value {
-    let mut data = Vec::with_capacity(values.len().saturating_add(1));
-    data.push(Value::String(event.to_owned()));
-    data.extend(values);
-    Value::Array(data)
-}
 
 /// Socket.IO state of one Engine.IO session.
 pub(crate) struct SioConn {
@@ -165,109 +159,6 @@ impl SioConn {
             _ => engine.close(CloseCause::ServerClose, true),
         }
     }
-
-    fn connect(&self, engine: &Arc<Engine>, packet: Packet) {
-        let Some(inner) = engine.server() else { return };
-        let Some(conn) = self.me.upgrade() else {
-            return;
-        };
-        let nsp = packet.nsp.clone();
-        let socketio2 = is_socketio2(engine);
-        let refuse = |message: String, data: Option<Value>| {
-            let body = if socketio2 {
-                // socket.io 2: an ERROR packet carrying `err.data || err.message`.
-                data.unwrap_or(Value::String(message))
-            } else {
-                let mut body = json!({ "message": message });
-                if let (Some(data), Some(map)) = (data, body.as_object_mut()) {
-                    map.insert("data".to_owned(), data);
-                }
-                body
-            };
-            send_packet(
-                engine,
-                connect_packet(PacketType::ConnectError, &nsp, Some(body)),
-            );
-        };
-        if !inner.config.namespaces.contains(&nsp) {
-            return refuse("Invalid namespace".to_owned(), None);
-        }
-        if let Some(guard) = inner.config.guards.get(&nsp) {
-            let what = format!("connect guard of {nsp}");
-            match inner.run_user(&what, || guard(packet.data.as_ref())) {
-                Some(Ok(())) => {}
-                Some(Err((message, data))) => return refuse(message, data),
-                None => return refuse("connect guard panicked".to_owned(), None),
-            }
-        }
-        let recovering = inner.config.recovery.is_some() && !socketio2;
-        let restored = if recovering {
-            let auth = packet.data.as_ref();
-            let pid = auth.and_then(|a| a.get("pid")).and_then(Value::as_str);
-            let offset = auth.and_then(|a| a.get("offset")).and_then(Value::as_str);
-            match (pid, offset) {
-                (Some(pid), Some(offset)) => lock(&inner.recovery).restore(&nsp, pid, offset),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        let recovered = restored.is_some();
-        let (id, pid, mut rooms, missed) = match restored {
-            Some(r) => (r.sid, Some(r.pid), r.rooms, r.missed),
-            None => (
-                random_id(),
-                recovering.then(random_id),
-                HashSet::new(),
-                Vec::new(),
-            ),
-        };
-        rooms.insert(id.clone());
-        let socket = MockSocket {
-            inner: Arc::new(SocketInner {
-                rooms: Mutex::new(rooms),
-                id,
-                pid,
-                recovered,
-                nsp: nsp.clone(),
-                auth: packet.data,
-                engine: engine.clone(),
-                conn,
-                acks: Mutex::new(HashMap::new()),
-                next_ack: AtomicU64::new(0),
-                connected: watch::Sender::new(true),
-                reason: Mutex::new(None),
-            }),
-        };
-        {
-            let mut st = lock(&self.state);
-            if st.closed {
-                return;
-            }
-            st.sockets.push(socket.clone());
-        }
-        // As Node: the missed events go out before the CONNECT reply.
-        for stored in missed {
-            send_packet(engine, stored);
-        }
-        // socket.io 2's CONNECT carries no data (`40`, `40/admin,`). The JSON is written by
-        // hand to keep Node's key order (`sid` before `pid`).
-        let mut reply = connect_packet(PacketType::Connect, &nsp, None).encode();
-        if !socketio2 {
-            let sid = Value::String(socket.id().to_owned());
-            reply.push_str(&format!("{{\"sid\":{sid}"));
-            if let Some(pid) = &socket.inner.pid {
-                reply.push_str(&format!(",\"pid\":{}", Value::String(pid.clone())));
-            }
-            reply.push('}');
-        }
-        engine.send(message(Data::Text(reply)));
-        lock(&inner.sockets).push(socket.clone());
-        inner.history.send_modify(|h| h.push(socket.clone()));
-        if let Some(handler) = inner.config.connect_handlers.get(&nsp) {
-            inner.run_user(&format!("connect handler of {nsp}"), || handler(&socket));
-        }
-    }
 }
 
 /// Closes the connection when no namespace is joined within connectTimeout.
@@ -279,16 +170,6 @@ async fn connect_timeout(engine: Arc<Engine>, conn: Weak<SioConn>) {
     let joined = conn.upgrade().map_or(0, |conn| conn.joined());
     if engine.is_open() && joined == 0 {
         engine.close(CloseCause::ServerClose, true);
-    }
-}
-
-fn connect_packet(kind: PacketType, nsp: &str, data: Option<Value>) -> Packet {
-    Packet {
-        kind,
-        nsp: nsp.to_owned(),
-        id: None,
-        data,
-        attachments: Vec::new(),
     }
 }
 
@@ -669,16 +550,9 @@ impl MockSocket {
         let Some(server) = self.inner.engine.server() else {
             return;
         };
-        let mut values = match packet.data {
-            Some(Value::Array(values)) => values,
-            _ => return self.inner.engine.close(CloseCause::ParseError, true),
+        let Ok((name, values)) = split_event(packet.data) else {
+            return self.inner.engine.close(CloseCause::ParseError, true);
         };
-        let name = match values.first() {
-            Some(Value::String(name)) => name.clone(),
-            Some(other) => other.to_string(),
-            None => return self.inner.engine.close(CloseCause::ParseError, true),
-        };
-        values.remove(0);
         let args = Args::from_wire(values, packet.attachments);
         server.record(ReceivedEvent {
             connection_id: self.inner.engine.sid.clone(),
@@ -706,10 +580,7 @@ impl MockSocket {
 
     fn on_ack(&self, packet: Packet) {
         let Some(id) = packet.id else { return };
-        let values = match packet.data {
-            Some(Value::Array(values)) => values,
-            _ => Vec::new(),
-        };
+        let values = ack_args(packet.data);
         if let Some(tx) = lock(&self.inner.acks).remove(&id) {
             let _ = tx.send(Args::from_wire(values, packet.attachments));
         }
