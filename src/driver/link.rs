@@ -10,7 +10,7 @@ use crate::proto::engineio::{CloseReason, Data, Packet as EnginePacket, Session,
 use crate::proto::socketio as sio;
 use crate::proto::time::deadline_after;
 use crate::transport::http::HttpSettings;
-use crate::transport::{Active, Transport};
+use crate::transport::{Active, Io, Transport};
 use crate::Error;
 
 use super::upgrade::{self, upgrade_step, Parts, Upgrade, UpgradeOptions, UpgradeStep};
@@ -35,7 +35,7 @@ pub(super) struct Link {
 
 /// What happened on the link: its transport delivered, or its upgrade probe moved.
 pub(super) enum LinkEvent {
-    Incoming(Result<Option<Vec<EnginePacket>>, Error>),
+    Io(Result<Io, Error>),
     Upgrade(UpgradeStep),
 }
 
@@ -46,7 +46,7 @@ pub(super) async fn link_next(link: &mut Option<Link>, read: bool) -> LinkEvent 
         return std::future::pending().await;
     };
     tokio::select! {
-        incoming = link.transport.recv(read) => LinkEvent::Incoming(incoming),
+        io = link.transport.io(read) => LinkEvent::Io(io),
         step = upgrade_step(&mut link.upgrade) => LinkEvent::Upgrade(step),
     }
 }

@@ -37,7 +37,7 @@ use crate::request::{Request, Shared};
 use crate::transport::connect::Opened;
 use crate::transport::http::HttpSettings;
 use crate::transport::net::Net;
-use crate::transport::{Active, Transport};
+use crate::transport::{Active, Io, Transport};
 use crate::Error;
 
 /// Most requests, or incoming frames, handled in one turn of the loop before it flushes.
@@ -365,10 +365,11 @@ impl Driver {
 
     fn on_link_event(&mut self, event: LinkEvent) {
         match event {
-            LinkEvent::Incoming(incoming) => {
-                match incoming {
-                    Ok(Some(packets)) => self.feed_packets(Instant::now(), packets),
-                    Ok(None) => self.lose_link(DisconnectReason::TransportClose, None),
+            LinkEvent::Io(io) => {
+                match io {
+                    Ok(Io::Received(packets)) => self.feed_packets(Instant::now(), packets),
+                    Ok(Io::Progress) => {}
+                    Ok(Io::Closed) => self.lose_link(DisconnectReason::TransportClose, None),
                     Err(Error::Protocol(e)) => {
                         self.lose_link(DisconnectReason::ParseError, Some(Error::Protocol(e)))
                     }

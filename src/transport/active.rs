@@ -3,7 +3,7 @@
 
 use super::polling::PollingTransport;
 use super::websocket::WebSocketTransport;
-use super::{Outgoing, Transport};
+use super::{Io, Outgoing, Transport};
 use crate::proto::engineio::Packet;
 use crate::Error;
 
@@ -48,17 +48,21 @@ impl Active {
         }
     }
 
-    /// Next packets from the server; `Ok(None)` when the server closed the connection.
-    /// Cancel-safe. Drives the writes too. With `read` false nothing is read from the server
-    /// (back-pressure: the WebSocket is not read, no GET is started and a GET's body is not
-    /// read), while what was queued for sending still goes out.
-    pub(crate) async fn recv(&mut self, read: bool) -> Result<Option<Vec<Packet>>, Error> {
+    /// The transport's IO: writes what is queued and, with `read`, reads. Ready with what
+    /// the server sent, its close, or progress on the writes (a POST answered). Cancel-safe.
+    /// With `read` false nothing is read from the server (back-pressure: the WebSocket is not
+    /// read, no GET is started and a GET's body is not read), while what was queued for
+    /// sending still goes out.
+    pub(crate) async fn io(&mut self, read: bool) -> Result<Io, Error> {
         match self {
             Active::WebSocket(ws) => {
                 let packet = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
-                Ok(packet.map(|packet| vec![packet]))
+                Ok(match packet {
+                    Some(packet) => Io::Received(vec![packet]),
+                    None => Io::Closed,
+                })
             }
-            Active::Polling(polling) => polling.recv(read).await.map(Some),
+            Active::Polling(polling) => std::future::poll_fn(|cx| polling.poll_io(cx, read)).await,
         }
     }
 

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::proto::engineio::Packet;
+
 /// A way of carrying Engine.IO packets.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,6 +47,18 @@ pub(crate) mod url;
 pub(crate) mod websocket;
 
 pub(crate) use active::Active;
+
+/// What a transport's IO produced.
+#[derive(Debug)]
+pub(crate) enum Io {
+    /// Packets from the server.
+    Received(Vec<Packet>),
+    /// The server closed the connection.
+    Closed,
+    /// Writes went out (a POST was answered) or a request ended empty: nothing to read, but
+    /// a caller waiting for the transport to be idle looks again.
+    Progress,
+}
 
 /// Bytes queued for the server and not yet handed to the socket, shared between a
 /// connection's transport (which counts) and its handles (which refuse emits past

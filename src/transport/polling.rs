@@ -5,7 +5,7 @@
 //! [`crate::proto::engineio::sse`]) and is re-issued only when the server ends it.
 
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -18,7 +18,7 @@ use crate::proto::engineio::{encode_payload, EngineVersion, Handshake, Packet, P
 use crate::proto::ProtocolError;
 use crate::transport::http::HttpSettings;
 use crate::transport::retry;
-use crate::transport::Outgoing;
+use crate::transport::{Io, Outgoing};
 use crate::{Error, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -416,16 +416,27 @@ impl PollingTransport {
         (!batch.is_empty()).then(|| encode_payload(self.version, &batch))
     }
 
-    /// Drives the requests; ready with the packets of each completed GET.
-    /// A completed POST yields an empty batch, so a caller waiting for `is_idle` (an upgrade in
-    /// progress) gets to look again.
+    /// Drives the requests: POSTs of what is queued, and with `read` the GET. Ready with the
+    /// packets of a completed GET, or with [`Io::Progress`] when a POST was answered or a GET
+    /// ended empty (a caller waiting for `is_idle`, an upgrade in progress, looks again).
     /// With `read` false (back-pressure) only POSTs are driven: no GET starts and a GET in
     /// flight is not polled, so its body stays unread and TCP pushes back on the server.
-    pub(crate) fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        read: bool,
-    ) -> Poll<Result<Vec<Packet>, Error>> {
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Result<Io, Error>> {
+        let posted = self.poll_posts(cx)?;
+        if read {
+            if let Poll::Ready(received) = self.poll_get(cx) {
+                return Poll::Ready(received);
+            }
+        }
+        if posted {
+            return Poll::Ready(Ok(Io::Progress));
+        }
+        Poll::Pending
+    }
+
+    /// Starts and drives POSTs, one at a time, until the queue is empty or one is in flight;
+    /// whether one was answered.
+    fn poll_posts(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut posted = false;
         loop {
             if self.post.is_none() && !self.paused {
@@ -448,13 +459,11 @@ impl PollingTransport {
                 _ => break,
             }
         }
-        if !read {
-            return if posted {
-                Poll::Ready(Ok(Vec::new()))
-            } else {
-                Poll::Pending
-            };
-        }
+        Ok(posted)
+    }
+
+    /// Starts and drives the GET: ready with its packets, or progress when it ended.
+    fn poll_get(&mut self, cx: &mut Context<'_>) -> Poll<Result<Io, Error>> {
         if self.get.is_none() && !self.paused {
             let (settings, sid) = (self.settings.clone(), self.sid.clone());
             self.get = Some(match self.kind {
@@ -464,7 +473,7 @@ impl PollingTransport {
         }
         if let Some(get) = self.get.as_mut() {
             match get.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(packets))) => return Poll::Ready(Ok(packets)),
+                Poll::Ready(Some(Ok(packets))) => return Poll::Ready(Ok(Io::Received(packets))),
                 Poll::Ready(Some(Err(e))) => {
                     self.get = None;
                     return Poll::Ready(Err(e));
@@ -473,20 +482,12 @@ impl PollingTransport {
                 // call opens another one. Report so a caller waiting for idleness looks again.
                 Poll::Ready(None) => {
                     self.get = None;
-                    return Poll::Ready(Ok(Vec::new()));
+                    return Poll::Ready(Ok(Io::Progress));
                 }
                 Poll::Pending => {}
             }
         }
-        if posted {
-            return Poll::Ready(Ok(Vec::new()));
-        }
         Poll::Pending
-    }
-
-    /// Next batch of received packets. Cancel-safe (state lives in `self`).
-    pub(crate) async fn recv(&mut self, read: bool) -> Result<Vec<Packet>, Error> {
-        poll_fn(|cx| self.poll_recv(cx, read)).await
     }
 
     /// Sends a close packet, best effort, and drops the in-flight requests.
