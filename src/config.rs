@@ -72,6 +72,7 @@ pub(crate) struct Config {
     pub(crate) event_overflow: EventOverflow,
     pub(crate) tls: TlsOptions,
     pub(crate) proxy: ProxySetting,
+    pub(crate) resolve: Vec<(String, Vec<std::net::IpAddr>)>,
     pub(crate) reconnection: bool,
     pub(crate) reconnection_attempts: Option<u32>,
     pub(crate) reconnection_delay: Duration,
@@ -109,6 +110,7 @@ impl Config {
             event_overflow: EventOverflow::Backpressure,
             tls: TlsOptions::default(),
             proxy: ProxySetting::default(),
+            resolve: Vec::new(),
             reconnection: true,
             reconnection_attempts: None,
             reconnection_delay: Duration::from_secs(1),
@@ -379,11 +381,34 @@ impl ClientBuilder {
         self
     }
 
-    /// Sends every request (polling, streaming, and WebSocket through `CONNECT`) through this
-    /// HTTP proxy, e.g. `http://user:password@proxy:3128`. Without it the environment's
-    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` are used (never for loopback).
+    /// Sends every request (polling, streaming and WebSocket) through this proxy instead of the
+    /// environment's. Schemes: `http://` (WebSocket through a `CONNECT` tunnel), `https://`
+    /// (the same inside TLS to the proxy, verified like the server), `socks5://` (names
+    /// resolved here) and `socks5h://` (names resolved by the proxy, as for Tor or an SSH
+    /// tunnel). A URL without a scheme is `http://`. Credentials go in the URL,
+    /// percent-encoded: `socks5h://user:p%40ss@127.0.0.1:1080`.
+    ///
+    /// Without it, `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` (names, domains,
+    /// IP addresses and CIDR ranges) are read as curl reads them, never for loopback targets.
     pub fn proxy(mut self, url: impl Into<String>) -> Self {
         self.config.proxy = ProxySetting::Explicit(url.into());
+        self
+    }
+
+    /// Connects to these addresses for `host` instead of asking DNS, on every transport (curl's
+    /// `--resolve`, reqwest's `resolve_to_addrs`): a staging server under its production
+    /// name, or a name the resolver does not know. The port stays the URL's. Several addresses
+    /// are raced as resolved ones are (Happy Eyeballs, in the given order). Through an HTTP,
+    /// HTTPS or `socks5h://` proxy the proxy resolves the server's name and this does not
+    /// apply. Repeated calls add addresses.
+    pub fn resolve(
+        mut self,
+        host: impl Into<String>,
+        addrs: impl IntoIterator<Item = std::net::IpAddr>,
+    ) -> Self {
+        self.config
+            .resolve
+            .push((host.into(), addrs.into_iter().collect()));
         self
     }
 
@@ -393,16 +418,63 @@ impl ClientBuilder {
         self
     }
 
-    /// Trusts the CA certificate(s) in this PEM text, besides the built-in roots.
+    /// Trusts the CA certificate(s) in this PEM text, besides the built-in and system roots
+    /// (the JS client's `ca`).
     pub fn add_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.config.tls.extra_roots.push(pem.into());
         self
     }
 
-    /// Also trusts the operating system's certificate store (needs the crate feature
-    /// `native-roots`; without it, connecting reports a clear error).
+    /// Whether to trust the operating system's certificate store: on by default with the
+    /// default feature `native-roots` (an enterprise CA installed on the machine then works).
+    /// When `SSL_CERT_FILE` or `SSL_CERT_DIR` is set, the certificates there are read instead
+    /// of the system store. `false` narrows trust to the bundled roots and
+    /// [`add_root_certificate`](Self::add_root_certificate); `true` without the feature makes
+    /// connecting report a clear error.
     pub fn tls_native_roots(mut self, native: bool) -> Self {
         self.config.tls.native_roots = native;
+        self
+    }
+
+    /// Whether to trust the root certificates bundled with the crate (Mozilla's list, from
+    /// webpki-roots; on by default). With `tls_builtin_roots(false)` and
+    /// `tls_native_roots(false)` only the CAs of
+    /// [`add_root_certificate`](Self::add_root_certificate) are trusted: a private CA pinned.
+    pub fn tls_builtin_roots(mut self, builtin: bool) -> Self {
+        self.config.tls.builtin_roots = builtin;
+        self
+    }
+
+    /// Presents this client certificate when a server (or an `https://` proxy) asks for one:
+    /// mutual TLS. `chain_pem` holds the certificate, then any intermediates; `key_pem` its
+    /// private key (PKCS#8, PKCS#1 or SEC1). The JS client's `cert` and `key`. Used on every
+    /// transport; a bad certificate or key is reported when connecting.
+    pub fn tls_client_certificate(
+        mut self,
+        chain_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.config.tls.client_pem = Some(crate::transport::net::ClientPem {
+            chain: chain_pem.into(),
+            key: key_pem.into(),
+        });
+        self
+    }
+
+    /// Presents the client identity in this PKCS#12 archive (DER, `.p12`/`.pfx`) with its
+    /// password: the JS client's `pfx` and `passphrase`. Only with the platform TLS library
+    /// ([`use_native_tls(true)`](Self::use_native_tls), feature `native-tls`); with rustls,
+    /// connecting reports an error saying to use
+    /// [`tls_client_certificate`](Self::tls_client_certificate) with PEM.
+    pub fn tls_client_pkcs12(
+        mut self,
+        der: impl Into<Vec<u8>>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.config.tls.client_pkcs12 = Some(crate::transport::net::ClientPkcs12 {
+            der: der.into(),
+            password: password.into(),
+        });
         self
     }
 

@@ -1,5 +1,12 @@
 //! The crate's one error type.
+//!
+//! `Error` is `Clone`: one failure often answers several waiting callers (every pending ack and
+//! connect of a connection that is lost), and each gets the same error, cause included. IO, TLS
+//! and HTTP causes are kept as [`ErrorSource`] (an `Arc`), reachable through
+//! [`std::error::Error::source`], rather than flattened into the message alone.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -9,10 +16,9 @@ use crate::Transport;
 
 /// Everything that can go wrong, saying what failed and where.
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone)]
 pub enum Error {
     /// The URL given to the builder cannot be used.
-    #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
         url: String,
@@ -20,25 +26,18 @@ pub enum Error {
         reason: String,
     },
     /// The event name is reserved by socket.io (`connect`, `disconnect`, …).
-    #[error("event name {0:?} is reserved by socket.io")]
     ReservedEvent(String),
     /// An emit without an event name.
-    #[error("an event name cannot be empty")]
     EmptyEventName,
     /// A namespace name must start with `/`.
-    #[error("invalid namespace {0:?}: a namespace starts with '/'")]
     InvalidNamespace(String),
     /// An extra header's name or value is not valid HTTP.
-    #[error("invalid header {0:?}")]
     InvalidHeader(String),
     /// Arguments could not be turned into JSON.
-    #[error("arguments cannot be serialised: {0}")]
     Serialize(String),
     /// Received arguments do not have the requested type.
-    #[error("arguments cannot be deserialised: {0}")]
     Deserialize(String),
     /// The Engine.IO handshake failed on a transport.
-    #[error("handshake over {transport} failed{}: {body}", status.map(|s| format!(" with HTTP {s}")).unwrap_or_default())]
     Handshake {
         /// Transport that was tried.
         transport: Transport,
@@ -46,9 +45,10 @@ pub enum Error {
         status: Option<u16>,
         /// Response body or error description.
         body: String,
+        /// The underlying IO, TLS or HTTP error, when there is one.
+        source: Option<ErrorSource>,
     },
     /// The server refused to connect a namespace (CONNECT_ERROR).
-    #[error("namespace {namespace} refused the connection: {message}")]
     ConnectRefused {
         /// Namespace refused.
         namespace: String,
@@ -58,31 +58,26 @@ pub enum Error {
         data: Option<Value>,
     },
     /// Connecting took longer than the configured timeout.
-    #[error("connection not established within {0:?}")]
     ConnectTimeout(Duration),
     /// No acknowledgement arrived in time.
-    #[error("no acknowledgement within {0:?}")]
     AckTimeout(Duration),
     /// The connection is gone (or went away while waiting).
-    #[error("disconnected: {0}")]
     Disconnected(String),
     /// The server sent something that breaks the protocol.
-    #[error("protocol error: {0}")]
-    Protocol(#[from] ProtocolError),
+    Protocol(ProtocolError),
     /// A transport failed (IO, TLS, HTTP status, WebSocket error).
-    #[error("{transport} transport error: {message}")]
     Transport {
         /// Transport that failed.
         transport: Transport,
-        /// What happened.
+        /// What happened (the whole cause chain, as text).
         message: String,
+        /// The underlying IO, TLS, HTTP or WebSocket error, when there is one.
+        source: Option<ErrorSource>,
     },
     /// Too many emits are waiting for the connection to come back.
-    #[error("{0} emits are already waiting for the reconnection")]
     SendBufferFull(usize),
     /// Too much is already waiting to be written to the server: it reads more slowly than the
     /// application emits (see `ClientBuilder::max_send_queue`).
-    #[error("{queued} bytes are already waiting to be written to the server (limit {limit}): it reads more slowly than the application emits")]
     SendQueueFull {
         /// Bytes waiting.
         queued: usize,
@@ -90,12 +85,173 @@ pub enum Error {
         limit: usize,
     },
     /// An acknowledgement was answered twice.
-    #[error("acknowledgement {0} was already sent")]
     AckAlreadySent(u64),
     /// The client was closed with `disconnect()` or dropped.
-    #[error("client is closed")]
     Closed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Error::ReservedEvent(name) => write!(f, "event name {name:?} is reserved by socket.io"),
+            Error::EmptyEventName => f.write_str("an event name cannot be empty"),
+            Error::InvalidNamespace(nsp) => {
+                write!(f, "invalid namespace {nsp:?}: a namespace starts with '/'")
+            }
+            Error::InvalidHeader(header) => write!(f, "invalid header {header:?}"),
+            Error::Serialize(why) => write!(f, "arguments cannot be serialised: {why}"),
+            Error::Deserialize(why) => write!(f, "arguments cannot be deserialised: {why}"),
+            Error::Handshake {
+                transport,
+                status,
+                body,
+                ..
+            } => {
+                write!(f, "handshake over {transport} failed")?;
+                if let Some(status) = status {
+                    write!(f, " with HTTP {status}")?;
+                }
+                write!(f, ": {body}")
+            }
+            Error::ConnectRefused {
+                namespace, message, ..
+            } => write!(f, "namespace {namespace} refused the connection: {message}"),
+            Error::ConnectTimeout(d) => write!(f, "connection not established within {d:?}"),
+            Error::AckTimeout(d) => write!(f, "no acknowledgement within {d:?}"),
+            Error::Disconnected(why) => write!(f, "disconnected: {why}"),
+            Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::Transport {
+                transport, message, ..
+            } => write!(f, "{transport} transport error: {message}"),
+            Error::SendBufferFull(n) => {
+                write!(f, "{n} emits are already waiting for the reconnection")
+            }
+            Error::SendQueueFull { queued, limit } => write!(
+                f,
+                "{queued} bytes are already waiting to be written to the server (limit {limit}): \
+                 it reads more slowly than the application emits"
+            ),
+            Error::AckAlreadySent(id) => write!(f, "acknowledgement {id} was already sent"),
+            Error::Closed => f.write_str("client is closed"),
+        }
+    }
+}
+
+/// Written by hand rather than derived: the cause is the error inside the `Arc`, so that
+/// `source().downcast_ref::<std::io::Error>()` works (a derived impl would hand out the `Arc`).
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Handshake {
+                source: Some(source),
+                ..
+            }
+            | Error::Transport {
+                source: Some(source),
+                ..
+            } => Some(&**source),
+            Error::Protocol(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(error: ProtocolError) -> Self {
+        Error::Protocol(error)
+    }
+}
+
+/// The cause of a transport or handshake error, shared by every copy of the error.
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
+
+impl Error {
+    /// A transport failure without an underlying error value.
+    pub(crate) fn transport(transport: Transport, message: impl Into<String>) -> Self {
+        Error::Transport {
+            transport,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A transport failure caused by `cause`; the message is its whole chain as text.
+    pub(crate) fn transport_caused(
+        transport: Transport,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Transport {
+            transport,
+            message: error_chain(&cause),
+            source: Some(Arc::new(cause)),
+        }
+    }
+
+    /// A failed handshake (no HTTP answer or a refusing one).
+    pub(crate) fn handshake(
+        transport: Transport,
+        status: Option<u16>,
+        body: impl Into<String>,
+    ) -> Self {
+        Error::Handshake {
+            transport,
+            status,
+            body: body.into(),
+            source: None,
+        }
+    }
+
+    /// A handshake that failed because of `cause`; the body is its whole chain as text.
+    pub(crate) fn handshake_caused(
+        transport: Transport,
+        status: Option<u16>,
+        cause: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Handshake {
+            transport,
+            status,
+            body: error_chain(&cause),
+            source: Some(Arc::new(cause)),
+        }
+    }
+}
+
+/// An error and its causes as one line, each cause said once (reqwest and hyper repeat them).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Shorthand for `Result<T, sio_client::Error>`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn copies_keep_the_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let error = Error::transport_caused(Transport::WebSocket, io);
+        let copy = error.clone();
+        for e in [&error, &copy] {
+            let source = e.source().expect("the io error is kept");
+            let io = source
+                .downcast_ref::<std::io::Error>()
+                .expect("typed, not a string");
+            assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+        }
+        assert_eq!(error.to_string(), copy.to_string());
+    }
+}

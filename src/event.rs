@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
-use tokio::sync::mpsc;
 
-use crate::driver::Command;
 use crate::{Args, Error, Transport};
 
 /// Why a namespace got disconnected. The strings are the official JS client's reasons.
@@ -116,11 +114,19 @@ pub enum Event {
     Error(Arc<Error>),
 }
 
+/// Where the acknowledgements of one namespace go (the driver's side, behind a trait so that
+/// events do not depend on the driver).
+pub(crate) trait AckRoute: Send + Sync {
+    /// The namespace the acks answer in.
+    fn namespace(&self) -> &str;
+    /// Sends the ack `id` with `args`; `Error::Closed` when the client is gone.
+    fn send_ack(&self, id: u64, args: Args) -> Result<(), Error>;
+}
+
 /// Answers a server's acknowledgement request; usable once (clones share that one use).
 #[derive(Clone)]
 pub struct AckSender {
-    commands: mpsc::WeakUnboundedSender<Command>,
-    namespace: Arc<str>,
+    route: Arc<dyn AckRoute>,
     id: u64,
     used: Arc<AtomicBool>,
 }
@@ -128,21 +134,16 @@ pub struct AckSender {
 impl fmt::Debug for AckSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AckSender")
-            .field("namespace", &self.namespace)
+            .field("namespace", &self.route.namespace())
             .field("id", &self.id)
             .finish()
     }
 }
 
 impl AckSender {
-    pub(crate) fn new(
-        commands: mpsc::WeakUnboundedSender<Command>,
-        namespace: Arc<str>,
-        id: u64,
-    ) -> AckSender {
+    pub(crate) fn new(route: Arc<dyn AckRoute>, id: u64) -> AckSender {
         AckSender {
-            commands,
-            namespace,
+            route,
             id,
             used: Arc::new(AtomicBool::new(false)),
         }
@@ -165,13 +166,6 @@ impl AckSender {
         if self.used.swap(true, Ordering::AcqRel) {
             return Err(Error::AckAlreadySent(self.id));
         }
-        let commands = self.commands.upgrade().ok_or(Error::Closed)?;
-        commands
-            .send(Command::Ack {
-                namespace: self.namespace.clone(),
-                id: self.id,
-                args,
-            })
-            .map_err(|_| Error::Closed)
+        self.route.send_ack(self.id, args)
     }
 }

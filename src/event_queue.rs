@@ -255,7 +255,7 @@ impl EventQueue {
     }
 
     pub(crate) fn pop_timeout(&self, timeout: std::time::Duration) -> Option<Event> {
-        let deadline = crate::driver::deadline_after(std::time::Instant::now(), timeout);
+        let deadline = crate::proto::time::deadline_after(std::time::Instant::now(), timeout);
         let mut state = self.lock();
         loop {
             if let Some((event, _)) = self.take(&mut state) {

@@ -29,11 +29,29 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layers: [`proto`] holds every protocol rule with no IO (tested with byte vectors and a
-//! virtual clock); `transport` moves Engine.IO packets over WebSocket or polling; one driver
-//! task per connection joins them and is the only place where protocol meets IO; the facades
-//! only send commands to it and wait on channels, which is why the blocking client works from
-//! inside a tokio runtime too.
+//! # Layers
+//!
+//! ```text
+//!   Client / AsyncClient / Events            handles: send requests, read status and events
+//!        │ request (channel)   ▲ event queues, oneshot answers, status atomics
+//!        ▼                     │
+//!   driver  ─ one task per connection: a select! loop that feeds the core and flushes it
+//!   │  routes (token → answer), link (session + transport + decoder), upgrade (IO half), open
+//!   │
+//!   ├── proto::socketio::client   the client state machine (sans-IO): namespaces, acks,
+//!   │                             at-least-once queue, send buffer, recovery, reconnection
+//!   ├── proto::engineio           Engine.IO session, heartbeat, packets, payloads (sans-IO)
+//!   ├── proto::socketio           Socket.IO packets, binary attachments, event encoding
+//!   └── transport                 WebSocket, polling, streaming; the transport race;
+//!                                 proxies, TLS, cookies (the only code that touches sockets)
+//!   payload (Args), error, event, config: plain types every layer above may use
+//!   mock                          a socket.io server for tests (feature `mock-server`)
+//! ```
+//!
+//! Nothing in `proto` does IO, reads the clock or draws random numbers: time and seeds are
+//! arguments, so every protocol rule is tested with byte vectors and a virtual clock. The
+//! driver makes no protocol decision; the handles only send requests and wait, which is why the
+//! blocking client works from inside a tokio runtime too.
 //!
 //! [`proto`] is public on purpose, for server authors, fuzzers and custom transports: it is a
 //! documented part of the API and follows the crate's semver like everything else. Its enums
@@ -44,6 +62,24 @@
 //! `native-roots` and `native-tls` add the operating system's certificate store and TLS
 //! library; `mock-server` adds the `mock` module; `cli` builds the `sio` command. The
 //! README's "Crate features and dependencies" says why ring is the default.
+//!
+//! # In scope
+//!
+//! - Socket.IO clients for servers speaking Engine.IO 4 / Socket.IO 5 (socket.io 3 and 4,
+//!   python-socketio 5, socketioxide) and Engine.IO 3 / Socket.IO 4 (socket.io 2).
+//! - WebSocket, HTTP long-polling and HTTP streaming, chosen and raced automatically, with
+//!   upgrades; proxies (environment or explicit), TLS (rustls or native-tls), cookies.
+//! - Namespaces, acknowledgements, binary attachments, reconnection with the JS client's
+//!   backoff, at-least-once emits, the offline send buffer, connection-state recovery.
+//! - Bounded memory and back-pressure against fast or hostile servers.
+//! - A mock socket.io server for integration tests (`mock`, and the `sio mock` program).
+//!
+//! # Out of scope
+//!
+//! - Being a server (use socketioxide or the mock for tests).
+//! - Browsers and WebAssembly; the WebTransport transport.
+//! - Message persistence across process restarts (the send buffer lives in memory).
+//! - Socket.IO 1.x and Engine.IO 2 and older.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -60,6 +96,7 @@ mod event_queue;
 pub mod mock;
 pub mod payload;
 pub mod proto;
+mod request;
 mod runtime;
 mod socket;
 pub mod transport;
@@ -67,7 +104,7 @@ pub mod transport;
 pub use async_client::{AsyncClient, SocketBuilder};
 pub use client::{Client, Events};
 pub use config::{AnyHandler, ClientBuilder, Handler};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorSource, Result};
 pub use event::{AckSender, DisconnectReason, Event};
 pub use event_queue::EventOverflow;
 pub use payload::Args;

@@ -22,10 +22,10 @@ pub(crate) fn shared() -> Result<tokio::runtime::Handle, Error> {
     });
     match runtime {
         Ok(runtime) => Ok(runtime.handle().clone()),
-        Err(e) => Err(Error::Transport {
-            transport: crate::Transport::WebSocket,
-            message: format!("cannot start the client runtime: {e}"),
-        }),
+        Err(e) => Err(Error::transport(
+            crate::Transport::WebSocket,
+            format!("cannot start the client runtime: {e}"),
+        )),
     }
 }
 

@@ -8,9 +8,11 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
-use crate::driver::{self, deadline_after, AckRequest, Command, Shared, SocketStatus};
+use crate::driver;
 use crate::event_queue::{EventQueue, EventSink};
 use crate::proto::socketio::is_reserved_event;
+use crate::proto::time::deadline_after;
+use crate::request::{AckRequest, Request, Shared, SocketStatus};
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
@@ -19,7 +21,7 @@ use crate::{Args, Error, Event, Transport};
 /// One namespace of one connection.
 pub(crate) struct SocketCore {
     pub(crate) namespace: Arc<str>,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Request>,
     shared: Arc<Shared>,
     status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
@@ -33,7 +35,7 @@ impl Drop for SocketCore {
     fn drop(&mut self) {
         // The last handle of a namespace leaves it; the driver closes the connection when no
         // namespace is left. Dropping never waits.
-        let _ = self.commands.send(Command::Disconnect {
+        let _ = self.commands.send(Request::Disconnect {
             namespace: self.namespace.clone(),
         });
     }
@@ -96,7 +98,7 @@ pub(crate) fn start(
     // Caller mistakes surface here, at the call site, not later from the driver.
     Endpoint::new(&config.url, &config.path, &config.query, config.version)?;
     header_map(&config.headers)?;
-    let net = Arc::new(Net::new(&config.tls, config.proxy.clone())?);
+    let net = Arc::new(Net::new(&config.tls, config.proxy.clone())?.with_resolve(&config.resolve));
     if let Ok(url) = url::Url::parse(&config.url) {
         net.proxy_for(&url)?;
     }
@@ -122,7 +124,7 @@ fn join(
     namespace: Arc<str>,
     auth: AuthSource,
     handlers: Handlers,
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::UnboundedSender<Request>,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
@@ -144,7 +146,7 @@ fn join(
     let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
     commands
-        .send(Command::Connect {
+        .send(Request::Connect {
             namespace: namespace.clone(),
             auth,
             events,
@@ -263,7 +265,7 @@ impl SocketCore {
         Ok(())
     }
 
-    fn send(&self, command: Command) -> Result<(), Error> {
+    fn send(&self, command: Request) -> Result<(), Error> {
         if self.shared.is_closed() || self.status.closed.load(Ordering::Acquire) {
             return Err(Error::Disconnected("the connection is closed".into()));
         }
@@ -271,7 +273,7 @@ impl SocketCore {
         // so a full buffer is an error the caller sees (the driver empties it on reconnection).
         let buffers = matches!(
             command,
-            Command::Emit {
+            Request::Emit {
                 volatile: false,
                 ..
             }
@@ -279,7 +281,7 @@ impl SocketCore {
         // What waits to be written, in the command channel and in the transport, is bounded in
         // bytes: past `max_send_queue` an emit fails here instead of memory growing.
         let weight = match &command {
-            Command::Emit { weight, .. } => *weight,
+            Request::Emit { weight, .. } => *weight,
             _ => 0,
         };
         if weight > 0 {
@@ -313,7 +315,7 @@ impl SocketCore {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
         let weight = args.wire_size_estimate().max(1);
-        self.send(Command::Emit {
+        self.send(Request::Emit {
             namespace: self.namespace.clone(),
             event: event.to_string(),
             args,
@@ -333,7 +335,7 @@ impl SocketCore {
         let args = Args::from_serialize(&args)?;
         let (reply, rx) = oneshot::channel();
         let weight = args.wire_size_estimate().max(1);
-        self.send(Command::Emit {
+        self.send(Request::Emit {
             namespace: self.namespace.clone(),
             event: event.to_string(),
             args,
@@ -349,7 +351,7 @@ impl SocketCore {
 
     pub(crate) fn disconnect(&self) {
         self.status.closed.store(true, Ordering::Release);
-        let _ = self.commands.send(Command::Disconnect {
+        let _ = self.commands.send(Request::Disconnect {
             namespace: self.namespace.clone(),
         });
     }

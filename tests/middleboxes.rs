@@ -347,7 +347,9 @@ fn haproxy_round_robin_without_stickiness_fails_polling_with_a_clear_error() {
     // The handshake opens a session on one server; the next request reaches the other one,
     // which does not know the session id.
     match &error {
-        Error::Transport { transport, message } => {
+        Error::Transport {
+            transport, message, ..
+        } => {
             assert_eq!(*transport, Transport::Polling, "{error}");
             assert!(
                 message.contains("400") && message.contains("Session ID unknown"),

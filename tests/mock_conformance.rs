@@ -1,7 +1,14 @@
 //! Wire-level conformance of the mock server: raw HTTP and WebSocket, checking the exact strings
-//! the Node socket.io 4 server sends, and every fault switch as a client would observe it.
+//! the Node socket.io 4 server sends, and every fault switch as a client would observe it. The
+//! modes beyond socket.io 4 (plain Engine.IO, socket.io 2 / Engine.IO v3, connection-state
+//! recovery) and the heartbeat's timing are checked against the Node servers in tests/node
+//! side by side: the same requests to both, the answers compared with session ids and offsets
+//! replaced by placeholders. Where they differ, Node is right.
 #![cfg(feature = "mock-server")]
 
+mod support;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -623,4 +630,808 @@ fn background_server_for_blocking_tests() {
     let addr = server.addr();
     drop(server);
     assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Side by side with Node.
+// ---------------------------------------------------------------------------------------------
+
+use support::node::{ensure_node_deps, node_dir};
+use support::process::ServerProcess;
+use support::{NodeOptions, NodeServer, SioVersion};
+
+/// Starts a script of tests/node with `ServerProcess` (port line on stdout, exits when stdin
+/// closes).
+fn node_script(script: &str, args: &[&str]) -> (ServerProcess, SocketAddr) {
+    ensure_node_deps();
+    let dir = node_dir();
+    let mut cmd = std::process::Command::new("node");
+    cmd.arg(dir.join(script)).args(args).current_dir(&dir);
+    let (process, port) = ServerProcess::spawn(cmd, 0)
+        .unwrap_or_else(|e| panic!("node {script} did not start (Node.js 18+ needed): {e}"));
+    (process, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn node_addr(server: &NodeServer) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], server.port()))
+}
+
+/// Replaces every id and offset by a placeholder numbered by first appearance, so that two
+/// servers' transcripts compare equal when they have the same shape, and a value that comes
+/// back (the same sid, pid or offset) is seen to come back.
+#[derive(Default)]
+struct Placeholders {
+    seen: HashMap<String, String>,
+}
+
+impl Placeholders {
+    fn name(&mut self, value: &str) -> String {
+        let n = self.seen.len();
+        self.seen
+            .entry(value.to_owned())
+            .or_insert_with(|| format!("<{n}>"))
+            .clone()
+    }
+
+    /// A text with the given ids replaced.
+    fn replace(&mut self, text: &str, ids: &[&str]) -> String {
+        let mut out = text.to_owned();
+        for id in ids {
+            let name = self.name(id);
+            out = out.replace(id, &name);
+        }
+        out
+    }
+
+    /// An Engine.IO / Socket.IO frame with its ids replaced: the sid of an open packet, `sid`
+    /// and `pid` of a CONNECT reply, and (`offsets`) the last argument of an event.
+    fn frame(&mut self, frame: &str, offsets: bool) -> String {
+        if let Some(json) = frame.strip_prefix('0') {
+            if let Ok(open) = serde_json::from_str::<Value>(json) {
+                let sid = open["sid"].as_str().unwrap_or_default().to_owned();
+                return self.replace(frame, &[&sid]);
+            }
+        }
+        if let Some(json) = frame.strip_prefix("40{") {
+            let reply: Value = serde_json::from_str(&format!("{{{json}")).unwrap();
+            let ids: Vec<String> = ["sid", "pid"]
+                .iter()
+                .filter_map(|k| reply[k].as_str().map(str::to_owned))
+                .collect();
+            let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+            return self.replace(frame, &ids);
+        }
+        if let (true, Some(json)) = (offsets, frame.strip_prefix("42[")) {
+            let mut event: Vec<Value> = serde_json::from_str(&format!("[{json}")).unwrap();
+            if let Some(Value::String(offset)) = event.last().cloned() {
+                let name = self.name(&offset);
+                *event.last_mut().unwrap() = Value::String(name);
+            }
+            return format!("42{}", Value::Array(event));
+        }
+        frame.to_owned()
+    }
+}
+
+/// A polling client for any path and Engine.IO revision.
+struct Polling {
+    addr: SocketAddr,
+    base: String,
+}
+
+impl Polling {
+    fn new(addr: SocketAddr, path: &str, eio: u8) -> Polling {
+        let b64 = if eio == 3 { "&b64=1" } else { "" };
+        Polling {
+            addr,
+            base: format!("{path}?EIO={eio}&transport=polling{b64}"),
+        }
+    }
+
+    /// Handshake: the sid and the whole first body.
+    async fn open(&self) -> (String, String) {
+        let r = http(self.addr, "GET", &self.base, "").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let json = r.body.split_once('0').expect("an open packet").1;
+        let end = json.find('}').expect("the open packet's end");
+        let open: Value = serde_json::from_str(&json[..=end]).unwrap();
+        (open["sid"].as_str().unwrap().to_owned(), r.body)
+    }
+
+    async fn get(&self, sid: &str) -> HttpReply {
+        http(self.addr, "GET", &format!("{}&sid={sid}", self.base), "").await
+    }
+
+    async fn post(&self, sid: &str, body: &str) -> HttpReply {
+        http(self.addr, "POST", &format!("{}&sid={sid}", self.base), body).await
+    }
+}
+
+/// The JSON of an Engine.IO error answer; Node's are chunked, the mock's have a length.
+fn error_body(r: &HttpReply) -> &str {
+    match (r.body.find('{'), r.body.rfind('}')) {
+        (Some(start), Some(end)) if r.status == 400 => &r.body[start..=end],
+        _ => &r.body,
+    }
+}
+
+/// An Engine.IO v3 payload: every packet as `<length>:<packet>` (ASCII here, so bytes are
+/// UTF-16 units).
+fn v3(packets: &[&str]) -> String {
+    packets.iter().map(|p| format!("{}:{p}", p.len())).collect()
+}
+
+/// What a pending polling GET gets when the client POSTs a close packet, or `None` when the
+/// GET lost the race and arrived after the close (then the caller tries again).
+async fn pending_get_on_close(peer: &Polling, close: &str) -> Option<String> {
+    let (sid, _) = peer.open().await;
+    // The GET is written out before the POST's connection is opened: both servers accept and
+    // read connections in order, so the GET is nearly always there first.
+    let addr = peer.addr;
+    let mut get = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {}&sid={sid} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        peer.base
+    );
+    get.write_all(request.as_bytes()).await.unwrap();
+    let pending = tokio::spawn(async move {
+        let mut raw = Vec::new();
+        tokio::time::timeout(WAIT, get.read_to_end(&mut raw))
+            .await
+            .expect("the GET answered in time")
+            .unwrap();
+        parse_reply(&raw)
+    });
+    assert_eq!(peer.post(&sid, close).await.body, "ok");
+    let answer = pending.await.unwrap();
+    (answer.status == 200).then_some(answer.body)
+}
+
+async fn noop_on_close(peer: &Polling, close: &str) -> String {
+    for _ in 0..20 {
+        if let Some(body) = pending_get_on_close(peer, close).await {
+            return body;
+        }
+    }
+    panic!("the GET never was pending when the close arrived");
+}
+
+type AnyWs = Ws;
+
+async fn ws_to(addr: SocketAddr, target: &str) -> AnyWs {
+    let url = format!("ws://{addr}{target}");
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The text of the next frame; binary frames as `bin:<hex>`; `None` when the WebSocket ended.
+async fn next_frame(ws: &mut AnyWs) -> Option<String> {
+    next(ws).await.map(|m| match m {
+        Message::Text(t) => t.as_str().to_owned(),
+        Message::Binary(b) => format!(
+            "bin:{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
+        other => panic!("unexpected {other:?}"),
+    })
+}
+
+// --- plain Engine.IO -------------------------------------------------------------------------
+
+fn engine_io_mock() -> MockServerBuilder {
+    MockServer::builder()
+        .engine_io()
+        .on_engine_message(|conn, data| conn.send(data))
+}
+
+/// A polling session on a plain Engine.IO server: messages, binary, upgrade, WebSocket.
+async fn engine_io_transcript(addr: SocketAddr) -> Vec<String> {
+    let peer = Polling::new(addr, "/engine.io/", 4);
+    let mut names = Placeholders::default();
+    let mut t = Vec::new();
+    let (sid, open) = peer.open().await;
+    t.push(names.frame(&open, false));
+    for body in ["4hello\u{1e}bAQID", "4a\u{1e}4b\u{1e}4c"] {
+        t.push(format!(
+            "POST {body} -> {}",
+            peer.post(&sid, body).await.body
+        ));
+        let r = peer.get(&sid).await;
+        t.push(format!("GET -> {} {}", r.status, r.body));
+    }
+    // Upgrade: the pending GET is released with a noop, then the WebSocket carries the session.
+    let target = format!("{}&sid={sid}", peer.base);
+    let pending = tokio::spawn(async move { http(addr, "GET", &target, "").await });
+    let mut ws = ws_to(
+        addr,
+        &format!("/engine.io/?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await;
+    send(&mut ws, "2probe").await;
+    t.push(format!("probe -> {:?}", next_frame(&mut ws).await));
+    t.push(format!("pending GET -> {}", pending.await.unwrap().body));
+    send(&mut ws, "5").await;
+    send(&mut ws, "4over websocket").await;
+    t.push(format!("ws -> {:?}", next_frame(&mut ws).await));
+    ws.send(Message::Binary(vec![1u8, 2].into())).await.unwrap();
+    t.push(format!("ws -> {:?}", next_frame(&mut ws).await));
+    let r = peer.get(&sid).await;
+    t.push(format!(
+        "GET after upgrade -> {} {}",
+        r.status,
+        error_body(&r)
+    ));
+    // Over WebSocket a close packet is ignored (the client closes the WebSocket itself).
+    send(&mut ws, "1").await;
+    send(&mut ws, "4still open").await;
+    t.push(format!("ws -> {:?}", next_frame(&mut ws).await));
+    // A session on WebSocket from the start.
+    let mut ws = ws_to(addr, "/engine.io/?EIO=4&transport=websocket").await;
+    let open = next_frame(&mut ws).await.unwrap();
+    t.push(names.frame(&open, false));
+    send(&mut ws, "4direct").await;
+    t.push(format!("ws -> {:?}", next_frame(&mut ws).await));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_io_mode_answers_as_nodes_engine_io() {
+    let (_node, node) = node_script("engine_server.js", &[]);
+    let mock = engine_io_mock().start().await.unwrap();
+    let from_node = engine_io_transcript(node).await;
+    let from_mock = engine_io_transcript(mock.addr()).await;
+    assert!(from_node[0].starts_with("0{\"sid\":\"<0>\",\"upgrades\":[\"websocket\"]"));
+    assert_eq!(from_mock, from_node);
+    // Every message was recorded, on namespace "".
+    let events = mock.wait_for_events(7, WAIT).await.unwrap();
+    assert!(events
+        .iter()
+        .all(|e| e.event == "message" && e.namespace.is_empty()));
+    assert_eq!(events[0].args.get::<String>(0).unwrap(), "hello");
+    assert_eq!(events[1].args.binary(0).unwrap().as_ref(), &[1, 2, 3]);
+    assert_eq!(events[5].transport, Transport::WebSocket);
+    // No Socket.IO on that path, none on /socket.io/ either.
+    assert_eq!(
+        http(
+            mock.addr(),
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            ""
+        )
+        .await
+        .status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_io_mode_releases_a_pending_get_with_a_noop_on_close() {
+    let (_node, node) = node_script("engine_server.js", &[]);
+    let mock = engine_io_mock().start().await.unwrap();
+    for (name, addr) in [("node", node), ("mock", mock.addr())] {
+        let peer = Polling::new(addr, "/engine.io/", 4);
+        assert_eq!(noop_on_close(&peer, "1").await, "6", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn engine_io_mode_hook_sees_the_connection() {
+    let server = MockServer::builder()
+        .engine_io()
+        .path("/raw")
+        .on_engine_message(|conn, data| match data {
+            sio_client::proto::engineio::Data::Text(text) if text == "bye" => conn.close(),
+            _ => conn.send_text(&format!("{} via {:?}", conn.id(), conn.query().get("EIO"))),
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(server.path(), "/raw/");
+    let mut ws = ws_to(server.addr(), "/raw/?EIO=4&transport=websocket").await;
+    let open = next_text(&mut ws).await;
+    let sid = serde_json::from_str::<Value>(&open[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let connections = server.connections();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(connections[0].id(), sid);
+    assert_eq!(connections[0].transport(), Transport::WebSocket);
+    send(&mut ws, "4hi").await;
+    assert_eq!(next_text(&mut ws).await, format!("4{sid} via Some(\"4\")"));
+    connections[0].send_binary(vec![7u8]);
+    assert_eq!(next(&mut ws).await, Some(Message::Binary(vec![7u8].into())));
+    send(&mut ws, "4bye").await;
+    assert_eq!(next(&mut ws).await, None, "the hook closed the session");
+    server.wait_for_connection_count(0, WAIT).await.unwrap();
+    assert!(
+        server.sockets().is_empty(),
+        "no Socket.IO socket in this mode"
+    );
+}
+
+// --- the close/noop case over socket.io -----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_releases_a_pending_get_with_a_noop_on_close() {
+    for (version, eio, close, noop) in [
+        (SioVersion::V4, 4, "1", "6"),
+        (SioVersion::V2, 3, "1:1", "1:6"),
+    ] {
+        let node = NodeServer::start_default(version);
+        let mock = match version {
+            SioVersion::V2 => socketio2_mock(),
+            SioVersion::V4 => builder(),
+        }
+        .start()
+        .await
+        .unwrap();
+        for (name, addr) in [("node", node_addr(&node)), ("mock", mock.addr())] {
+            let peer = Polling::new(addr, "/socket.io/", eio);
+            assert_eq!(noop_on_close(&peer, close).await, noop, "{name} EIO {eio}");
+        }
+    }
+}
+
+// --- socket.io 2 / Engine.IO v3 ---------------------------------------------------------------
+
+/// The mock set up as tests/node/server.js `--sio 2`: `echo`, `ack`, `request-ack`,
+/// `disconnect-me`, and `/admin` behind `?token=secret`.
+fn socketio2_mock() -> MockServerBuilder {
+    let echo = |socket: &sio_client::mock::MockSocket, args: Args, _ack| socket.emit("echo", args);
+    MockServer::builder()
+        .eio3()
+        .on("/", "echo", echo)
+        .on("/admin", "echo", echo)
+        .on("/", "ack", |_socket, args, ack| {
+            if let Some(ack) = ack {
+                ack.send(args)
+            }
+        })
+        .on("/", "request-ack", |socket, args, _ack| {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(reply) = socket.emit_with_ack("need-ack", args, WAIT).await {
+                    socket.emit("got-ack", reply);
+                }
+            });
+        })
+        .on("/", "disconnect-me", |socket, _args, _ack| {
+            socket.disconnect_and_close()
+        })
+        .connect_guard("/admin", |query: Option<&Value>| {
+            match query.and_then(|q| q.get("token")).and_then(Value::as_str) {
+                Some("secret") => Ok(()),
+                _ => Err(("not authorized".to_owned(), None)),
+            }
+        })
+}
+
+/// socket.io 2 over polling: the steps, each a POST and the GET that answers it.
+async fn socketio2_polling_transcript(addr: SocketAddr) -> Vec<String> {
+    let peer = Polling::new(addr, "/socket.io/", 3);
+    let mut names = Placeholders::default();
+    let mut t = Vec::new();
+    let (sid, open) = peer.open().await;
+    t.push(names.replace(&open, &[&sid]));
+    let steps: &[&[&str]] = &[
+        &["2"],
+        &["2probe"],
+        &[r#"42["echo","hi",{"n":1}]"#],
+        &[r#"421["ack",1,2]"#],
+        &["40/nope,"],
+        &["40/admin,"],
+        &["40/admin?token=wrong,"],
+        &["40/admin?token=secret,"],
+        &[r#"42/admin,["echo","x"]"#],
+        &[r#"451-["echo",{"_placeholder":true,"num":0}]"#, "b4AQID"],
+        &[r#"42["request-ack",1]"#],
+        &[r#"430["r"]"#],
+        &[r#"42["echo","a"]"#, r#"42["echo","b"]"#],
+    ];
+    for packets in steps {
+        let body = v3(packets);
+        let r = peer.post(&sid, &body).await;
+        t.push(format!("POST {body} -> {} {}", r.status, r.body));
+        let r = peer.get(&sid).await;
+        let body = names.replace(error_body(&r), &[&sid]);
+        t.push(format!("GET -> {} {body}", r.status));
+    }
+    // A disconnect with close: DISCONNECT on one poll, the close (after a noop) on the next.
+    let body = v3(&[r#"42["disconnect-me"]"#]);
+    t.push(format!(
+        "POST {body} -> {}",
+        peer.post(&sid, &body).await.body
+    ));
+    for _ in 0..3 {
+        let r = peer.get(&sid).await;
+        t.push(format!("GET -> {} {}", r.status, error_body(&r)));
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio2_polling_answers_as_node_2_5() {
+    let node = NodeServer::start_default(SioVersion::V2);
+    let mock = socketio2_mock().start().await.unwrap();
+    let from_node = socketio2_polling_transcript(node_addr(&node)).await;
+    let from_mock = socketio2_polling_transcript(mock.addr()).await;
+    assert_eq!(
+        from_node[0],
+        r#"97:0{"sid":"<0>","upgrades":["websocket"],"pingInterval":25000,"pingTimeout":20000}2:40"#
+    );
+    for (n, (node, mock)) in from_node.iter().zip(&from_mock).enumerate() {
+        assert_eq!(mock, node, "step {n}");
+    }
+    assert_eq!(from_mock.len(), from_node.len());
+    let sockets = mock.socket_history();
+    assert_eq!(sockets[1].namespace(), "/admin");
+    assert_eq!(sockets[1].auth().unwrap()["token"], "secret");
+}
+
+/// socket.io 2 over WebSocket, and a polling session upgraded to it.
+async fn socketio2_websocket_transcript(addr: SocketAddr) -> Vec<String> {
+    let mut names = Placeholders::default();
+    let mut t = Vec::new();
+    let mut ws = ws_to(addr, "/socket.io/?EIO=3&transport=websocket").await;
+    for _ in 0..2 {
+        let frame = next_frame(&mut ws).await.unwrap();
+        t.push(names.frame(&frame, false));
+    }
+    for frame in [
+        "2",
+        r#"42["echo","hi"]"#,
+        "40/admin?token=secret,",
+        r#"42/admin,["echo",1]"#,
+    ] {
+        send(&mut ws, frame).await;
+        t.push(format!("{frame} -> {:?}", next_frame(&mut ws).await));
+    }
+    send(&mut ws, r#"451-["echo",{"_placeholder":true,"num":0}]"#).await;
+    ws.send(Message::Binary(vec![4u8, 1, 2].into()))
+        .await
+        .unwrap();
+    t.push(format!("binary -> {:?}", next_frame(&mut ws).await));
+    t.push(format!("attachment -> {:?}", next_frame(&mut ws).await));
+
+    let peer = Polling::new(addr, "/socket.io/", 3);
+    let (sid, _) = peer.open().await;
+    let target = format!("{}&sid={sid}", peer.base);
+    let pending = tokio::spawn(async move { http(addr, "GET", &target, "").await });
+    let mut ws = ws_to(
+        addr,
+        &format!("/socket.io/?EIO=3&transport=websocket&sid={sid}"),
+    )
+    .await;
+    send(&mut ws, "2probe").await;
+    t.push(format!("probe -> {:?}", next_frame(&mut ws).await));
+    t.push(format!("pending GET -> {}", pending.await.unwrap().body));
+    send(&mut ws, "5").await;
+    send(&mut ws, r#"42["echo","upgraded"]"#).await;
+    t.push(format!("after upgrade -> {:?}", next_frame(&mut ws).await));
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio2_websocket_answers_as_node_2_5() {
+    let node = NodeServer::start_default(SioVersion::V2);
+    let mock = socketio2_mock().start().await.unwrap();
+    let from_node = socketio2_websocket_transcript(node_addr(&node)).await;
+    let from_mock = socketio2_websocket_transcript(mock.addr()).await;
+    assert_eq!(from_node[1], "40");
+    assert_eq!(from_mock, from_node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio2_errors_and_cors_as_node_2_5() {
+    let node = NodeServer::start_default(SioVersion::V2);
+    let mock = socketio2_mock().start().await.unwrap();
+    let answers = |addr: SocketAddr| async move {
+        let mut out = Vec::new();
+        for (method, target, origin) in [
+            ("GET", "/socket.io/?EIO=3&transport=carrier-pigeon", None),
+            ("GET", "/socket.io/?EIO=3&transport=polling&sid=nope", None),
+            ("POST", "/socket.io/?EIO=3&transport=polling", None),
+            ("GET", "/socket.io/?EIO=3&transport=websocket", None),
+            (
+                "OPTIONS",
+                "/socket.io/?EIO=3&transport=polling",
+                Some("https://app.example"),
+            ),
+            (
+                "GET",
+                "/socket.io/?EIO=3&transport=polling",
+                Some("https://app.example"),
+            ),
+            ("GET", "/socket.io/?EIO=4&transport=polling", None),
+        ] {
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            let origin = origin
+                .map(|o| format!("Origin: {o}\r\n"))
+                .unwrap_or_default();
+            let req = format!(
+                "{method} {target} HTTP/1.1\r\nHost: {addr}\r\n{origin}Connection: close\r\nContent-Length: 0\r\n\r\n"
+            );
+            stream.write_all(req.as_bytes()).await.unwrap();
+            let mut raw = Vec::new();
+            tokio::time::timeout(WAIT, stream.read_to_end(&mut raw))
+                .await
+                .unwrap()
+                .unwrap();
+            let r = parse_reply(&raw);
+            let cors: Vec<&str> = r
+                .headers
+                .lines()
+                .filter(|l| l.starts_with("access-control-"))
+                .collect();
+            let body = match r.status {
+                400 => error_body(&r).to_owned(),
+                _ => r.body.split(":0{").next().unwrap().to_owned(),
+            };
+            let mut cors: Vec<String> = cors.iter().map(|s| (*s).to_owned()).collect();
+            cors.sort();
+            out.push(format!("{method} {target} -> {} {body} {cors:?}", r.status));
+        }
+        out
+    };
+    let from_node = answers(node_addr(&node)).await;
+    let from_mock = answers(mock.addr()).await;
+    assert_eq!(from_mock, from_node);
+}
+
+// --- heartbeat timing -------------------------------------------------------------------------
+
+/// How long a server takes to close a silent WebSocket session: from the client's pong (v4:
+/// the next ping comes pingInterval later, the close pingTimeout after it) or from the open
+/// (v3: the client never pings; the close comes pingInterval + pingTimeout later).
+async fn heartbeat_expiry(addr: SocketAddr, eio: u8) -> Duration {
+    let mut ws = ws_to(addr, &format!("/socket.io/?EIO={eio}&transport=websocket")).await;
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    let mut started = Instant::now();
+    if eio == 4 {
+        send(&mut ws, "40").await;
+        assert!(next_text(&mut ws).await.starts_with("40{"));
+        assert_eq!(next_text(&mut ws).await, "2");
+        send(&mut ws, "3").await;
+        started = Instant::now();
+        assert_eq!(next_text(&mut ws).await, "2", "the next ping");
+    } else {
+        assert_eq!(next_text(&mut ws).await, "40");
+    }
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server closes a silent session");
+        match frame {
+            Some(Ok(Message::Text(t))) => panic!("unexpected {t} while waiting for the close"),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_expires_no_later_than_on_node() {
+    // Generous for a loaded machine: the point is that the mock adds no delay of its own to
+    // Node's pingInterval + pingTimeout after the last pong (v4) or the last packet (v3).
+    const SLACK: Duration = Duration::from_millis(250);
+    let interval = Duration::from_millis(200);
+    let timeout = Duration::from_millis(300);
+    let options = NodeOptions {
+        ping_interval_ms: Some(200),
+        ping_timeout_ms: Some(300),
+        ..NodeOptions::default()
+    };
+    let window = interval + timeout;
+    for (version, eio) in [(SioVersion::V4, 4), (SioVersion::V2, 3)] {
+        let node = NodeServer::start(version, options.clone());
+        let mut builder = MockServer::builder()
+            .ping_interval(interval)
+            .ping_timeout(timeout);
+        if eio == 3 {
+            builder = builder.eio3();
+        }
+        let mock = builder.start().await.unwrap();
+        let on_node = heartbeat_expiry(node_addr(&node), eio).await;
+        let on_mock = heartbeat_expiry(mock.addr(), eio).await;
+        assert!(
+            on_mock + Duration::from_millis(50) >= window,
+            "EIO {eio}: the mock closed after {on_mock:?}, before its window of {window:?}"
+        );
+        assert!(
+            on_mock <= on_node + SLACK,
+            "EIO {eio}: the mock closed after {on_mock:?}, Node after {on_node:?}"
+        );
+    }
+}
+
+/// v4: from the ping to the close when the client sends no pong but other packets, 100 ms and
+/// 650 ms after the ping. engine.io 6 moves the deadline once, to pingTimeout after the first
+/// of them, and no further.
+async fn heartbeat_expiry_with_packets(addr: SocketAddr) -> Duration {
+    let mut ws = ws_to(addr, "/socket.io/?EIO=4&transport=websocket").await;
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    send(&mut ws, "40").await;
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+    assert_eq!(next_text(&mut ws).await, "2");
+    let pinged = Instant::now();
+    for at in [100, 650] {
+        // The scenario's own timing, not a synchronisation: packets at set points in time.
+        tokio::time::sleep_until((pinged + Duration::from_millis(at)).into()).await;
+        send(&mut ws, r#"42["not a pong"]"#).await;
+    }
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("the server closes the session");
+        match frame {
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    pinged.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_packet_instead_of_the_pong_defers_the_timeout_once_as_on_node() {
+    let node = NodeServer::start(
+        SioVersion::V4,
+        NodeOptions {
+            ping_interval_ms: Some(200),
+            ping_timeout_ms: Some(600),
+            ..NodeOptions::default()
+        },
+    );
+    let mock = MockServer::builder()
+        .ping_interval(Duration::from_millis(200))
+        .ping_timeout(Duration::from_millis(600))
+        .start()
+        .await
+        .unwrap();
+    let on_node = heartbeat_expiry_with_packets(node_addr(&node)).await;
+    let on_mock = heartbeat_expiry_with_packets(mock.addr()).await;
+    // Node closes 700 ms after the ping; deferring for the second packet too would be 1250.
+    assert!(
+        on_node < Duration::from_millis(1000),
+        "Node deferred twice? {on_node:?}"
+    );
+    assert!(
+        on_mock <= on_node + Duration::from_millis(250),
+        "the mock closed after {on_mock:?}, Node after {on_node:?}"
+    );
+    assert!(on_mock >= Duration::from_millis(650), "{on_mock:?}");
+}
+
+// --- connection-state recovery ----------------------------------------------------------------
+
+/// The mock set up as tests/node/server.js `--sio 4 --recovery`.
+fn recovery_mock() -> MockServerBuilder {
+    MockServer::builder()
+        .recovery(Duration::from_secs(120))
+        .on("/", "echo", |socket, args, _ack| socket.emit("echo", args))
+        .on("/", "broadcast", |socket, args, _ack| {
+            socket.server().emit_all("/", "broadcast", args)
+        })
+        .on("/", "ack", |_socket, args, ack| {
+            if let Some(ack) = ack {
+                ack.send(args)
+            }
+        })
+        .on("/", "am-i-recovered", |socket, _args, ack| {
+            if let Some(ack) = ack {
+                ack.send(Args::from_serialize(&socket.recovered()).unwrap())
+            }
+        })
+}
+
+/// Sends `frames` and reads until a frame starting with `until`, keeping every frame read.
+async fn exchange(ws: &mut AnyWs, frames: &[&str], until: &str) -> Vec<String> {
+    for frame in frames {
+        send(ws, frame).await;
+    }
+    let mut got = Vec::new();
+    loop {
+        let frame = next_frame(ws).await.expect("a frame before the end");
+        let done = frame.starts_with(until);
+        got.push(frame);
+        if done {
+            return got;
+        }
+    }
+}
+
+/// A client cut off (its TCP connection dropped), events emitted while it is away, its
+/// reconnection with `{pid, offset}`, and one with an unknown pid. `gone` waits until the
+/// server saw the first client go.
+async fn recovery_transcript<F>(addr: SocketAddr, gone: impl Fn() -> F) -> Vec<String>
+where
+    F: std::future::Future<Output = ()>,
+{
+    let target = "/socket.io/?EIO=4&transport=websocket";
+    let mut names = Placeholders::default();
+    let mut t = Vec::new();
+    let mut record = |names: &mut Placeholders, who: &str, frames: Vec<String>| {
+        for frame in frames {
+            t.push(format!("{who} {}", names.frame(&frame, true)));
+        }
+    };
+
+    let mut a = ws_to(addr, target).await;
+    let open = next_frame(&mut a).await.unwrap();
+    record(&mut names, "A", vec![open]);
+    let connected = exchange(&mut a, &["40"], "40").await;
+    let pid = serde_json::from_str::<Value>(&connected[0][2..]).unwrap()["pid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    record(&mut names, "A", connected);
+    let echoed = exchange(&mut a, &[r#"42["echo","one"]"#], "42").await;
+    let event: Vec<Value> = serde_json::from_str(&echoed[0][2..]).unwrap();
+    let offset = event.last().unwrap().as_str().unwrap().to_owned();
+    record(&mut names, "A", echoed);
+    drop(a);
+    gone().await;
+
+    let mut b = ws_to(addr, target).await;
+    next_frame(&mut b).await.unwrap();
+    exchange(&mut b, &["40"], "40").await;
+    let frames = exchange(
+        &mut b,
+        &[
+            r#"42["broadcast","m1"]"#,
+            r#"42["broadcast","m2"]"#,
+            r#"421["ack"]"#,
+        ],
+        "431",
+    )
+    .await;
+    record(&mut names, "B", frames);
+
+    let recovering = format!(r#"40{{"pid":"{pid}","offset":"{offset}","token":"x"}}"#);
+    let mut c = ws_to(addr, target).await;
+    next_frame(&mut c).await.unwrap();
+    let frames = exchange(&mut c, &[&recovering], "40").await;
+    record(&mut names, "C", frames);
+    let frames = exchange(&mut c, &[r#"422["am-i-recovered"]"#], "43").await;
+    record(&mut names, "C", frames);
+
+    let unknown = format!(r#"40{{"pid":"nope","offset":"{offset}"}}"#);
+    let mut d = ws_to(addr, target).await;
+    next_frame(&mut d).await.unwrap();
+    let frames = exchange(&mut d, &[&unknown], "40").await;
+    record(&mut names, "D", frames);
+    let frames = exchange(&mut d, &[r#"423["am-i-recovered"]"#], "43").await;
+    record(&mut names, "D", frames);
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_answers_as_node_4_8() {
+    let node = NodeServer::start(
+        SioVersion::V4,
+        NodeOptions {
+            recovery: true,
+            ..NodeOptions::default()
+        },
+    );
+    let mock = recovery_mock().start().await.unwrap();
+    // Node notices the dropped connection long before the next client's round trips are
+    // through; the mock is asked.
+    let from_node = recovery_transcript(node_addr(&node), || async {}).await;
+    let from_mock = recovery_transcript(mock.addr(), || async {
+        mock.socket_history()[0]
+            .wait_disconnected(WAIT)
+            .await
+            .unwrap()
+    })
+    .await;
+    assert!(
+        from_node.contains(&r#"C 40{"sid":"<1>","pid":"<2>"}"#.to_owned()),
+        "{from_node:#?}"
+    );
+    assert_eq!(from_mock, from_node);
+    let sockets = mock.socket_history();
+    assert!(sockets[2].recovered());
+    assert_eq!(sockets[2].id(), sockets[0].id());
+    assert!(!sockets[3].recovered());
 }

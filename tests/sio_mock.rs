@@ -366,3 +366,166 @@ fn doctor_reports_a_blocked_websocket_and_exits_1_when_nothing_connects() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The ```python block of the README's `sio mock` section.
+fn readme_pytest_example() -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let start = readme
+        .find("```python\n")
+        .expect("a ```python block in README.md")
+        + "```python\n".len();
+    let end = start + readme[start..].find("```\n").expect("the block's end");
+    readme[start..end].to_owned()
+}
+
+#[test]
+fn the_readme_pytest_example_passes_against_sio_mock() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python");
+    let file = dir.join("test_sio_mock_example.py");
+    let example = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        readme_pytest_example(),
+        example,
+        "README.md's pytest example and {} must stay the same",
+        file.display()
+    );
+    let python = support::servers::python_venv();
+    let output = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .arg(&file)
+        .env("SIO", env!("CARGO_BIN_EXE_sio"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {} -m pytest: {e}", python.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "pytest failed ({}):\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+}
+
+/// Runs a Node script of tests/node with arguments; its last stdout line, as JSON.
+fn node_script(script: &str, args: &[&str]) -> Value {
+    support::node::ensure_node_deps();
+    let dir = support::node::node_dir();
+    let output = Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running `node {script}` (Node.js 18+ needed): {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed ({}):\n{stdout}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().expect("output")).unwrap()
+}
+
+#[test]
+fn engine_io_mode_echoes_to_nodes_engine_io_client() {
+    let mock = Mock::start(&["mock", "--engine-io"]);
+    let summary = node_script("engine_client.js", &[&mock.url, "/engine.io/"]);
+    assert_eq!(
+        summary,
+        json!({ "text": "hello", "binary": [1, 2, 3], "transport": "websocket" })
+    );
+    let received = mock.ok("GET", "/received?wait=2&timeout_ms=10000", None);
+    assert_eq!(received[0]["event"], "message");
+    assert_eq!(received[0]["namespace"], "");
+    assert_eq!(received[0]["args"], json!(["hello"]));
+
+    // Recording only, and messages pushed through the control API.
+    let mock = Mock::start(&["mock", "--engine-io", "--no-echo", "--path", "/raw/"]);
+    let url = format!("{}/raw/?EIO=4&transport=polling", mock.url);
+    let addr = mock.url.strip_prefix("http://").unwrap().to_owned();
+    let body = raw_get(&addr, &url);
+    let sid = serde_json::from_str::<Value>(&body[1..]).unwrap()["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sessions = mock.ok("GET", "/sockets", None);
+    assert_eq!(sessions[0]["id"], json!(sid));
+    assert_eq!(
+        mock.ok("POST", "/emit", Some(json!({"message": "pushed"}))),
+        json!({"sent": 1})
+    );
+    assert_eq!(raw_get(&addr, &format!("{url}&sid={sid}")), "4pushed");
+    let (status, _) = mock.call("POST", "/emit", Some(json!({"event": "x"})));
+    assert_eq!(status, 400, "a plain Engine.IO server has no events");
+}
+
+/// One GET on its own connection; the body.
+fn raw_get(addr: &str, url: &str) -> String {
+    let path = url.split_once(addr).map(|(_, p)| p).unwrap_or(url);
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.split_once("\r\n\r\n").unwrap().1.to_owned()
+}
+
+#[test]
+fn eio3_mode_serves_the_socket_io_2_client() {
+    let mock = Mock::start(&[
+        "mock",
+        "--eio",
+        "3",
+        "--echo",
+        "echo",
+        "--ack",
+        "sum=[6]",
+        "--require-auth",
+        r#"/admin={"token":"secret"}"#,
+    ]);
+    for transport in ["websocket", "polling"] {
+        let summary = node_script("socketio2_client.js", &[&mock.url, transport]);
+        assert_eq!(
+            summary,
+            json!({
+                "echo": ["hi", {"n": 1}],
+                "sum": [6],
+                "admin_refused": "not authorized",
+                "admin_echo": ["in admin"],
+                "transport": transport,
+            }),
+            "{transport}"
+        );
+    }
+    let received = mock.ok("GET", "/received", None);
+    let admin = received
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["namespace"] == "/admin")
+        .expect("an event on /admin");
+    assert_eq!(admin["args"], json!(["in admin"]));
+
+    for args in [
+        &["mock", "--eio", "5"][..],
+        &["mock", "--eio", "3", "--recovery", "1000"][..],
+        &["mock", "--engine-io", "--namespace", "/x"][..],
+        &["mock", "--no-echo"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_sio"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}

@@ -271,6 +271,7 @@ async fn a_request_closed_twice_is_an_error() {
             transport: Transport::Polling,
             status: None,
             body,
+            ..
         } => assert!(
             body.contains("connection closed before message completed"),
             "{error}"

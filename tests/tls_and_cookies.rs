@@ -90,6 +90,7 @@ fn tls_failure(error: &Error, transport: Transport) -> String {
             transport: t,
             status,
             body,
+            ..
         } => {
             assert_eq!(*t, transport, "{error}");
             assert_eq!(
@@ -101,6 +102,7 @@ fn tls_failure(error: &Error, transport: Transport) -> String {
         Error::Transport {
             transport: t,
             message,
+            ..
         } => {
             assert_eq!(*t, transport, "{error}");
             message.clone()

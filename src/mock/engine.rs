@@ -1,49 +1,22 @@
-//! Server-side Engine.IO v4 sessions: the write buffer, polling GET/POST, the streaming
-//! downstream, the heartbeat (server pings, client pongs, close after pingTimeout without pong)
-//! and close, as engine.io's `Socket` and `Polling` transport do. WebSocket framing lives in
-//! `ws.rs`, the streaming response's framing in `streaming.rs`.
+//! Server-side Engine.IO sessions (v4, and v3 for socket.io 2): the write buffer, polling
+//! GET/POST, the streaming downstream, the heartbeat and close, as engine.io's `Socket` and
+//! `Polling` transport do. WebSocket framing lives in `ws.rs`, the streaming response's
+//! framing in `streaming.rs`. What runs on top of a session (Socket.IO, or the plain Engine.IO
+//! message hook) is a [`Layer`]: this module knows nothing of the layers above it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Instant;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
+use super::close_cause::CloseCause;
 use super::http::{Request, Response};
-use super::socket::SioConn;
 use super::{lock, random_id, Inner};
 use crate::proto::engineio::{
     decode_payload, encode_payload, Data, EngineVersion, Handshake, Packet,
 };
 use crate::Transport;
-
-/// Why a session ended, with Node's reason strings (`Socket#disconnect` reasons on the
-/// socket.io side).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CloseCause {
-    /// No pong within pingTimeout.
-    PingTimeout,
-    /// The client sent a close packet or its transport went away.
-    TransportClose,
-    /// The transport broke the protocol (overlapping polls, bad content, heartbeat direction).
-    TransportError,
-    /// A packet that does not parse.
-    ParseError,
-    /// The server closed the session (`disconnect(true)`, connect timeout, shutdown).
-    ServerClose,
-}
-
-impl CloseCause {
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            CloseCause::PingTimeout => "ping timeout",
-            CloseCause::TransportClose => "transport close",
-            CloseCause::TransportError => "transport error",
-            CloseCause::ParseError => "parse error",
-            CloseCause::ServerClose => "server namespace disconnect",
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -64,8 +37,28 @@ struct State {
     pub(crate) upgrading: bool,
     /// Release the pending poll (or end the attached stream) with a noop: upgrade in progress.
     noop: bool,
+    /// The close packet was held back for the next poll (once).
+    close_deferred: bool,
+    /// When the last packet arrived (v3: every packet defers the ping timeout).
     last_packet: Instant,
+    /// v4: a ping is out and its pong not back yet.
     awaiting_pong: bool,
+    /// v4: when the pong arrived, the start of the next ping interval.
+    pong_at: Option<Instant>,
+    /// v4: when another packet arrived while waiting for the pong. engine.io 6 refreshes the
+    /// ping timeout once for it (`hasRefreshedPingTimeout`), never more.
+    refreshed_at: Option<Instant>,
+}
+
+/// What runs on top of an Engine.IO session: the Socket.IO layer or the plain Engine.IO
+/// message hook.
+pub(crate) trait Layer: Send + Sync {
+    /// The session is registered and its open packet queued.
+    fn on_open(&self, engine: &Arc<Engine>);
+    /// A message packet arrived on `transport`.
+    fn on_message(&self, engine: &Arc<Engine>, data: Data, transport: Transport);
+    /// The session ended; may be called more than once for one session.
+    fn on_close(&self, engine: &Arc<Engine>, cause: CloseCause);
 }
 
 /// One Engine.IO session.
@@ -76,7 +69,9 @@ pub(crate) struct Engine {
     /// Wakes the current writer (pending poll or WebSocket loop).
     pub(crate) wake: Notify,
     pong: Notify,
-    pub(crate) sio: SioConn,
+    /// The Engine.IO revision of the session, the server's (`EIO=3` or `4`).
+    pub(crate) version: EngineVersion,
+    pub(crate) layer: Arc<dyn Layer>,
     /// Headers of the request that opened the session, names lowercased (as Node's
     /// `socket.handshake.headers`).
     pub(crate) headers: Vec<(String, String)>,
@@ -94,8 +89,14 @@ pub(crate) struct Outgoing {
 impl Engine {
     /// Creates a session on `transport`, registers it and starts its timers. The open packet is
     /// the first thing queued.
-    pub(crate) fn open(inner: &Arc<Inner>, transport: Transport, req: &Request) -> Arc<Engine> {
+    pub(crate) fn open(
+        inner: &Arc<Inner>,
+        transport: Transport,
+        req: &Request,
+        layer: Arc<dyn Layer>,
+    ) -> Arc<Engine> {
         let cfg = &inner.config;
+        let version = cfg.engine_version;
         let sid = random_id();
         let upgrades = if transport != Transport::WebSocket && cfg.websocket_enabled {
             vec!["websocket".to_owned()]
@@ -107,7 +108,8 @@ impl Engine {
             upgrades,
             ping_interval: cfg.ping_interval,
             ping_timeout: cfg.ping_timeout,
-            max_payload: Some(cfg.max_payload as u64),
+            // engine.io 3 does not announce it.
+            max_payload: (version == EngineVersion::V4).then_some(cfg.max_payload as u64),
         };
         let engine = Arc::new(Engine {
             sid: sid.clone(),
@@ -120,12 +122,16 @@ impl Engine {
                 post_pending: false,
                 upgrading: false,
                 noop: false,
+                close_deferred: false,
                 last_packet: Instant::now(),
                 awaiting_pong: false,
+                pong_at: None,
+                refreshed_at: None,
             }),
             wake: Notify::new(),
             pong: Notify::new(),
-            sio: SioConn::new(),
+            version,
+            layer,
             headers: req
                 .headers
                 .iter()
@@ -138,8 +144,11 @@ impl Engine {
             sessions.insert(sid, engine.clone());
             inner.session_count.send_replace(sessions.len());
         }
-        inner.spawn(heartbeat(engine.clone()));
-        inner.spawn(super::socket::connect_timeout(engine.clone()));
+        match version {
+            EngineVersion::V3 => inner.spawn(heartbeat_v3(engine.clone())),
+            _ => inner.spawn(heartbeat(engine.clone())),
+        }
+        engine.layer.on_open(&engine);
         engine
     }
 
@@ -206,8 +215,13 @@ impl Engine {
                 self.finish(cause);
                 return;
             }
-            // Over HTTP with no GET to carry them, the close packet waits for the next GET.
-            if graceful && st.transport != Transport::WebSocket && !st.get_pending {
+            // Over HTTP the close packet waits for the next GET when no GET is there to carry
+            // it, or when packets go first: Node closes the transport once they are written
+            // (`drain`), and the closed polling transport appends `1` to the next poll.
+            if graceful
+                && st.transport != Transport::WebSocket
+                && (!st.get_pending || !st.out.is_empty())
+            {
                 st.phase = Phase::Closing;
             } else {
                 st.phase = Phase::Closed;
@@ -225,7 +239,7 @@ impl Engine {
                     engine.finish(cause);
                 });
             }
-            self.sio.on_close(self, cause);
+            self.layer.on_close(self, cause);
         } else {
             self.finish(cause);
         }
@@ -245,7 +259,7 @@ impl Engine {
             inner.session_count.send_replace(sessions.len());
         }
         self.wake();
-        self.sio.on_close(self, cause);
+        self.layer.on_close(self, cause);
     }
 
     /// Takes what a writer may send now, or `None` when it must wait for `wake`.
@@ -268,7 +282,18 @@ impl Engine {
             }
             return None;
         }
-        let packets: Vec<Packet> = st.out.drain(..).collect();
+        let close_at = st.out.iter().position(|p| matches!(p, Packet::Close));
+        let packets: Vec<Packet> = match close_at {
+            Some(at) if for_poll && at > 0 && st.phase == Phase::Closing && !st.close_deferred => {
+                st.close_deferred = true;
+                // What was queued before the close goes alone; the next poll gets
+                // `6` + `1`, engine.io's "empty send to append close packet".
+                let first: Vec<Packet> = st.out.drain(..at).collect();
+                st.out.push_front(Packet::Noop);
+                first
+            }
+            _ => st.out.drain(..).collect(),
+        };
         st.noop = false;
         let closed = packets.iter().any(|p| matches!(p, Packet::Close));
         let was_closing = st.phase == Phase::Closing;
@@ -375,13 +400,15 @@ impl Engine {
             r
         };
         if binary {
-            // EIO4 clients always post text; Node treats octet-stream as invalid content.
+            // EIO4 clients always post text; Node treats octet-stream as invalid content. EIO3
+            // clients may post binary payloads unless they ask for base64 (`b64=1`, as this
+            // crate's client does): not spoken here.
             self.close(CloseCause::TransportError, false);
             return Response::empty(400);
         }
         let packets = std::str::from_utf8(body)
             .ok()
-            .and_then(|text| decode_payload(EngineVersion::V4, text).ok());
+            .and_then(|text| decode_payload(self.version, text).ok());
         match packets {
             Some(packets) => self.receive(packets),
             // Node still answers "ok" and closes the session with "parse error".
@@ -399,22 +426,43 @@ impl Engine {
                 if st.phase != Phase::Open {
                     return;
                 }
-                st.last_packet = Instant::now();
+                let now = Instant::now();
+                st.last_packet = now;
+                if st.awaiting_pong
+                    && st.refreshed_at.is_none()
+                    && !matches!(packet, Packet::Pong(_))
+                {
+                    st.refreshed_at = Some(now);
+                }
             }
-            match packet {
-                Packet::Pong(_) => {
+            match (packet, self.version) {
+                (Packet::Pong(_), EngineVersion::V3) => {}
+                (Packet::Pong(_), _) => {
                     let mut st = lock(&self.st);
                     if st.awaiting_pong {
                         st.awaiting_pong = false;
+                        st.pong_at = Some(Instant::now());
                         drop(st);
                         self.pong.notify_one();
                     }
                 }
+                // In v3 the client pings and the server answers at once.
+                // In v3 the client pings and the server answers at once, without the ping's data
+                // (engine.io 3 `sendPacket('pong')`; a probe is answered by the WebSocket probe).
+                (Packet::Ping(_), EngineVersion::V3) => {
+                    let answering = self.server().is_some_and(|i| !i.faults.pings_stopped());
+                    if answering {
+                        self.send(Packet::Pong(String::new()));
+                    }
+                }
                 // In v4 the server pings; a client ping is "invalid heartbeat direction".
-                Packet::Ping(_) => return self.close(CloseCause::TransportError, false),
-                Packet::Close => return self.close(CloseCause::TransportClose, false),
-                Packet::Message(data) => self.sio.on_message(self, data, transport),
-                Packet::Open(_) | Packet::Upgrade | Packet::Noop => {}
+                (Packet::Ping(_), _) => return self.close(CloseCause::TransportError, false),
+                // Only the polling transport reads a close packet; over WebSocket engine.io
+                // ignores it (the client closes the WebSocket itself).
+                (Packet::Close, _) if transport == Transport::WebSocket => {}
+                (Packet::Close, _) => return self.close(CloseCause::TransportClose, false),
+                (Packet::Message(data), _) => self.layer.on_message(self, data, transport),
+                (Packet::Open(_) | Packet::Upgrade | Packet::Noop, _) => {}
             }
         }
     }
@@ -489,7 +537,7 @@ impl PollGuard {
         };
         self.done = true;
         lock(&engine.st).get_pending = false;
-        let body = encode_payload(EngineVersion::V4, &out.packets);
+        let body = encode_payload(engine.version, &out.packets);
         let mut r = Response::new(200, "text/plain; charset=UTF-8", body);
         r.headers.push(("cache-control", "no-store".to_owned()));
         r
@@ -555,42 +603,86 @@ impl Drop for StreamGuard {
     }
 }
 
-/// Server pings every pingInterval and closes the session when no pong (nor any other packet)
-/// arrives within pingTimeout, as engine.io 6 does.
+/// v4: the server pings pingInterval after the open or the last pong and closes the session
+/// pingTimeout after the ping when no pong came, as engine.io 6's `schedulePing` and
+/// `resetPingTimeout` do. Every instant is absolute (from the open, the ping, the pong's
+/// arrival), so that a late wake-up of this task delays nothing that follows.
 async fn heartbeat(engine: Arc<Engine>) {
     let Some(inner) = engine.server() else { return };
     let interval = inner.config.ping_interval;
     let timeout = inner.config.ping_timeout;
     drop(inner);
+    let mut next_ping = Instant::now() + interval;
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep_until(next_ping).await;
         let Some(inner) = engine.server() else { return };
         if !engine.is_open() {
             return;
         }
         if inner.faults.pings_stopped() {
+            next_ping = Instant::now() + interval;
             continue;
         }
         drop(inner);
-        lock(&engine.st).awaiting_pong = true;
+        let sent = Instant::now();
+        {
+            let mut st = lock(&engine.st);
+            st.awaiting_pong = true;
+            st.pong_at = None;
+            st.refreshed_at = None;
+        }
         engine.send(Packet::Ping(String::new()));
-        let mut deadline = tokio::time::Instant::now() + timeout;
+        let mut deadline = sent + timeout;
         loop {
-            if tokio::time::timeout_at(deadline, engine.pong.notified())
-                .await
-                .is_ok()
-            {
+            tokio::select! {
+                () = engine.pong.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+            let st = lock(&engine.st);
+            if let Some(pong_at) = st.pong_at {
+                next_ping = pong_at + interval;
                 break;
             }
-            let last = lock(&engine.st).last_packet;
-            let since = last.elapsed();
-            if since < timeout {
-                deadline = tokio::time::Instant::now() + (timeout - since);
-                continue;
+            // One refresh for a packet that came while waiting, as Node: the deadline moves
+            // to pingTimeout after that packet.
+            let refreshed = st.refreshed_at.map(|at| at + timeout);
+            drop(st);
+            match refreshed {
+                Some(later) if later > deadline => deadline = later,
+                _ if Instant::now() < deadline => {}
+                _ => {
+                    engine.close(CloseCause::PingTimeout, false);
+                    return;
+                }
             }
-            engine.close(CloseCause::PingTimeout, false);
+        }
+    }
+}
+
+/// v3: the client pings; the session closes pingInterval + pingTimeout after the last packet
+/// received (the open to begin with), as engine.io 3's `setPingTimeout`, reset by every packet.
+async fn heartbeat_v3(engine: Arc<Engine>) {
+    let Some(inner) = engine.server() else { return };
+    let window = inner.config.ping_interval + inner.config.ping_timeout;
+    drop(inner);
+    loop {
+        let deadline = lock(&engine.st).last_packet + window;
+        tokio::time::sleep_until(deadline).await;
+        let Some(inner) = engine.server() else { return };
+        if !engine.is_open() {
             return;
         }
+        if lock(&engine.st).last_packet + window > Instant::now() {
+            continue;
+        }
+        if inner.faults.pings_stopped() {
+            // As in v4, a stopped heartbeat times out nobody.
+            lock(&engine.st).last_packet = Instant::now();
+            continue;
+        }
+        drop(inner);
+        engine.close(CloseCause::PingTimeout, false);
+        return;
     }
 }
 

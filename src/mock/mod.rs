@@ -1,6 +1,9 @@
 //! An in-process socket.io server for integration tests, answering as the reference Node
 //! socket.io 4 server does (Engine.IO v4, Socket.IO v5), with fault switches that break the
-//! transports the way networks, proxies and servers do.
+//! transports the way networks, proxies and servers do. It can also be a socket.io 2 server
+//! ([`eio3`](MockServerBuilder::eio3)), a plain Engine.IO server
+//! ([`engine_io`](MockServerBuilder::engine_io)), and keep connection state for recovery
+//! ([`recovery`](MockServerBuilder::recovery)).
 //!
 //! Enabled by the `mock-server` cargo feature. Built on the crate's own sans-IO codecs
 //! ([`crate::proto`], [`crate::payload::Args`]), over a small hand-written HTTP/1.1 layer: the
@@ -32,16 +35,22 @@
 //! - errors: `400 {"code":0,"message":"Transport unknown"}`, code 1 `Session ID unknown`, code 2
 //!   `Bad handshake method` (handshake not GET), code 3 `Bad request` (wrong transport for the
 //!   session, `transport=websocket` without upgrade), code 5 `Unsupported protocol version`
-//!   (anything but `EIO=4`: Engine.IO v3 is not spoken, as Node's default `allowEIO3: false`).
+//!   (anything but `EIO=4`, as Node's default `allowEIO3: false`; see
+//!   [`eio3`](MockServerBuilder::eio3) for a socket.io 2 server).
 //!   Refused upgrades get Node's plain-text `400` (`Transport unknown`, `Session ID unknown`).
 //! - POST → `200 text/html` `ok`; a body over maxPayload → `413` (the session lives on, as in
 //!   Node); an undecodable body → `ok` and the session closes (parse error); a second GET while
 //!   one is pending → `400` and the session closes; a pending GET whose connection closes ends
 //!   the session. A GET waits until packets are queued (a ping comes every pingInterval). A
 //!   close packet (`1`) POSTed while a GET is pending releases that GET with a noop (`6`), as
-//!   engine.io's `Polling#onClose` does.
-//! - heartbeat: ping every pingInterval after the last pong; no pong (nor any packet) within
-//!   pingTimeout closes the session. A client ping closes it (wrong heartbeat direction).
+//!   engine.io's `Polling#onClose` does; over WebSocket a close packet is ignored, as on Node
+//!   (the client closes the WebSocket). A server-side close after queued packets sends them
+//!   on one poll and `6`, `1` on the next, as Node's closing transport does.
+//! - heartbeat: a ping pingInterval after the open or the last pong; no pong within
+//!   pingTimeout after the ping closes the session, at that instant (every deadline is
+//!   absolute, so a late wake-up of the server adds nothing to the next one). Another packet
+//!   while the pong is awaited moves the deadline to pingTimeout after it, once, as engine.io
+//!   6 does. A client ping closes the session (wrong heartbeat direction).
 //! - upgrade: WebSocket with `sid`, `2probe` → `3probe`, the pending poll is released with `6`
 //!   (every 100 ms while probing), `5` switches; later polls on that sid get code 3.
 //! - Socket.IO: CONNECT (`40`, `40{auth}`, `40/nsp,{auth}`) → `40{"sid":"…"}` /
@@ -93,9 +102,14 @@
 //! the listening socket at once, freeing the port. [`received`](MockServer::received) keeps the
 //! last [`max_received`](MockServerBuilder::max_received) events (10 000 by default).
 
+mod builder;
+mod close_cause;
 mod engine;
+mod engine_io;
 mod faults;
+mod handle;
 mod http;
+mod recovery;
 mod server;
 mod socket;
 mod streaming;
@@ -117,11 +131,16 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+pub use builder::MockServerBuilder;
+pub use engine_io::{MockConnection, ENGINE_MESSAGE_EVENT};
 pub use faults::Faults;
+pub use handle::{MockServerHandle, RoomEmitter};
 pub use socket::{MockAck, MockSocket};
 
 use crate::payload::Args;
+use crate::proto::engineio::{Data, EngineVersion};
 use crate::Transport;
+use recovery::{RecoveryStore, Target};
 
 /// Locks a mutex, ignoring poisoning (a panicking user handler must not wedge the server).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -181,6 +200,7 @@ pub struct ReceivedEvent {
 type Handler = Arc<dyn Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync>;
 type ConnectHandler = Arc<dyn Fn(&MockSocket) + Send + Sync>;
 type Guard = Arc<dyn Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync>;
+type EngineHandler = Arc<dyn Fn(&MockConnection, Data) + Send + Sync>;
 
 /// Server settings, fixed at start.
 #[derive(Clone)]
@@ -206,6 +226,13 @@ pub(crate) struct Config {
     pub(crate) max_received: usize,
     /// `Access-Control-Allow-Origin` to answer with, when CORS is on.
     pub(crate) cors_origin: Option<String>,
+    /// The Engine.IO revision spoken: V4 (socket.io 3/4), or V3 (socket.io 2).
+    pub(crate) engine_version: EngineVersion,
+    /// Plain Engine.IO: no Socket.IO layer.
+    pub(crate) engine_io_only: bool,
+    pub(crate) engine_message_handler: Option<EngineHandler>,
+    /// Connection-state recovery's maxDisconnectionDuration, when recovery is on.
+    pub(crate) recovery: Option<Duration>,
 }
 
 /// State shared by the server handle and its tasks.
@@ -224,6 +251,8 @@ pub(crate) struct Inner {
     received_dropped: AtomicU64,
     /// Panics of user handlers, caught so that the connection lives on.
     panics: Mutex<Vec<String>>,
+    /// Connection-state recovery: kept events and disconnected sessions.
+    pub(crate) recovery: Mutex<RecoveryStore>,
     tasks: Mutex<Option<JoinSet<()>>>,
     handle: Handle,
     pub(crate) listener: Mutex<Option<TcpListener>>,
@@ -302,246 +331,10 @@ impl Inner {
         let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, e)| e).collect();
         self.session_count.send_replace(0);
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, false);
+            engine.close(close_cause::CloseCause::ServerClose, false);
         }
         tasks
     }
-}
-
-/// Configures and starts a [`MockServer`]. Obtained from [`MockServer::builder`].
-pub struct MockServerBuilder {
-    config: Config,
-}
-
-impl fmt::Debug for MockServerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MockServerBuilder")
-            .field("addr", &self.config.addr)
-            .field("path", &self.config.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MockServerBuilder {
-    /// Heartbeat interval (Node's `pingInterval`, default 25 s).
-    pub fn ping_interval(mut self, interval: Duration) -> Self {
-        self.config.ping_interval = interval;
-        self
-    }
-
-    /// How long to wait for a pong after a ping (Node's `pingTimeout`, default 20 s).
-    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
-        self.config.ping_timeout = timeout;
-        self
-    }
-
-    /// Largest accepted POST body or WebSocket message, in bytes (Node's `maxHttpBufferSize`,
-    /// default 1 000 000), announced as `maxPayload`.
-    pub fn max_payload(mut self, bytes: usize) -> Self {
-        self.config.max_payload = bytes;
-        self
-    }
-
-    /// Request path (default `/socket.io/`).
-    pub fn path(mut self, path: &str) -> Self {
-        let mut path = path.trim_end_matches('/').to_owned();
-        path.push('/');
-        if !path.starts_with('/') {
-            path.insert(0, '/');
-        }
-        self.config.path = path;
-        self
-    }
-
-    /// How long a connection may stay without joining a namespace (Node's `connectTimeout`,
-    /// default 45 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = timeout;
-        self
-    }
-
-    /// How long an upgrade probe may take (Node's `upgradeTimeout`, default 10 s).
-    pub fn upgrade_timeout(mut self, timeout: Duration) -> Self {
-        self.config.upgrade_timeout = timeout;
-        self
-    }
-
-    /// Which transports the server accepts (Node's `transports`, default all three). A
-    /// disabled transport answers code 0 `Transport unknown`, as a Node server answers
-    /// `transport=streaming`; without WebSocket the handshake offers no upgrade.
-    pub fn transports(mut self, transports: &[Transport]) -> Self {
-        self.config.polling_enabled = transports.contains(&Transport::Polling);
-        self.config.websocket_enabled = transports.contains(&Transport::WebSocket);
-        self.config.streaming_enabled = transports.contains(&Transport::Streaming);
-        self
-    }
-
-    /// Body bytes (prelude included) after which a streaming response is ended cleanly, after a
-    /// complete event, so that no proxy holds an ever-growing response (default 128 KiB, as
-    /// SockJS's `response_limit`). Packets queued meanwhile wait in the session for the
-    /// client's next streaming GET. At least one event goes out per response.
-    pub fn stream_recycle_bytes(mut self, bytes: usize) -> Self {
-        self.config.stream_recycle_bytes = bytes;
-        self
-    }
-
-    /// Listens on this port of 127.0.0.1 (default 0: a free port chosen by the system).
-    pub fn port(mut self, port: u16) -> Self {
-        self.config.addr.set_port(port);
-        self
-    }
-
-    /// Listens on this address (default `127.0.0.1:0`).
-    pub fn bind(mut self, addr: SocketAddr) -> Self {
-        self.config.addr = addr;
-        self
-    }
-
-    /// Declares a namespace clients may join (`/` always exists).
-    pub fn namespace(mut self, nsp: &str) -> Self {
-        self.config.namespaces.insert(nsp.to_owned());
-        self
-    }
-
-    /// Decides whether a client may join `nsp` from the CONNECT auth payload; `Err((message,
-    /// data))` refuses with CONNECT_ERROR `{"message":…,"data":…}` (`data` left out when
-    /// `None`), as an `Error` with `data` passed to `next()` in a Node middleware. A guard that
-    /// panics refuses with `connect guard panicked` (see [`MockServer::handler_panics`]).
-    /// Declares the namespace.
-    pub fn connect_guard<F>(mut self, nsp: &str, guard: F) -> Self
-    where
-        F: Fn(Option<&Value>) -> Result<(), (String, Option<Value>)> + Send + Sync + 'static,
-    {
-        self.config.namespaces.insert(nsp.to_owned());
-        self.config.guards.insert(nsp.to_owned(), Arc::new(guard));
-        self
-    }
-
-    /// Runs `handler` for every socket that joins `nsp`, after the CONNECT reply is queued.
-    /// Declares the namespace.
-    pub fn on_connect<F>(mut self, nsp: &str, handler: F) -> Self
-    where
-        F: Fn(&MockSocket) + Send + Sync + 'static,
-    {
-        self.config.namespaces.insert(nsp.to_owned());
-        self.config
-            .connect_handlers
-            .insert(nsp.to_owned(), Arc::new(handler));
-        self
-    }
-
-    /// Runs `handler` for every `event` received on `nsp`, with the socket, the arguments and,
-    /// when the client asked for one, the acknowledgement to send. Handlers run on the server's
-    /// tasks: keep them short and non-blocking. Every event is also recorded (see
-    /// [`MockServer::received`]) whether or not a handler exists. Declares the namespace.
-    pub fn on<F>(mut self, nsp: &str, event: &str, handler: F) -> Self
-    where
-        F: Fn(&MockSocket, Args, Option<MockAck>) + Send + Sync + 'static,
-    {
-        self.config.namespaces.insert(nsp.to_owned());
-        self.config
-            .handlers
-            .insert((nsp.to_owned(), event.to_owned()), Arc::new(handler));
-        self
-    }
-
-    /// How many events [`MockServer::received`] keeps (default 10 000): past it the oldest
-    /// go, counted by [`MockServer::received_dropped`], so that a long test does not grow
-    /// without bound. `wait_for_events(n)` with `n` above it never completes.
-    pub fn max_received(mut self, events: usize) -> Self {
-        self.config.max_received = events;
-        self
-    }
-
-    /// Answers cross-origin requests for `origin` as Node's `cors: { origin, credentials: true }`
-    /// option does: every HTTP answer carries `Access-Control-Allow-Origin`, `Vary: Origin` and
-    /// `Access-Control-Allow-Credentials: true`, and an `OPTIONS` preflight gets `204` with
-    /// `Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE` and the requested
-    /// headers in `Access-Control-Allow-Headers`. `"*"` allows any origin by reflecting the
-    /// request's `Origin` (as Node's `origin: true`; browsers refuse a literal `*` with
-    /// credentials). Off by default: no CORS headers, and `OPTIONS` is refused as on a Node
-    /// server without `cors`.
-    pub fn cors(mut self, origin: &str) -> Self {
-        self.config.cors_origin = Some(origin.to_owned());
-        self
-    }
-
-    /// Binds and starts serving. The server always runs on a small runtime of its own (one
-    /// worker thread), whatever runtime awaits this: a blocking [`Client`](crate::Client) or a
-    /// `*_blocking` method called from a current-thread `#[tokio::test]` would otherwise starve
-    /// the server of the very thread it blocks.
-    pub async fn start(self) -> std::io::Result<MockServer> {
-        let runtime = server_runtime()?;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(self.start_here().await);
-        });
-        // A runtime may not be dropped in async code: on failure it is shut down explicitly.
-        let mut server = match rx.await {
-            Ok(Ok(server)) => server,
-            Ok(Err(e)) => {
-                runtime.shutdown_background();
-                return Err(e);
-            }
-            Err(_) => {
-                runtime.shutdown_background();
-                return Err(std::io::Error::other("mock server runtime stopped"));
-            }
-        };
-        server.runtime = Some(runtime);
-        Ok(server)
-    }
-
-    /// Binds and serves on the runtime this runs on.
-    async fn start_here(self) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind(self.config.addr).await?;
-        let addr = listener.local_addr()?;
-        let inner = Arc::new(Inner {
-            config: self.config,
-            faults: Faults::new(),
-            sessions: Mutex::new(HashMap::new()),
-            sockets: Mutex::new(Vec::new()),
-            history: watch::Sender::new(Vec::new()),
-            session_count: watch::Sender::new(0),
-            received: watch::Sender::new(VecDeque::new()),
-            received_dropped: AtomicU64::new(0),
-            panics: Mutex::new(Vec::new()),
-            tasks: Mutex::new(Some(JoinSet::new())),
-            handle: Handle::current(),
-            listener: Mutex::new(Some(listener)),
-            addr,
-        });
-        inner.spawn(server::accept_loop(inner.clone()));
-        Ok(MockServer {
-            inner,
-            runtime: None,
-        })
-    }
-
-    /// Starts the server on a small runtime of its own (one worker thread), for tests without
-    /// async code; the same as [`start`](Self::start) without awaiting. The server's async
-    /// methods work from any runtime, the `*_blocking` ones from any thread not running async
-    /// code.
-    pub fn start_background(self) -> std::io::Result<MockServer> {
-        let runtime = server_runtime()?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(self.start_here().await);
-        });
-        let mut server = rx
-            .recv()
-            .map_err(|_| std::io::Error::other("mock server runtime stopped"))??;
-        server.runtime = Some(runtime);
-        Ok(server)
-    }
-}
-
-fn server_runtime() -> std::io::Result<Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("sio-mock-server")
-        .enable_all()
-        .build()
 }
 
 /// A running mock socket.io server. See the [module docs](self).
@@ -584,7 +377,12 @@ impl MockServer {
                 connect_handlers: HashMap::new(),
                 max_received: 10_000,
                 cors_origin: None,
+                engine_version: EngineVersion::V4,
+                engine_io_only: false,
+                engine_message_handler: None,
+                recovery: None,
             },
+            path_set: false,
         }
     }
 
@@ -772,6 +570,26 @@ impl MockServer {
         self.handle().emit_all(nsp, event, args);
     }
 
+    /// The open sessions of a plain Engine.IO server (see [`MockServerBuilder::engine_io`]);
+    /// empty otherwise.
+    pub fn connections(&self) -> Vec<MockConnection> {
+        self.handle().connections()
+    }
+
+    /// Whether this is a plain Engine.IO server (see [`MockServerBuilder::engine_io`]).
+    pub fn is_engine_io(&self) -> bool {
+        self.inner.config.engine_io_only
+    }
+
+    /// The Engine.IO revision spoken: `4`, or `3` for a socket.io 2 server (see
+    /// [`MockServerBuilder::eio3`]).
+    pub fn engine_version(&self) -> u8 {
+        match self.inner.config.engine_version {
+            EngineVersion::V3 => 3,
+            _ => 4,
+        }
+    }
+
     /// Targets the sockets of `nsp` in `room`.
     pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
         self.handle().to_room(nsp, room)
@@ -785,7 +603,7 @@ impl MockServer {
         }
         let sessions: Vec<_> = lock(&self.inner.sessions).values().cloned().collect();
         for engine in sessions {
-            engine.close(engine::CloseCause::ServerClose, true);
+            engine.close(close_cause::CloseCause::ServerClose, true);
         }
     }
 
@@ -858,6 +676,8 @@ async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
     if let Some(mut tasks) = inner.shut() {
         tasks.shutdown().await;
     }
+    // A restarted Node server knows no session to recover either.
+    lock(&inner.recovery).clear();
     let listener = match kept {
         Some(listener) => listener,
         None => TcpListener::bind(inner.addr).await?,
@@ -866,63 +686,4 @@ async fn restart(inner: Arc<Inner>) -> std::io::Result<()> {
     *lock(&inner.tasks) = Some(JoinSet::new());
     inner.spawn(server::accept_loop(inner.clone()));
     Ok(())
-}
-
-/// A cheap, clonable handle on a running server, reachable from handlers through
-/// [`MockSocket::server`]. It does not keep the server alive: once the [`MockServer`] is dropped
-/// it sees no sockets.
-#[derive(Debug, Clone)]
-pub struct MockServerHandle {
-    inner: Weak<Inner>,
-}
-
-impl MockServerHandle {
-    /// Sockets connected now, on every namespace, in connection order.
-    pub fn sockets(&self) -> Vec<MockSocket> {
-        self.inner
-            .upgrade()
-            .map(|inner| lock(&inner.sockets).clone())
-            .unwrap_or_default()
-    }
-
-    /// Sends an event to every socket connected to `nsp`.
-    pub fn emit_all(&self, nsp: &str, event: &str, args: Args) {
-        self.to_sockets(nsp, |_| true).emit(event, args);
-    }
-
-    /// Targets the sockets of `nsp` in `room`.
-    pub fn to_room(&self, nsp: &str, room: &str) -> RoomEmitter {
-        self.to_sockets(nsp, |s| s.in_room(room))
-    }
-
-    pub(crate) fn to_sockets(&self, nsp: &str, keep: impl Fn(&MockSocket) -> bool) -> RoomEmitter {
-        let sockets = match self.inner.upgrade() {
-            Some(inner) => inner.sockets_of(nsp),
-            None => Vec::new(),
-        };
-        RoomEmitter {
-            sockets: sockets.into_iter().filter(|s| keep(s)).collect(),
-        }
-    }
-}
-
-/// Sends to a set of sockets: the ones of a room ([`MockServer::to_room`], [`MockSocket::to`])
-/// or all but one ([`MockSocket::broadcast`]).
-#[derive(Debug)]
-pub struct RoomEmitter {
-    sockets: Vec<MockSocket>,
-}
-
-impl RoomEmitter {
-    /// Sends an event to every socket in the room.
-    pub fn emit(&self, event: &str, args: Args) {
-        for socket in &self.sockets {
-            socket.emit(event, args.clone());
-        }
-    }
-
-    /// The sockets targeted.
-    pub fn sockets(&self) -> &[MockSocket] {
-        &self.sockets
-    }
 }

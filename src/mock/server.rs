@@ -10,11 +10,32 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::engine::Engine;
+use super::engine::{Engine, Layer};
+use super::engine_io::EngineIoLayer;
 use super::http::{self, ReadError, Request, Response};
+use super::socket::SioConn;
 use super::streaming::{self, StreamEnd};
 use super::{lock, ws, Inner};
+use crate::proto::engineio::EngineVersion;
 use crate::Transport;
+
+/// What runs on top of a new session: the Socket.IO layer, or nothing but the message hook.
+fn new_layer(inner: &Inner) -> Arc<dyn Layer> {
+    if inner.config.engine_io_only {
+        Arc::new(EngineIoLayer)
+    } else {
+        SioConn::new()
+    }
+}
+
+/// Whether a handshake's `EIO` is one this server speaks. engine.io 3 does not look at it;
+/// engine.io 4+ wants exactly `4`.
+fn version_accepted(inner: &Inner, req: &Request) -> bool {
+    match inner.config.engine_version {
+        EngineVersion::V3 => true,
+        _ => req.param("EIO") == Some("4"),
+    }
+}
 
 /// Accepts connections until the listener is taken away (stop, drop or restart).
 pub(crate) async fn accept_loop(inner: Arc<Inner>) {
@@ -136,6 +157,16 @@ async fn serve(stream: &mut TcpStream, inner: &Arc<Inner>) -> End {
 /// reflects the request's `Origin`, as `origin: true` does, so that credentials are allowed.
 fn cors_headers(req: &Request, inner: &Inner) -> Vec<(&'static str, String)> {
     let Some(origin) = inner.config.cors_origin.as_deref() else {
+        if inner.config.engine_version == EngineVersion::V3 {
+            // socket.io 2 (origins `*:*`) answers every polling request cross-origin.
+            return match req.header("origin") {
+                Some(origin) => vec![
+                    ("Access-Control-Allow-Credentials", "true".to_owned()),
+                    ("Access-Control-Allow-Origin", origin.to_owned()),
+                ],
+                None => vec![("Access-Control-Allow-Origin", "*".to_owned())],
+            };
+        }
         return Vec::new();
     };
     let allowed = match (origin, req.header("origin")) {
@@ -226,10 +257,10 @@ fn route(req: &Request, inner: &Arc<Inner>) -> Routed {
             if transport == Transport::WebSocket {
                 return answer(Response::engine_error(3));
             }
-            if req.param("EIO") != Some("4") {
+            if !version_accepted(inner, req) {
                 return answer(Response::engine_error(5));
             }
-            Engine::open(inner, transport, req)
+            Engine::open(inner, transport, req, new_layer(inner))
         }
     };
     match req.method.as_str() {
@@ -311,13 +342,13 @@ async fn upgrade(stream: &mut TcpStream, rest: Vec<u8>, req: Request, inner: &Ar
         None => {
             // Node answers a wrong version after the 101 with a raw HTTP 400 on the socket;
             // answering before the upgrade tells the client the same thing more cleanly.
-            if req.param("EIO") != Some("4") {
+            if !version_accepted(inner, &req) {
                 return abort_upgrade(stream, 5).await;
             }
             let Some(mut ws) = ws::wrap(&mut *stream, &accept, rest, max).await else {
                 return End::Close;
             };
-            let engine = Engine::open(inner, Transport::WebSocket, &req);
+            let engine = Engine::open(inner, Transport::WebSocket, &req, new_layer(inner));
             ws::run_session(engine, &mut ws).await;
         }
     }

@@ -13,7 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
-use super::engine::{CloseCause, Engine};
+use super::close_cause::CloseCause;
+use super::engine::Engine;
 use super::http::Request;
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::Transport;
@@ -62,14 +63,14 @@ fn to_message(frame: Frame) -> Message {
 
 /// Decodes a WebSocket message; `Ok(None)` for control frames, `Err(())` for a close or an
 /// undecodable frame.
-fn decode(message: Message) -> Result<Option<Packet>, CloseCause> {
+fn decode(version: EngineVersion, message: Message) -> Result<Option<Packet>, CloseCause> {
     let frame = match message {
         Message::Text(text) => Frame::Text(text.as_str().to_owned()),
         Message::Binary(bytes) => Frame::Binary(bytes),
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(None),
         Message::Close(_) => return Err(CloseCause::TransportClose),
     };
-    Packet::from_frame(EngineVersion::V4, frame)
+    Packet::from_frame(version, frame)
         .map(Some)
         .map_err(|_| CloseCause::ParseError)
 }
@@ -100,7 +101,7 @@ pub(crate) async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(
                     continue;
                 }
                 if ws
-                    .feed(to_message(packet.to_frame(EngineVersion::V4)))
+                    .feed(to_message(packet.to_frame(engine.version)))
                     .await
                     .is_err()
                 {
@@ -124,7 +125,7 @@ pub(crate) async fn run_session<S: AsyncRead + AsyncWrite + Unpin>(
             _ = &mut notified => {}
             message = ws.next() => {
                 let Some(Ok(message)) = message else { return };
-                match decode(message) {
+                match decode(engine.version, message) {
                     Ok(Some(packet)) => engine.receive(vec![packet]),
                     Ok(None) => {}
                     Err(cause) => {
@@ -172,10 +173,10 @@ pub(crate) async fn run_probe<S: AsyncRead + AsyncWrite + Unpin>(
             }
             message = ws.next() => {
                 let Some(Ok(message)) = message else { return };
-                match decode(message) {
+                match decode(engine.version, message) {
                     Ok(None) => {}
                     Ok(Some(Packet::Ping(data))) if data == "probe" => {
-                        let pong = Packet::Pong("probe".to_owned()).to_frame(EngineVersion::V4);
+                        let pong = Packet::Pong("probe".to_owned()).to_frame(engine.version);
                         if ws.send(to_message(pong)).await.is_err() {
                             return;
                         }

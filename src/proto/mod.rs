@@ -11,5 +11,6 @@ pub mod backoff;
 pub mod engineio;
 mod error;
 pub mod socketio;
+pub(crate) mod time;
 
 pub use error::ProtocolError;

@@ -18,12 +18,12 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::http::HttpSettings;
 use super::memory;
 use super::net::Net;
-use super::polling::{self, HttpSettings, PollingTransport};
+use super::polling::{self, PollingTransport};
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
-use crate::config::Config;
 use crate::proto::engineio::{detect, EngineVersion, Handshake, Packet};
 use crate::Error;
 
@@ -44,6 +44,28 @@ pub struct Attempt {
     pub elapsed: Duration,
 }
 
+/// What opening a session needs of the user's options (the transport layer does not see the
+/// rest of them).
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectOptions {
+    /// The URL as the user gave it (for errors).
+    pub(crate) url: String,
+    /// Transports to try, in order.
+    pub(crate) transports: Vec<Transport>,
+    /// Extra headers of every request.
+    pub(crate) headers: Vec<(String, String)>,
+    /// Bound of every handshake (and of attempts finishing in the background).
+    pub(crate) timeout: Duration,
+    /// How long a transport may take to deliver the open packet before it counts as held.
+    pub(crate) probe_timeout: Duration,
+    /// How long the running attempts lead before the next transport starts beside them.
+    pub(crate) head_start: Duration,
+    /// Whether the transport that worked is tried first next time.
+    pub(crate) remember_transport: bool,
+    /// Largest message (and response body) accepted.
+    pub(crate) max_receive: usize,
+}
+
 /// A session opened on some transport.
 pub(crate) struct Opened {
     pub(crate) transport: Active,
@@ -55,18 +77,18 @@ pub(crate) struct Opened {
 
 /// The HTTP client and settings shared by every request of one connection.
 pub(crate) fn http_settings(
-    config: &Config,
+    options: &ConnectOptions,
     endpoint: Arc<super::url::Endpoint>,
     net: Arc<Net>,
 ) -> Result<HttpSettings, Error> {
-    let http = net.http_client(config.timeout)?;
+    let http = net.http_client(options.timeout)?;
     Ok(HttpSettings {
         http,
         net,
         endpoint,
-        headers: header_map(&config.headers)?,
-        max_response: config.max_receive,
-        connect_timeout: config.timeout,
+        headers: header_map(&options.headers)?,
+        max_response: options.max_receive,
+        connect_timeout: options.timeout,
     })
 }
 
@@ -86,40 +108,39 @@ pub(crate) fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, Erro
 type Outcome = Result<(Active, Handshake, Vec<Packet>), Error>;
 
 /// Opens a WebSocket without a session and waits for the open packet.
-async fn open_websocket(config: Arc<Config>, settings: HttpSettings) -> Outcome {
+async fn open_websocket(options: Arc<ConnectOptions>, settings: HttpSettings) -> Outcome {
     let endpoint = &settings.endpoint;
     let url = endpoint.url(Transport::WebSocket, None, 0);
     let mut ws = WebSocketTransport::connect(
         &url,
         &settings.net,
-        &config.headers,
+        &options.headers,
         endpoint.version(),
-        config.max_receive,
-        config.timeout,
+        options.max_receive,
+        options.timeout,
     )
     .await?;
-    let first = tokio::time::timeout(config.probe_timeout, ws.recv()).await;
-    let handshake_error = |body: String| Error::Handshake {
-        transport: Transport::WebSocket,
-        status: Some(101),
-        body,
-    };
+    let first = tokio::time::timeout(options.probe_timeout, ws.recv()).await;
+    let handshake_error = |body: String| Error::handshake(Transport::WebSocket, Some(101), body);
     let outcome = match first {
         Err(_) => Err(handshake_error(format!(
             "no open packet within {:?} after the upgrade (a middlebox holding the connection?)",
-            config.probe_timeout
+            options.probe_timeout
         ))),
-        Ok(Err(e)) => Err(handshake_error(e.to_string())),
+        Ok(Err(e @ Error::Protocol(_))) => Err(e),
+        Ok(Err(e)) => Err(Error::Handshake {
+            transport: Transport::WebSocket,
+            status: Some(101),
+            body: e.to_string(),
+            source: Some(std::sync::Arc::new(e)),
+        }),
         Ok(Ok(None)) => Err(handshake_error("closed before the open packet".into())),
-        Ok(Ok(Some(frame))) => match Packet::from_frame(endpoint.version(), frame) {
-            Ok(Packet::Open(handshake)) => {
-                return Ok((Active::WebSocket(ws), handshake, Vec::new()))
-            }
-            Ok(other) => Err(handshake_error(format!(
-                "expected an open packet, got {other:?}"
-            ))),
-            Err(e) => Err(Error::Protocol(e)),
-        },
+        Ok(Ok(Some(Packet::Open(handshake)))) => {
+            return Ok((Active::WebSocket(ws), handshake, Vec::new()))
+        }
+        Ok(Ok(Some(other))) => Err(handshake_error(format!(
+            "expected an open packet, got {other:?}"
+        ))),
     };
     ws.close().await;
     outcome
@@ -133,20 +154,20 @@ async fn open_polling(settings: HttpSettings) -> Outcome {
 }
 
 /// Opens a streaming session; a buffering middlebox shows as no open packet in time.
-async fn open_streaming(config: Arc<Config>, settings: HttpSettings) -> Outcome {
+async fn open_streaming(options: Arc<ConnectOptions>, settings: HttpSettings) -> Outcome {
     let opened = tokio::time::timeout(
-        config.probe_timeout,
+        options.probe_timeout,
         polling::handshake_streaming(&settings),
     );
     match opened.await {
-        Err(_) => Err(Error::Handshake {
-            transport: Transport::Streaming,
-            status: None,
-            body: format!(
+        Err(_) => Err(Error::handshake(
+            Transport::Streaming,
+            None,
+            format!(
                 "no open packet within {:?} (a proxy buffering the stream?)",
-                config.probe_timeout
+                options.probe_timeout
             ),
-        }),
+        )),
         Ok(Err(e)) => Err(e),
         Ok(Ok((handshake, initial, stream))) => {
             let transport = PollingTransport::streaming(settings, &handshake, stream);
@@ -160,14 +181,14 @@ type AttemptFuture = Pin<Box<dyn Future<Output = (usize, Outcome)> + Send>>;
 fn attempt(
     index: usize,
     transport: Transport,
-    config: &Arc<Config>,
+    options: &Arc<ConnectOptions>,
     settings: &HttpSettings,
 ) -> AttemptFuture {
-    let (config, settings) = (config.clone(), settings.clone());
+    let (options, settings) = (options.clone(), settings.clone());
     Box::pin(async move {
         let outcome = match transport {
-            Transport::WebSocket => open_websocket(config, settings).await,
-            Transport::Streaming => open_streaming(config, settings).await,
+            Transport::WebSocket => open_websocket(options, settings).await,
+            Transport::Streaming => open_streaming(options, settings).await,
             Transport::Polling => open_polling(settings).await,
         };
         (index, outcome)
@@ -182,9 +203,12 @@ fn status_of(error: &Error) -> Option<u16> {
 }
 
 /// Opens a session on the best transport that works; see the module docs.
-pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Result<Opened, Error> {
+pub(crate) async fn open(
+    options: &Arc<ConnectOptions>,
+    settings: &HttpSettings,
+) -> Result<Opened, Error> {
     let host = settings.endpoint.host_key();
-    let configured: Vec<Transport> = config
+    let configured: Vec<Transport> = options
         .transports
         .iter()
         .copied()
@@ -193,7 +217,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
             !(t == Transport::Streaming && settings.endpoint.version() == EngineVersion::V3)
         })
         .collect();
-    let order = if config.remember_transport {
+    let order = if options.remember_transport {
         memory::order(&configured, memory::recall(&host, Instant::now()))
     } else {
         configured
@@ -210,7 +234,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
             let i = started.len();
             started.push(Instant::now());
             records.push(None);
-            running.push(attempt(i, order[i], config, settings));
+            running.push(attempt(i, order[i], options, settings));
         }
         if running.is_empty() {
             break;
@@ -218,7 +242,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
         let more_to_start = started.len() < order.len();
         let head_start = async {
             if more_to_start {
-                tokio::time::sleep(config.head_start).await
+                tokio::time::sleep(options.head_start).await
             } else {
                 std::future::pending().await
             }
@@ -263,7 +287,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
                             let i = started.len();
                             started.push(Instant::now());
                             records.push(None);
-                            running.push(attempt(i, order[i], config, settings));
+                            running.push(attempt(i, order[i], options, settings));
                         }
                     }
                 }
@@ -273,20 +297,20 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
                 tracing::debug!(next = %order[i], "no open packet yet: racing the next transport");
                 started.push(Instant::now());
                 records.push(None);
-                running.push(attempt(i, order[i], config, settings));
+                running.push(attempt(i, order[i], options, settings));
             }
         }
     }
 
     let Some((transport, handshake, initial)) = winner else {
-        finish_in_background(running, config.timeout);
+        finish_in_background(running, options.timeout);
         return Err(last_error.unwrap_or(Error::InvalidUrl {
-            url: config.url.clone(),
+            url: options.url.clone(),
             reason: "no usable transport configured".into(),
         }));
     };
     let won = transport.kind();
-    if config.remember_transport {
+    if options.remember_transport {
         memory::remember(&host, won, Instant::now());
     }
     let attempts = records
@@ -302,7 +326,7 @@ pub(crate) async fn open(config: &Arc<Config>, settings: &HttpSettings) -> Resul
             })
         })
         .collect();
-    finish_in_background(running, config.timeout);
+    finish_in_background(running, options.timeout);
     Ok(Opened {
         transport,
         handshake,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::proto::engineio::Packet;
+
 /// A way of carrying Engine.IO packets.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,7 +35,9 @@ impl fmt::Display for Transport {
     }
 }
 
+mod active;
 pub(crate) mod connect;
+pub(crate) mod http;
 pub(crate) mod memory;
 pub(crate) mod net;
 pub(crate) mod polling;
@@ -42,10 +46,19 @@ pub(crate) mod retry;
 pub(crate) mod url;
 pub(crate) mod websocket;
 
-use crate::proto::engineio::Packet;
-use crate::Error;
-use polling::PollingTransport;
-use websocket::WebSocketTransport;
+pub(crate) use active::Active;
+
+/// What a transport's IO produced.
+#[derive(Debug)]
+pub(crate) enum Io {
+    /// Packets from the server.
+    Received(Vec<Packet>),
+    /// The server closed the connection.
+    Closed,
+    /// Writes went out (a POST was answered) or a request ended empty: nothing to read, but
+    /// a caller waiting for the transport to be idle looks again.
+    Progress,
+}
 
 /// Bytes queued for the server and not yet handed to the socket, shared between a
 /// connection's transport (which counts) and its handles (which refuse emits past
@@ -91,72 +104,5 @@ pub(crate) struct Held {
 impl Drop for Held {
     fn drop(&mut self) {
         self.outgoing.sub(self.bytes);
-    }
-}
-
-/// The transport carrying a session right now.
-pub(crate) enum Active {
-    WebSocket(WebSocketTransport),
-    Polling(Box<PollingTransport>),
-}
-
-impl Active {
-    /// Which kind this is.
-    pub(crate) fn kind(&self) -> Transport {
-        match self {
-            Active::WebSocket(_) => Transport::WebSocket,
-            Active::Polling(http) => http.kind(),
-        }
-    }
-
-    /// Queues packets for sending; never waits for the network (WebSocket: written as the
-    /// socket takes them, polling: in the next POST), both driven by [`recv`](Self::recv).
-    pub(crate) fn send(&mut self, packets: Vec<Packet>) {
-        match self {
-            Active::WebSocket(ws) => ws.queue(packets),
-            Active::Polling(polling) => polling.send(packets),
-        }
-    }
-
-    /// Counts this transport's queued bytes in `outgoing` from now on.
-    pub(crate) fn share_outgoing(&mut self, outgoing: Outgoing) {
-        match self {
-            Active::WebSocket(ws) => ws.share_outgoing(outgoing),
-            Active::Polling(polling) => polling.share_outgoing(outgoing),
-        }
-    }
-
-    /// Since when writes have waited without progress (a WebSocket the server does not read,
-    /// a POST not answered): the driver calls the connection dead after pingTimeout.
-    pub(crate) fn stalled_since(&self) -> Option<std::time::Instant> {
-        match self {
-            Active::WebSocket(ws) => ws.stalled_since(),
-            Active::Polling(polling) => polling.stalled_since(),
-        }
-    }
-
-    /// Next packets from the server; `Ok(None)` when the server closed the connection.
-    /// Cancel-safe. Drives the writes too. With `read` false nothing is read from the server
-    /// (back-pressure: the WebSocket is not read, no GET is started and a GET's body is not
-    /// read), while what was queued for sending still goes out.
-    pub(crate) async fn recv(&mut self, read: bool) -> Result<Option<Vec<Packet>>, Error> {
-        match self {
-            Active::WebSocket(ws) => {
-                let frame = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
-                match frame {
-                    None => Ok(None),
-                    Some(frame) => Ok(Some(vec![Packet::from_frame(ws.version(), frame)?])),
-                }
-            }
-            Active::Polling(polling) => polling.recv(read).await.map(Some),
-        }
-    }
-
-    /// Closes politely (best effort, bounded in time).
-    pub(crate) async fn close(self) {
-        match self {
-            Active::WebSocket(ws) => ws.close().await,
-            Active::Polling(polling) => polling.close().await,
-        }
     }
 }

@@ -1,15 +1,23 @@
-//! Network settings shared by every transport of a client: TLS (rustls, with the webpki roots,
-//! optionally the system's, plus custom CAs, or no verification at all for development), the
-//! proxy choice, and one cookie jar so that sticky-session load balancers see the same cookies
-//! on the handshake, every poll and the WebSocket upgrade.
+//! Network settings shared by every transport of a client: TLS (rustls, trusting the bundled
+//! webpki roots and the operating system's store, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set,
+//! plus custom CAs, or no verification at all for development; a client certificate when one
+//! is given), the proxy choice, the WebSocket's TCP dial (Happy Eyeballs), and one cookie jar
+//! so that sticky-session load balancers see the same cookies on the handshake, every poll and
+//! the WebSocket upgrade.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::cookie::{CookieStore, Jar};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use url::Url;
 
@@ -17,16 +25,68 @@ use super::proxy::{self, ProxySetting};
 use crate::Error;
 
 /// TLS options, as set on the builder.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct TlsOptions {
     /// PEM files' contents of extra trusted CAs.
     pub(crate) extra_roots: Vec<Vec<u8>>,
-    /// Trust the operating system's store (feature `native-roots`).
+    /// Trust the operating system's store, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set (feature
+    /// `native-roots`, on by default).
     pub(crate) native_roots: bool,
+    /// Trust the roots bundled with the crate (webpki-roots, Mozilla's list).
+    pub(crate) builtin_roots: bool,
     /// Accept any certificate (development only).
     pub(crate) accept_invalid_certs: bool,
     /// Use the platform's TLS library (feature `native-tls`) instead of rustls.
     pub(crate) native_tls: bool,
+    /// Client certificate chain and its private key, both PEM (mutual TLS).
+    pub(crate) client_pem: Option<ClientPem>,
+    /// Client identity as PKCS#12 (DER) with its password, for the `native-tls` backend.
+    pub(crate) client_pkcs12: Option<ClientPkcs12>,
+}
+
+/// A PEM client certificate chain and private key.
+#[derive(Clone)]
+pub(crate) struct ClientPem {
+    pub(crate) chain: Vec<u8>,
+    pub(crate) key: Vec<u8>,
+}
+
+/// A PKCS#12 archive and its password.
+#[derive(Clone)]
+#[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
+pub(crate) struct ClientPkcs12 {
+    pub(crate) der: Vec<u8>,
+    pub(crate) password: String,
+}
+
+// Keys stay out of logs and error messages.
+impl std::fmt::Debug for ClientPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientPem(..)")
+    }
+}
+
+impl std::fmt::Debug for ClientPkcs12 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientPkcs12(..)")
+    }
+}
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            extra_roots: Vec::new(),
+            // What the machine trusts, by default: an enterprise CA installed in the OS store
+            // works without configuration, as in browsers and the JS client on Node with
+            // `--use-system-ca`.
+            native_roots: cfg!(feature = "native-roots"),
+            builtin_roots: true,
+            accept_invalid_certs: false,
+            native_tls: false,
+            client_pem: None,
+            client_pkcs12: None,
+        }
+    }
 }
 
 /// The TLS implementation a client uses for every transport.
@@ -41,7 +101,13 @@ pub(crate) enum TlsBackend {
 #[derive(Debug)]
 pub(crate) struct Net {
     pub(crate) tls: TlsBackend,
+    /// rustls settings for the TLS session to an `https://` proxy (the same trust as the
+    /// server's, whichever backend talks to the server).
+    pub(crate) proxy_tls: Arc<ClientConfig>,
     pub(crate) proxy: ProxySetting,
+    /// Addresses given for host names instead of DNS (`ClientBuilder::resolve`), by lower-case
+    /// name.
+    resolve: HashMap<String, Vec<IpAddr>>,
     pub(crate) cookies: Arc<Jar>,
     /// One HTTP client (and connection pool) for every link of this client, built on first
     /// use: building one costs far more than a request.
@@ -55,18 +121,51 @@ pub(crate) struct Net {
 impl Net {
     /// Builds the TLS configuration; a bad CA file is reported here, at connect time.
     pub(crate) fn new(tls: &TlsOptions, proxy: ProxySetting) -> Result<Net, Error> {
-        let backend = if tls.native_tls {
-            native_backend(tls)?
+        let (backend, proxy_tls) = if tls.native_tls {
+            let without_pkcs12 = TlsOptions {
+                client_pkcs12: None,
+                ..tls.clone()
+            };
+            (native_backend(tls)?, Arc::new(tls_config(&without_pkcs12)?))
         } else {
-            TlsBackend::Rustls(Arc::new(tls_config(tls)?))
+            if tls.client_pkcs12.is_some() {
+                return Err(tls_error(
+                    "a PKCS#12 client identity needs use_native_tls(true) (feature `native-tls`); \
+                     with rustls, give the certificate and key as PEM"
+                        .into(),
+                ));
+            }
+            let config = Arc::new(tls_config(tls)?);
+            (TlsBackend::Rustls(config.clone()), config)
         };
         Ok(Net {
             tls: backend,
+            proxy_tls,
             proxy,
+            resolve: HashMap::new(),
             cookies: Arc::new(Jar::default()),
             http: std::sync::OnceLock::new(),
             unpooled: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Uses these addresses for these host names instead of DNS, on every transport.
+    pub(crate) fn with_resolve(mut self, overrides: &[(String, Vec<IpAddr>)]) -> Net {
+        for (host, addrs) in overrides {
+            self.resolve
+                .entry(host.to_ascii_lowercase())
+                .or_default()
+                .extend(addrs.iter().copied());
+        }
+        self
+    }
+
+    /// The addresses given for `host` instead of DNS, if any, with `port`.
+    pub(crate) fn resolved(&self, host: &str, port: u16) -> Option<Vec<SocketAddr>> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.resolve
+            .get(&host.to_ascii_lowercase())
+            .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
     }
 
     /// The client's HTTP client: our TLS, our cookie jar, our proxy rule.
@@ -106,11 +205,16 @@ impl Net {
             #[cfg(feature = "native-tls")]
             TlsBackend::Native(connector) => builder.tls_backend_preconfigured(connector.clone()),
         };
-        let builder = if pooled {
+        let mut builder = if pooled {
             builder
         } else {
             builder.pool_max_idle_per_host(0)
         };
+        for (host, ips) in &self.resolve {
+            // Port 0: reqwest then takes the URL's port.
+            let addrs: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, 0)).collect();
+            builder = builder.resolve_to_addrs(host, &addrs);
+        }
         builder
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
@@ -121,10 +225,7 @@ impl Net {
                 proxy_net.proxy_for(url).ok().flatten()
             }))
             .build()
-            .map_err(|e| Error::Transport {
-                transport: crate::Transport::Polling,
-                message: e.to_string(),
-            })
+            .map_err(|e| Error::transport_caused(crate::Transport::Polling, e))
     }
 
     /// The proxy `url` goes through, if any.
@@ -173,6 +274,15 @@ fn native_backend(options: &TlsOptions) -> Result<TlsBackend, Error> {
             .map_err(|e| tls_error(format!("CA certificate: {e}")))?;
         builder.add_root_certificate(cert);
     }
+    if let Some(pkcs12) = &options.client_pkcs12 {
+        let identity = native_tls::Identity::from_pkcs12(&pkcs12.der, &pkcs12.password)
+            .map_err(|e| tls_error(format!("PKCS#12 client identity: {e}")))?;
+        builder.identity(identity);
+    } else if let Some(pem) = &options.client_pem {
+        let identity = native_tls::Identity::from_pkcs8(&pem.chain, &pem.key)
+            .map_err(|e| tls_error(format!("client certificate: {e}")))?;
+        builder.identity(identity);
+    }
     builder.danger_accept_invalid_certs(options.accept_invalid_certs);
     builder.danger_accept_invalid_hostnames(options.accept_invalid_certs);
     builder
@@ -189,10 +299,10 @@ fn native_backend(_options: &TlsOptions) -> Result<TlsBackend, Error> {
 }
 
 fn tls_error(message: String) -> Error {
-    Error::Transport {
-        transport: crate::Transport::WebSocket,
-        message: format!("TLS configuration: {message}"),
-    }
+    Error::transport(
+        crate::Transport::WebSocket,
+        format!("TLS configuration: {message}"),
+    )
 }
 
 fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
@@ -200,17 +310,36 @@ fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(e.to_string()))?;
-    if options.accept_invalid_certs {
-        return Ok(builder
+    let builder = if options.accept_invalid_certs {
+        builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth());
+    } else {
+        builder.with_root_certificates(root_store(options)?)
+    };
+    match &options.client_pem {
+        None => Ok(builder.with_no_client_auth()),
+        Some(pem) => {
+            let (chain, key) = client_identity(pem)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| tls_error(format!("client certificate: {e}")))
+        }
     }
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    if options.native_roots {
-        add_native_roots(&mut roots)?;
+}
+
+fn root_store(options: &TlsOptions) -> Result<Arc<RootCertStore>, Error> {
+    let shared = shared_roots(options.builtin_roots, options.native_roots)?;
+    if options.extra_roots.is_empty() {
+        if shared.is_empty() {
+            return Err(tls_error(
+                "no trusted root certificate: the built-in and system roots are off and no CA was added"
+                    .into(),
+            ));
+        }
+        return Ok(shared);
     }
+    let mut roots = (*shared).clone();
     for pem in &options.extra_roots {
         let mut found = false;
         for cert in CertificateDer::pem_slice_iter(pem) {
@@ -224,12 +353,59 @@ fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
             return Err(tls_error("no PEM certificate in a CA file".into()));
         }
     }
-    Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    Ok(Arc::new(roots))
+}
+
+/// The bundled and/or system roots, built once per process for each combination: reading the
+/// system store takes milliseconds and a store of a few hundred anchors tens of kilobytes,
+/// which a process with a thousand clients should pay once. (A change to `SSL_CERT_FILE`
+/// after the first client is therefore not seen.)
+fn shared_roots(builtin: bool, native: bool) -> Result<Arc<RootCertStore>, Error> {
+    static STORES: [std::sync::OnceLock<Arc<RootCertStore>>; 4] = [
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+        std::sync::OnceLock::new(),
+    ];
+    let slot = &STORES[usize::from(builtin) * 2 + usize::from(native)];
+    if let Some(store) = slot.get() {
+        return Ok(store.clone());
+    }
+    let mut roots = RootCertStore::empty();
+    if builtin {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if native {
+        add_native_roots(&mut roots)?;
+    }
+    Ok(slot.get_or_init(|| Arc::new(roots)).clone())
+}
+
+/// The PEM client chain (leaf first) and key, read as rustls wants them.
+fn client_identity(
+    pem: &ClientPem,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let chain = CertificateDer::pem_slice_iter(&pem.chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls_error(format!("client certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_error(
+            "no PEM certificate in the client certificate".into(),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&pem.key)
+        .map_err(|e| tls_error(format!("client private key: {e}")))?;
+    Ok((chain, key))
 }
 
 #[cfg(feature = "native-roots")]
 fn add_native_roots(roots: &mut RootCertStore) -> Result<(), Error> {
+    // `SSL_CERT_FILE`/`SSL_CERT_DIR`, when set, replace the platform store here (as in
+    // OpenSSL-based tools); the bundled roots are added separately.
     let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "system certificate store");
+    }
     for cert in found.certs {
         // One unreadable system certificate must not make every connection fail.
         let _ = roots.add(cert);
@@ -261,6 +437,98 @@ pub(crate) fn crypto_provider() -> Result<Arc<CryptoProvider>, Error> {
          a process-wide default with rustls::crypto::CryptoProvider::install_default"
             .into(),
     ))
+}
+
+/// How long an attempt on one address runs alone before the next address starts beside it
+/// (RFC 8305's recommended Connection Attempt Delay).
+pub(crate) const HAPPY_EYEBALLS_STAGGER: Duration = Duration::from_millis(250);
+
+/// Opens a TCP connection to `host:port` the Happy Eyeballs way (RFC 8305): the resolved
+/// addresses interleaved by family, each attempt given a 250 ms head start before the next
+/// one starts beside it, a failure starting the next at once, and the first connection wins.
+/// A host with broken IPv6 (an address that never answers) then costs 250 ms, not a timeout.
+/// `resolved` replaces DNS when given (`ClientBuilder::resolve`).
+pub(crate) async fn dial(
+    host: &str,
+    port: u16,
+    resolved: Option<Vec<SocketAddr>>,
+) -> io::Result<tokio::net::TcpStream> {
+    let addrs: Vec<SocketAddr> = match resolved {
+        Some(addrs) => addrs,
+        None => tokio::net::lookup_host((host, port)).await?.collect(),
+    };
+    race_addresses(
+        interleave_families(addrs),
+        HAPPY_EYEBALLS_STAGGER,
+        tokio::net::TcpStream::connect,
+    )
+    .await
+}
+
+/// RFC 8305 section 4: alternate address families, starting with the resolver's first
+/// preference, keeping the resolver's order within a family.
+pub(crate) fn interleave_families(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let Some(first) = addrs.first() else {
+        return addrs;
+    };
+    let first_is_v6 = first.is_ipv6();
+    let (mut preferred, mut other): (Vec<_>, Vec<_>) =
+        addrs.into_iter().partition(|a| a.is_ipv6() == first_is_v6);
+    let mut out = Vec::with_capacity(preferred.len() + other.len());
+    preferred.reverse();
+    other.reverse();
+    loop {
+        match (preferred.pop(), other.pop()) {
+            (None, None) => return out,
+            (a, b) => out.extend(a.into_iter().chain(b)),
+        }
+    }
+}
+
+/// Races connection attempts to `addrs` in order with `stagger` between starts (a failed
+/// attempt starts the next at once); the first to connect wins and the others are dropped.
+/// Fails with the last error when every address failed.
+pub(crate) async fn race_addresses<C, F, T>(
+    addrs: Vec<SocketAddr>,
+    stagger: Duration,
+    connect: C,
+) -> io::Result<T>
+where
+    C: Fn(SocketAddr) -> F,
+    F: Future<Output = io::Result<T>>,
+{
+    let mut waiting = addrs.into_iter();
+    let mut running = FuturesUnordered::new();
+    let mut last_error = None;
+    loop {
+        if running.is_empty() {
+            match waiting.next() {
+                Some(addr) => running.push(connect(addr)),
+                None => {
+                    return Err(last_error.unwrap_or_else(|| {
+                        io::Error::new(io::ErrorKind::NotFound, "the host resolved to no address")
+                    }))
+                }
+            }
+        }
+        let more_waiting = waiting.len() > 0;
+        tokio::select! {
+            Some(outcome) = running.next() => match outcome {
+                Ok(stream) => return Ok(stream),
+                Err(error) => {
+                    last_error = Some(error);
+                    if let Some(addr) = waiting.next() {
+                        running.push(connect(addr));
+                    }
+                }
+            },
+            () = tokio::time::sleep(stagger), if more_waiting => {
+                if let Some(addr) = waiting.next() {
+                    running.push(connect(addr));
+                }
+            }
+        }
+    }
 }
 
 /// The verifier behind `danger_accept_invalid_certs`: signatures are still checked (so the
@@ -346,5 +614,147 @@ mod tests {
     fn without_a_provider_feature_connecting_is_a_typed_error() {
         let error = crypto_provider().expect_err("no provider compiled in or installed");
         assert!(error.to_string().contains("crypto provider"), "{error}");
+    }
+
+    const WAIT: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn families_alternate_from_the_first_preference() {
+        let v6a: SocketAddr = "[2001:db8::1]:80".parse().unwrap();
+        let v6b: SocketAddr = "[2001:db8::2]:80".parse().unwrap();
+        let v4a: SocketAddr = "192.0.2.1:80".parse().unwrap();
+        let v4b: SocketAddr = "192.0.2.2:80".parse().unwrap();
+        let v4c: SocketAddr = "192.0.2.3:80".parse().unwrap();
+        assert_eq!(
+            interleave_families(vec![v6a, v6b, v4a, v4b, v4c]),
+            vec![v6a, v4a, v6b, v4b, v4c]
+        );
+        assert_eq!(
+            interleave_families(vec![v4a, v4b, v6a]),
+            vec![v4a, v6a, v4b]
+        );
+        assert!(interleave_families(Vec::new()).is_empty());
+    }
+
+    /// The first address never answers (a blackholed IPv6 route, say): the second, a real
+    /// listener on 127.0.0.1, is tried after the stagger and wins, while a plain sequential
+    /// dial would wait on the first forever.
+    #[tokio::test]
+    async fn an_address_that_never_answers_does_not_stall_the_dial() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = listener.local_addr().unwrap();
+        // Documentation prefix (RFC 3849): never dialled, the connector below stands in for
+        // a route that drops every SYN.
+        let unreachable: SocketAddr = "[2001:db8::dead]:9".parse().unwrap();
+        let attempted = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = attempted.clone();
+        let dial = race_addresses(
+            interleave_families(vec![unreachable, reachable]),
+            HAPPY_EYEBALLS_STAGGER,
+            move |addr| {
+                log.lock().unwrap().push(addr);
+                async move {
+                    if addr == unreachable {
+                        std::future::pending::<()>().await;
+                    }
+                    tokio::net::TcpStream::connect(addr).await
+                }
+            },
+        );
+        let stream = tokio::time::timeout(WAIT, dial)
+            .await
+            .expect("the reachable address won within the deadline")
+            .expect("connected");
+        assert_eq!(stream.peer_addr().unwrap(), reachable);
+        let (_accepted, from) = tokio::time::timeout(WAIT, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(from, stream.local_addr().unwrap());
+        assert_eq!(*attempted.lock().unwrap(), vec![unreachable, reachable]);
+    }
+
+    /// A listener on 127.0.0.1 whose accept queue is full: the kernel drops further SYNs, so
+    /// a connection attempt to it hangs like one to a blackholed route, without any traffic
+    /// leaving the machine. Returned with the connections that fill it, which must live as long
+    /// as the black hole is used.
+    async fn black_hole() -> (
+        tokio::net::TcpListener,
+        Vec<tokio::net::TcpStream>,
+        SocketAddr,
+    ) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut fillers = Vec::new();
+        // Connect until one attempt hangs: the queue is full from then on.
+        for _ in 0..64 {
+            // A loopback connect with room in the queue completes in the kernel at once.
+            match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr))
+                .await
+            {
+                Ok(Ok(stream)) => fillers.push(stream),
+                Ok(Err(e)) => panic!("connecting to the listener: {e}"),
+                Err(_) => return (listener, fillers, addr),
+            }
+        }
+        panic!("64 connections never filled a listener with backlog 0");
+    }
+
+    /// The same with the kernel's own black hole and real connects: the second address wins.
+    #[tokio::test]
+    async fn a_blackholed_address_first_loses_to_the_second() {
+        let (_blocked, _fillers, unreachable) = black_hole().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = listener.local_addr().unwrap();
+        let stream = tokio::time::timeout(
+            WAIT,
+            race_addresses(
+                vec![unreachable, reachable],
+                HAPPY_EYEBALLS_STAGGER,
+                tokio::net::TcpStream::connect,
+            ),
+        )
+        .await
+        .expect("the reachable address won within the deadline")
+        .expect("connected");
+        assert_eq!(stream.peer_addr().unwrap(), reachable);
+    }
+
+    /// A refused address moves on to the next at once, and the error of the last address is
+    /// what a dial where every address fails reports.
+    #[tokio::test]
+    async fn refused_addresses_fall_through_and_the_last_error_is_kept() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let reachable = listener.local_addr().unwrap();
+        // A port that was just listening and is closed now: refused at once on loopback.
+        let closed = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap()
+        };
+        // A stagger longer than the deadline: only the fast failure can start the second.
+        let long = Duration::from_secs(3600);
+        let stream = tokio::time::timeout(
+            WAIT,
+            race_addresses(
+                vec![closed, reachable],
+                long,
+                tokio::net::TcpStream::connect,
+            ),
+        )
+        .await
+        .expect("the refusal started the next address without waiting for the stagger")
+        .expect("connected");
+        assert_eq!(stream.peer_addr().unwrap(), reachable);
+
+        let error = race_addresses(vec![closed], long, tokio::net::TcpStream::connect)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::ConnectionRefused);
+        let error = race_addresses(Vec::new(), long, tokio::net::TcpStream::connect)
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -5,73 +5,23 @@
 //! [`crate::proto::engineio::sse`]) and is re-issued only when the server ends it.
 
 use std::collections::VecDeque;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::stream::{self, BoxStream, StreamExt};
-use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use reqwest::header::CONTENT_TYPE;
 
 use crate::proto::engineio::detect;
 use crate::proto::engineio::sse::SseDecoder;
 use crate::proto::engineio::{encode_payload, EngineVersion, Handshake, Packet, PayloadReader};
 use crate::proto::ProtocolError;
+use crate::transport::http::HttpSettings;
 use crate::transport::retry;
-use crate::transport::url::Endpoint;
-use crate::transport::Outgoing;
+use crate::transport::{Io, Outgoing};
 use crate::{Error, Transport};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-/// Settings shared by every request of one polling session.
-#[derive(Clone)]
-pub(crate) struct HttpSettings {
-    pub(crate) http: reqwest::Client,
-    pub(crate) net: Arc<super::net::Net>,
-    pub(crate) endpoint: Arc<Endpoint>,
-    pub(crate) headers: HeaderMap,
-    /// Largest response body accepted, in bytes.
-    pub(crate) max_response: usize,
-    /// Connect timeout of the HTTP clients (the pooled one above, and the one a retry uses).
-    pub(crate) connect_timeout: std::time::Duration,
-}
-
-impl HttpSettings {
-    fn url(&self, transport: Transport, sid: Option<&str>) -> url::Url {
-        self.endpoint.url(transport, sid, next_stamp())
-    }
-}
-
-/// A process-wide request counter: unique `t` values without reading the clock.
-fn next_stamp() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static STAMP: AtomicU64 = AtomicU64::new(0);
-    STAMP.fetch_add(1, Ordering::Relaxed)
-}
-
-/// An error with its causes: reqwest's own text stops at "error sending request", while the
-/// cause (a refused certificate, a refused connection) is further down the chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn transport_error(transport: Transport, message: impl Into<String>) -> Error {
-    Error::Transport {
-        transport,
-        message: message.into(),
-    }
-}
 
 /// Reads a response body, refusing to buffer more than `limit` bytes.
 async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<String, Error> {
@@ -79,7 +29,7 @@ async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Stri
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?
+        .map_err(|e| Error::transport_caused(Transport::Polling, e))?
     {
         if body.len().saturating_add(chunk.len()) > limit {
             return Err(Error::Protocol(ProtocolError::PayloadTooLarge {
@@ -135,11 +85,11 @@ async fn poll_once(settings: HttpSettings, sid: String) -> Result<PayloadReader,
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| transport_error(Transport::Polling, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(Transport::Polling, e))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
-        return Err(transport_error(
+        return Err(Error::transport(
             Transport::Polling,
             format!("GET answered {status}: {body}"),
         ));
@@ -161,7 +111,7 @@ async fn open_stream(
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| transport_error(Transport::Streaming, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(Transport::Streaming, e))?;
     let status = response.status();
     let is_sse = response
         .headers()
@@ -184,7 +134,7 @@ async fn open_stream(
                 },
                 Ok(None) => return None,
                 Err(e) => {
-                    let error = transport_error(Transport::Streaming, error_chain(&e));
+                    let error = Error::transport_caused(Transport::Streaming, e);
                     return Some((Err(error), None));
                 }
             }
@@ -198,7 +148,7 @@ fn stream_again(settings: HttpSettings, sid: String) -> Downstream {
     stream::once(async move {
         match open_stream(&settings, Some(&sid)).await? {
             Ok(stream) => Ok(stream),
-            Err((status, body)) => Err(transport_error(
+            Err((status, body)) => Err(Error::transport(
                 Transport::Streaming,
                 format!("streaming GET answered {status}: {body}"),
             )),
@@ -217,19 +167,16 @@ fn stream_again(settings: HttpSettings, sid: String) -> Downstream {
 pub(crate) async fn handshake_streaming(
     settings: &HttpSettings,
 ) -> Result<(Handshake, Vec<Packet>, Downstream), Error> {
-    let failed = |status: Option<u16>, body: String| Error::Handshake {
-        transport: Transport::Streaming,
-        status,
-        body,
-    };
+    let failed =
+        |status: Option<u16>, body: String| Error::handshake(Transport::Streaming, status, body);
     let mut stream = match open_stream(settings, None).await {
-        Err(e) => return Err(failed(None, error_chain(&e))),
+        Err(e) => return Err(Error::handshake_caused(Transport::Streaming, None, e)),
         Ok(Err((status, body))) => return Err(failed(Some(status), body)),
         Ok(Ok(stream)) => stream,
     };
     let mut packets = match stream.next().await {
         Some(Ok(packets)) => packets.into_iter(),
-        Some(Err(e)) => return Err(failed(Some(200), error_chain(&e))),
+        Some(Err(e)) => return Err(Error::handshake_caused(Transport::Streaming, Some(200), e)),
         None => {
             return Err(failed(
                 Some(200),
@@ -266,11 +213,11 @@ async fn post(
             .body(body.clone())
     })
     .await
-    .map_err(|e| transport_error(transport, error_chain(&e)))?;
+    .map_err(|e| Error::transport_caused(transport, e))?;
     let status = response.status();
     if status != reqwest::StatusCode::OK {
         let body = read_body(response, 64 * 1024).await.unwrap_or_default();
-        return Err(transport_error(
+        return Err(Error::transport(
             transport,
             format!("POST answered {status}: {body}"),
         ));
@@ -285,19 +232,15 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
             .headers(settings.headers.clone())
     })
     .await
-    .map_err(|e| Error::Handshake {
-        transport: Transport::Polling,
-        status: None,
-        body: error_chain(&e),
-    })?;
+    .map_err(|e| Error::handshake_caused(Transport::Polling, None, e))?;
     let status = response.status();
     let body = read_body(response, settings.max_response).await?;
     if status != reqwest::StatusCode::OK {
-        return Err(Error::Handshake {
-            transport: Transport::Polling,
-            status: Some(status.as_u16()),
+        return Err(Error::handshake(
+            Transport::Polling,
+            Some(status.as_u16()),
             body,
-        });
+        ));
     }
     let version = settings.endpoint.version();
     let mut packets = match decode_handshake_body(version, &body) {
@@ -320,11 +263,11 @@ pub(crate) async fn handshake(settings: &HttpSettings) -> Result<(Handshake, Vec
     };
     match packets.next() {
         Some(Packet::Open(handshake)) => Ok((handshake, packets.collect())),
-        _ => Err(Error::Handshake {
-            transport: Transport::Polling,
-            status: Some(status.as_u16()),
-            body: format!("expected an open packet, got {body:?}"),
-        }),
+        _ => Err(Error::handshake(
+            Transport::Polling,
+            Some(status.as_u16()),
+            format!("expected an open packet, got {body:?}"),
+        )),
     }
 }
 
@@ -473,16 +416,27 @@ impl PollingTransport {
         (!batch.is_empty()).then(|| encode_payload(self.version, &batch))
     }
 
-    /// Drives the requests; ready with the packets of each completed GET.
-    /// A completed POST yields an empty batch, so a caller waiting for `is_idle` (an upgrade in
-    /// progress) gets to look again.
+    /// Drives the requests: POSTs of what is queued, and with `read` the GET. Ready with the
+    /// packets of a completed GET, or with [`Io::Progress`] when a POST was answered or a GET
+    /// ended empty (a caller waiting for `is_idle`, an upgrade in progress, looks again).
     /// With `read` false (back-pressure) only POSTs are driven: no GET starts and a GET in
     /// flight is not polled, so its body stays unread and TCP pushes back on the server.
-    pub(crate) fn poll_recv(
-        &mut self,
-        cx: &mut Context<'_>,
-        read: bool,
-    ) -> Poll<Result<Vec<Packet>, Error>> {
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Result<Io, Error>> {
+        let posted = self.poll_posts(cx)?;
+        if read {
+            if let Poll::Ready(received) = self.poll_get(cx) {
+                return Poll::Ready(received);
+            }
+        }
+        if posted {
+            return Poll::Ready(Ok(Io::Progress));
+        }
+        Poll::Pending
+    }
+
+    /// Starts and drives POSTs, one at a time, until the queue is empty or one is in flight;
+    /// whether one was answered.
+    fn poll_posts(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         let mut posted = false;
         loop {
             if self.post.is_none() && !self.paused {
@@ -505,13 +459,11 @@ impl PollingTransport {
                 _ => break,
             }
         }
-        if !read {
-            return if posted {
-                Poll::Ready(Ok(Vec::new()))
-            } else {
-                Poll::Pending
-            };
-        }
+        Ok(posted)
+    }
+
+    /// Starts and drives the GET: ready with its packets, or progress when it ended.
+    fn poll_get(&mut self, cx: &mut Context<'_>) -> Poll<Result<Io, Error>> {
         if self.get.is_none() && !self.paused {
             let (settings, sid) = (self.settings.clone(), self.sid.clone());
             self.get = Some(match self.kind {
@@ -521,7 +473,7 @@ impl PollingTransport {
         }
         if let Some(get) = self.get.as_mut() {
             match get.poll_next_unpin(cx) {
-                Poll::Ready(Some(Ok(packets))) => return Poll::Ready(Ok(packets)),
+                Poll::Ready(Some(Ok(packets))) => return Poll::Ready(Ok(Io::Received(packets))),
                 Poll::Ready(Some(Err(e))) => {
                     self.get = None;
                     return Poll::Ready(Err(e));
@@ -530,20 +482,12 @@ impl PollingTransport {
                 // call opens another one. Report so a caller waiting for idleness looks again.
                 Poll::Ready(None) => {
                     self.get = None;
-                    return Poll::Ready(Ok(Vec::new()));
+                    return Poll::Ready(Ok(Io::Progress));
                 }
                 Poll::Pending => {}
             }
         }
-        if posted {
-            return Poll::Ready(Ok(Vec::new()));
-        }
         Poll::Pending
-    }
-
-    /// Next batch of received packets. Cancel-safe (state lives in `self`).
-    pub(crate) async fn recv(&mut self, read: bool) -> Result<Vec<Packet>, Error> {
-        poll_fn(|cx| self.poll_recv(cx, read)).await
     }
 
     /// Sends a close packet, best effort, and drops the in-flight requests.

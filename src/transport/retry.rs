@@ -37,7 +37,7 @@
 use std::error::Error as _;
 use std::io;
 
-use super::polling::HttpSettings;
+use super::http::HttpSettings;
 
 /// Whether `error`, returned by `send()`, means that the connection ended before any response
 /// arrived, the request unanswered (and, on a kept-alive connection, unread).

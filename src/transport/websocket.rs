@@ -7,19 +7,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::{Sink, SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest, http, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 use url::Url;
 
 use super::net::Net;
-use super::proxy;
+use super::proxy::{self, BoxedIo};
 use super::Outgoing;
 
 use crate::proto::engineio::{EngineVersion, Frame, Packet};
 use crate::{Error, Transport};
 
-type Stream = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Stream = WebSocketStream<MaybeTlsStream<BoxedIo>>;
 
 /// An open WebSocket carrying Engine.IO packets.
 ///
@@ -64,10 +63,7 @@ fn into_string(text: tungstenite::Utf8Bytes) -> String {
 
 /// Wraps a tungstenite error as a transport error (or a handshake error during connect).
 fn ws_error(e: tungstenite::Error) -> Error {
-    Error::Transport {
-        transport: Transport::WebSocket,
-        message: e.to_string(),
-    }
+    Error::transport_caused(Transport::WebSocket, e)
 }
 
 impl WebSocketTransport {
@@ -111,22 +107,25 @@ impl WebSocketTransport {
             #[cfg(feature = "native-tls")]
             super::net::TlsBackend::Native(connector) => Connector::NativeTls(connector.clone()),
         };
+        let proxy_tls = net.proxy_tls.clone();
+        let resolved = net.resolved(&host, port);
         let connect = async move {
-            let tcp = match &proxy {
-                Some(proxy) => proxy::connect_tunnel(proxy, &host, port, timeout).await?,
+            let tcp: BoxedIo = match &proxy {
+                Some(proxy) => {
+                    proxy::connect_through(proxy, &host, port, timeout, &proxy_tls, resolved)
+                        .await?
+                }
                 None => {
                     let host = host.trim_start_matches('[').trim_end_matches(']');
-                    TcpStream::connect((host, port))
+                    let tcp = super::net::dial(host, port, resolved)
                         .await
-                        .map_err(|e| Error::Handshake {
-                            transport: Transport::WebSocket,
-                            status: None,
-                            body: e.to_string(),
-                        })?
+                        .map_err(|e| Error::handshake_caused(Transport::WebSocket, None, e))?;
+                    // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms
+                    // per ack.
+                    let _ = tcp.set_nodelay(true);
+                    Box::new(tcp)
                 }
             };
-            // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms per ack.
-            let _ = tcp.set_nodelay(true);
             Ok::<_, Error>(
                 tokio_tungstenite::client_async_tls_with_config(
                     request,
@@ -139,11 +138,11 @@ impl WebSocketTransport {
         };
         let (stream, response) = match tokio::time::timeout(timeout, connect).await {
             Err(_) => {
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: None,
-                    body: format!("no WebSocket handshake answer within {timeout:?}"),
-                })
+                return Err(Error::handshake(
+                    Transport::WebSocket,
+                    None,
+                    format!("no WebSocket handshake answer within {timeout:?}"),
+                ))
             }
             Ok(Err(e)) => return Err(e),
             Ok(Ok(Err(tungstenite::Error::Http(response)))) => {
@@ -153,19 +152,9 @@ impl WebSocketTransport {
                     .as_deref()
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default();
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: Some(status),
-                    body,
-                });
+                return Err(Error::handshake(Transport::WebSocket, Some(status), body));
             }
-            Ok(Ok(Err(e))) => {
-                return Err(Error::Handshake {
-                    transport: Transport::WebSocket,
-                    status: None,
-                    body: e.to_string(),
-                })
-            }
+            Ok(Ok(Err(e))) => return Err(Error::handshake_caused(Transport::WebSocket, None, e)),
             Ok(Ok(Ok(pair))) => pair,
         };
         net.store_cookies(
@@ -181,11 +170,6 @@ impl WebSocketTransport {
             progress: Instant::now(),
             outgoing: Outgoing::default(),
         })
-    }
-
-    /// Protocol version spoken on this socket.
-    pub(crate) fn version(&self) -> EngineVersion {
-        self.version
     }
 
     /// Queues packets for the socket; [`poll_io`](Self::poll_io) writes them.
@@ -273,10 +257,22 @@ impl WebSocketTransport {
         Poll::Pending
     }
 
-    /// Writes what is queued, and with `read` reads the next frame: ready with a frame,
-    /// `Ok(None)` when the server closed the WebSocket, or an error of either direction.
-    /// With `read` false (back-pressure) only writes are driven.
+    /// Writes what is queued, and with `read` reads the next frame, decoded: ready with a
+    /// packet, `Ok(None)` when the server closed the WebSocket, or an error of either
+    /// direction. With `read` false (back-pressure) only writes are driven. The one place
+    /// where WebSocket frames become Engine.IO packets.
     pub(crate) fn poll_io(
+        &mut self,
+        cx: &mut Context<'_>,
+        read: bool,
+    ) -> Poll<Result<Option<Packet>, Error>> {
+        self.poll_frame(cx, read).map(|frame| match frame? {
+            Some(frame) => Ok(Some(Packet::from_frame(self.version, frame)?)),
+            None => Ok(None),
+        })
+    }
+
+    fn poll_frame(
         &mut self,
         cx: &mut Context<'_>,
         read: bool,
@@ -305,9 +301,9 @@ impl WebSocketTransport {
         }
     }
 
-    /// Next frame as an Engine.IO frame (writing what is queued meanwhile). `Ok(None)` when
-    /// the server closed the WebSocket. Cancel-safe: it can sit in a `select!`.
-    pub(crate) async fn recv(&mut self) -> Result<Option<Frame>, Error> {
+    /// Next Engine.IO packet (writing what is queued meanwhile). `Ok(None)` when the server
+    /// closed the WebSocket. Cancel-safe: it can sit in a `select!`.
+    pub(crate) async fn recv(&mut self) -> Result<Option<Packet>, Error> {
         poll_fn(|cx| self.poll_io(cx, true)).await
     }
 

@@ -22,6 +22,11 @@ if ! command -v python3 >/dev/null 2>&1; then
     exit 1
 fi
 echo "creating $PWD/$venv from requirements.txt ($(python3 --version))" >&2
+# A .venv that is a symlink (a worktree sharing another checkout's venv) is replaced by a venv
+# of its own: `venv --clear` would empty the venv it points to, which other requirements need.
+if [ -L "$venv" ]; then
+    rm "$venv"
+fi
 python3 -m venv --clear "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt >&2
 cp requirements.txt "$stamp"

@@ -14,6 +14,7 @@ pub mod process;
 pub mod proxy;
 pub mod raw;
 pub mod servers;
+pub mod socks;
 pub mod sticky;
 pub mod tls;
 

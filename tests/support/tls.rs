@@ -18,9 +18,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -71,6 +75,7 @@ pub struct TlsFront {
     upstream: SocketAddr,
     cert: FrontCert,
     ca_pem: String,
+    client_auth: Option<ClientAuth>,
     shared: Arc<Shared>,
     runtime: Option<Runtime>,
 }
@@ -119,6 +124,69 @@ impl Shared {
         // cycle is broken here rather than by reference counting.
         let set = lock(&self.tasks).take();
         drop(set);
+    }
+}
+
+/// A client certificate chain and key, both PEM, for `ClientBuilder::tls_client_certificate`.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    pub chain_pem: String,
+    pub key_pem: String,
+}
+
+/// What a front that requires client certificates trusts and hands out.
+#[derive(Debug, Clone)]
+struct ClientAuth {
+    /// The CA that client certificates must be issued by.
+    ca: CertificateDer<'static>,
+    /// A client certificate issued by that CA.
+    trusted: ClientIdentity,
+    /// A self-signed client certificate the front rejects.
+    foreign: ClientIdentity,
+}
+
+fn client_auth_material() -> ClientAuth {
+    let ca_key = KeyPair::generate().expect("client CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("client CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "sio-client test client CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca_params
+        .self_signed(&ca_key)
+        .expect("self-signed client CA");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf_params = || {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "sio-client test client");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params
+    };
+    let trusted_key = KeyPair::generate().expect("client key");
+    let trusted = leaf_params()
+        .signed_by(&trusted_key, &issuer)
+        .expect("client certificate signed by the client CA");
+    let foreign_key = KeyPair::generate().expect("foreign client key");
+    let foreign = leaf_params()
+        .self_signed(&foreign_key)
+        .expect("self-signed client certificate");
+    ClientAuth {
+        ca: ca_cert.der().clone(),
+        trusted: ClientIdentity {
+            chain_pem: trusted.pem(),
+            key_pem: trusted_key.serialize_pem(),
+        },
+        foreign: ClientIdentity {
+            chain_pem: foreign.pem(),
+            key_pem: foreign_key.serialize_pem(),
+        },
     }
 }
 
@@ -171,15 +239,26 @@ fn generate(cert: FrontCert) -> Material {
     }
 }
 
-fn server_config(material: &Material) -> ServerConfig {
+fn server_config(material: &Material, client_auth: Option<&ClientAuth>) -> ServerConfig {
     // The provider is named explicitly: the process may have several compiled in (ring through
     // the crate, others through dev-dependencies), and then there is no usable default.
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     // No ALPN: clients then speak HTTP/1.1, which the byte pipe needs (and WebSocket uses).
-    ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
+        .expect("TLS versions");
+    let builder = match client_auth {
+        None => builder.with_no_client_auth(),
+        Some(auth) => {
+            let mut roots = RootCertStore::empty();
+            roots.add(auth.ca.clone()).expect("client CA as a root");
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("client certificate verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder
         .with_single_cert(material.chain.clone(), material.key.clone_key())
         .expect("server certificate and key")
 }
@@ -187,8 +266,17 @@ fn server_config(material: &Material) -> ServerConfig {
 impl TlsFront {
     /// Starts a front with the given certificate on the current tokio runtime.
     pub async fn start(upstream: SocketAddr, cert: FrontCert) -> TlsFront {
+        TlsFront::start_with(upstream, cert, false).await
+    }
+
+    async fn start_with(
+        upstream: SocketAddr,
+        cert: FrontCert,
+        require_client_cert: bool,
+    ) -> TlsFront {
         let material = generate(cert);
-        let acceptor = TlsAcceptor::from(Arc::new(server_config(&material)));
+        let client_auth = require_client_cert.then(client_auth_material);
+        let acceptor = TlsAcceptor::from(Arc::new(server_config(&material, client_auth.as_ref())));
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .await
             .expect("bind 127.0.0.1:0");
@@ -206,6 +294,7 @@ impl TlsFront {
             upstream,
             cert,
             ca_pem: material.ca_pem,
+            client_auth,
             shared,
             runtime: None,
         }
@@ -214,6 +303,39 @@ impl TlsFront {
     /// Starts a front with the certificate chosen by `cert` on a small runtime of its own, for
     /// tests without async code.
     pub fn start_background_with(upstream: SocketAddr, cert: FrontCert) -> TlsFront {
+        TlsFront::start_background_inner(upstream, cert, false)
+    }
+
+    /// A front with a valid certificate that also requires a client certificate issued by a
+    /// client CA of its own: [`client_identity`](Self::client_identity) passes,
+    /// [`foreign_client_identity`](Self::foreign_client_identity) and none are refused.
+    pub fn start_background_requiring_client_cert(upstream: SocketAddr) -> TlsFront {
+        TlsFront::start_background_inner(upstream, FrontCert::Valid, true)
+    }
+
+    /// A client certificate this front accepts (only for a front requiring client certs).
+    pub fn client_identity(&self) -> ClientIdentity {
+        self.client_auth
+            .as_ref()
+            .expect("a front started requiring client certificates")
+            .trusted
+            .clone()
+    }
+
+    /// A self-signed client certificate this front refuses.
+    pub fn foreign_client_identity(&self) -> ClientIdentity {
+        self.client_auth
+            .as_ref()
+            .expect("a front started requiring client certificates")
+            .foreign
+            .clone()
+    }
+
+    fn start_background_inner(
+        upstream: SocketAddr,
+        cert: FrontCert,
+        require_client_cert: bool,
+    ) -> TlsFront {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tls-front")
@@ -223,7 +345,7 @@ impl TlsFront {
         // Spawned rather than `block_on`, so this also works when called from async code.
         let (tx, rx) = std::sync::mpsc::channel();
         runtime.spawn(async move {
-            let _ = tx.send(TlsFront::start(upstream, cert).await);
+            let _ = tx.send(TlsFront::start_with(upstream, cert, require_client_cert).await);
         });
         let mut front: TlsFront = rx.recv().expect("TLS front runtime started the front");
         front.runtime = Some(runtime);
@@ -346,4 +468,58 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
     // Half-closes are passed on both ways; the task ends when both directions are done.
     tokio::io::copy_bidirectional(&mut tls, &mut upstream).await?;
     Ok(())
+}
+
+/// A PKCS#12 archive (DER) of this PEM chain and key, protected by `password`, made by the
+/// `openssl` command (Debian's `openssl` package); panics with what is missing when it is not
+/// there.
+pub fn pkcs12(chain_pem: &str, key_pem: &str, password: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!(
+        "sio-client-pkcs12-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).expect("temporary directory");
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    std::fs::write(&cert, chain_pem).expect("write the certificate");
+    std::fs::write(&key, key_pem).expect("write the key");
+    let child = Command::new("openssl")
+        .args(["pkcs12", "-export", "-passout", "stdin", "-in"])
+        .arg(&cert)
+        .arg("-inkey")
+        .arg(&key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "the `openssl` command is needed to make a PKCS#12 test identity \
+             (apt-get install openssl): {e}"
+        ),
+    };
+    child
+        .stdin
+        .take()
+        .expect("openssl stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password to openssl");
+    let output = child.wait_with_output().expect("openssl ran");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success() && !output.stdout.is_empty(),
+        "openssl pkcs12 -export failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+/// A value unique within the process, for temporary names.
+fn rand_suffix() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
 }

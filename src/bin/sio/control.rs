@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use sio_client::mock::{MockServer, MockSocket, ReceivedEvent};
+use sio_client::mock::{MockConnection, MockServer, MockSocket, ReceivedEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -130,10 +130,11 @@ async fn route(server: &MockServer, method: &str, target: &str, body: &[u8]) -> 
         }
     };
     match (method, path) {
-        ("GET", "/sockets") => (
-            200,
-            Value::Array(server.sockets().iter().map(socket_json).collect()),
-        ),
+        ("GET", "/sockets") => {
+            let mut sockets: Vec<Value> = server.sockets().iter().map(socket_json).collect();
+            sockets.extend(server.connections().iter().map(connection_json));
+            (200, Value::Array(sockets))
+        }
         ("GET", "/received") => received(server, query).await,
         ("POST", "/received/clear") => {
             server.clear_received();
@@ -169,6 +170,18 @@ fn socket_json(socket: &MockSocket) -> Value {
         "auth": socket.auth(),
         "transport": socket.transport().as_str(),
         "rooms": rooms,
+    })
+}
+
+/// A plain Engine.IO session, in the shape of a socket.
+fn connection_json(connection: &MockConnection) -> Value {
+    json!({
+        "id": connection.id(),
+        "namespace": "",
+        "connection_id": connection.id(),
+        "auth": null,
+        "transport": connection.transport().as_str(),
+        "rooms": [],
     })
 }
 
@@ -243,7 +256,33 @@ async fn emit(server: &MockServer, body: &Value) -> Reply {
     }
 }
 
+/// `/emit` on a plain Engine.IO server: `{"message": "text", "socket"?: id}`.
+fn engine_message(server: &MockServer, body: &Value) -> Result<Reply, Reply> {
+    let message = str_field(body, "message")?.ok_or_else(|| {
+        error(
+            400,
+            "a plain Engine.IO server sends {\"message\": \"text\"}",
+        )
+    })?;
+    let socket = str_field(body, "socket")?;
+    let targets: Vec<MockConnection> = server
+        .connections()
+        .into_iter()
+        .filter(|c| socket.is_none_or(|id| c.id() == id))
+        .collect();
+    if let (Some(id), true) = (socket, targets.is_empty()) {
+        return Err(error(404, format!("no open session {id:?}")));
+    }
+    for connection in &targets {
+        connection.send_text(message);
+    }
+    Ok((200, json!({ "sent": targets.len() })))
+}
+
 async fn try_emit(server: &MockServer, body: &Value) -> Result<Reply, Reply> {
+    if server.is_engine_io() {
+        return engine_message(server, body);
+    }
     let event = str_field(body, "event")?.ok_or_else(|| error(400, "\"event\" is needed"))?;
     let namespace = str_field(body, "namespace")?.unwrap_or("/");
     let args = match body.get("args") {
@@ -337,7 +376,7 @@ fn disconnect(server: &MockServer, body: &Value) -> Reply {
     match str_field(body, "socket") {
         Err(reply) => reply,
         Ok(None) => {
-            let count = server.sockets().len();
+            let count = server.sockets().len() + server.connections().len();
             server.disconnect_all();
             (200, json!({ "disconnected": count }))
         }

@@ -16,11 +16,15 @@ use crate::net::parse_json;
 
 /// Printed after `sio mock --help`.
 pub const AFTER_HELP: &str = "\
+Modes: socket.io 4 by default; --eio 3 a socket.io 2 server (Engine.IO v3); --engine-io a
+  plain Engine.IO server on /engine.io/ that echoes every message (--no-echo: records only).
 Control API (JSON over HTTP on the \"control\" URL; errors are {\"error\": \"...\"} with 400/404):
   GET  /sockets                          connected sockets: id, namespace, auth, transport
+                                         (--engine-io: the sessions, namespace \"\")
   GET  /received[?wait=N&timeout_ms=T]   events received (waits until N are, 408 on timeout)
   POST /received/clear                   forget them
   POST /emit {\"namespace\",\"event\",\"args\":[..],\"socket\"?,\"room\"?,\"ack\"?,\"timeout_ms\"?}
+             (--engine-io: {\"message\":\"text\",\"socket\"?} sends a message)
   POST /faults {\"name\":\"reject_websocket\",\"value\":403}   (see below)   POST /faults/clear
   POST /disconnect {\"socket\"?}          one socket, or every one
   POST /restart                          drop every connection, keep the port
@@ -72,6 +76,21 @@ pub struct MockArgs {
     /// other value one argument). Repeatable.
     #[arg(long = "ack", value_name = "EVENT=JSON", value_parser = parse_ack)]
     pub ack: Vec<(String, Value)>,
+    /// Engine.IO revision: 4 (socket.io 3/4, the default) or 3 (a socket.io 2 server: v3
+    /// framing, client pings, the main namespace joined with the handshake).
+    #[arg(long, value_name = "3|4", default_value_t = 4, value_parser = clap::value_parser!(u8).range(3..=4))]
+    pub eio: u8,
+    /// A plain Engine.IO server (no Socket.IO layer) on /engine.io/ unless --path: every
+    /// message is recorded (event "message", namespace "") and echoed to its sender.
+    #[arg(long)]
+    pub engine_io: bool,
+    /// With --engine-io: record messages without echoing them.
+    #[arg(long, requires = "engine_io")]
+    pub no_echo: bool,
+    /// Connection-state recovery (socket.io 4.6+), keeping sessions and events for this
+    /// maxDisconnectionDuration, milliseconds.
+    #[arg(long, value_name = "MS")]
+    pub recovery: Option<u64>,
     /// Keep running when stdin closes (stop with SIGTERM/SIGINT only).
     #[arg(long)]
     pub ignore_stdin: bool,
@@ -108,6 +127,32 @@ fn builder(args: &MockArgs) -> Result<MockServerBuilder, String> {
     let mut builder = MockServer::builder().bind(SocketAddr::new(args.host, args.port));
     if let Some(path) = &args.path {
         builder = builder.path(path);
+    }
+    if args.eio == 3 {
+        if args.recovery.is_some() {
+            return Err("--recovery is a socket.io 4 feature, not for --eio 3".to_owned());
+        }
+        builder = builder.eio3();
+    }
+    if let Some(ms) = args.recovery {
+        builder = builder.recovery(Duration::from_millis(ms));
+    }
+    if args.engine_io {
+        let socketio_only = !args.namespaces.is_empty()
+            || !args.require_auth.is_empty()
+            || !args.echo.is_empty()
+            || !args.ack.is_empty()
+            || args.recovery.is_some();
+        if socketio_only {
+            return Err(
+                "--namespace, --require-auth, --echo, --ack and --recovery are Socket.IO options, not for --engine-io"
+                    .to_owned(),
+            );
+        }
+        builder = builder.engine_io();
+        if !args.no_echo {
+            builder = builder.on_engine_message(|connection, data| connection.send(data));
+        }
     }
     if let Some(ms) = args.ping_interval {
         builder = builder.ping_interval(Duration::from_millis(ms));

@@ -1,55 +1,94 @@
-//! The Socket.IO v5 layer on top of an Engine.IO session: namespace CONNECT (with guards and
+//! The Socket.IO layer on top of an Engine.IO session: namespace CONNECT (with guards and
 //! CONNECT_ERROR), events and their handlers, acknowledgements both ways, binary attachments,
-//! DISCONNECT, rooms, and the connect timeout, following socket.io's `Client` and `Socket`.
+//! DISCONNECT, rooms, the connect timeout and connection-state recovery, following socket.io's
+//! `Client` and `Socket`. Protocol v5 (socket.io 3/4) on an Engine.IO v4 session, v4
+//! (socket.io 2) on an Engine.IO v3 one.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, watch};
 
-use super::engine::{message, CloseCause, Engine};
+use super::close_cause::CloseCause;
+use super::engine::{message, Engine, Layer};
+use super::recovery::Target;
 use super::{lock, random_id, MockError, MockServerHandle, ReceivedEvent, RoomEmitter};
 use crate::payload::Args;
-use crate::proto::engineio::Data;
-use crate::proto::socketio::{Decoder, Packet, PacketType};
+use crate::proto::engineio::{Data, EngineVersion};
+use crate::proto::socketio::{ack_args, event_data, split_event, Decoder, Packet, PacketType};
 use crate::Transport;
 
 /// Attachments one packet may announce; more closes the connection.
+mod connect;
+
 const MAX_ATTACHMENTS: usize = 100;
+
+/// The disconnect reasons after which socket.io 4.6+ keeps the session for recovery
+/// (`RECOVERABLE_DISCONNECT_REASONS`); a deliberate disconnect on either side is not one.
+const RECOVERABLE_REASONS: [&str; 6] = [
+    "transport error",
+    "transport close",
+    "forced close",
+    "ping timeout",
+    "server shutting down",
+    "forced server close",
+];
 
 /// Socket.IO state of one Engine.IO session.
 pub(crate) struct SioConn {
     state: Mutex<SioState>,
+    /// Itself, for the sockets it creates.
+    me: Weak<SioConn>,
 }
 
 struct SioState {
     decoder: Decoder,
-    /// Joined namespaces.
-    sockets: HashMap<String, MockSocket>,
+    /// Joined namespaces' sockets, in the order they joined.
+    sockets: Vec<MockSocket>,
     closed: bool,
 }
 
 impl SioConn {
-    pub(crate) fn new() -> SioConn {
-        SioConn {
+    pub(crate) fn new() -> Arc<SioConn> {
+        Arc::new_cyclic(|me| SioConn {
             state: Mutex::new(SioState {
                 decoder: Decoder::new(MAX_ATTACHMENTS),
-                sockets: HashMap::new(),
+                sockets: Vec::new(),
                 closed: false,
             }),
-        }
+            me: me.clone(),
+        })
     }
 
     fn joined(&self) -> usize {
         lock(&self.state).sockets.len()
     }
+}
+
+/// socket.io 2 speaks protocol v4 on Engine.IO v3 sessions.
+fn is_socketio2(engine: &Engine) -> bool {
+    engine.version == EngineVersion::V3
+}
+
+impl Layer for SioConn {
+    fn on_open(&self, engine: &Arc<Engine>) {
+        if let Some(inner) = engine.server() {
+            inner.spawn(connect_timeout(engine.clone(), self.me.clone()));
+        }
+        if is_socketio2(engine) {
+            // socket.io 2 joins the main namespace with the handshake itself: `40` follows
+            // the open packet in the same payload.
+            let query = socketio2_query(engine, None);
+            self.connect(engine, Packet::connect("/", Some(query)));
+        }
+    }
 
     /// A message arrived on the Engine.IO session.
-    pub(crate) fn on_message(&self, engine: &Arc<Engine>, data: Data, transport: Transport) {
+    fn on_message(&self, engine: &Arc<Engine>, data: Data, transport: Transport) {
         let decoded = {
             let mut st = lock(&self.state);
             if st.closed {
@@ -68,80 +107,12 @@ impl SioConn {
         }
     }
 
-    fn on_packet(&self, engine: &Arc<Engine>, packet: Packet, transport: Transport) {
-        let socket = lock(&self.state).sockets.get(&packet.nsp).cloned();
-        match (socket, packet.kind) {
-            (None, PacketType::Connect) => self.connect(engine, packet),
-            (Some(socket), PacketType::Event | PacketType::BinaryEvent) => {
-                socket.on_event(packet, transport)
-            }
-            (Some(socket), PacketType::Ack | PacketType::BinaryAck) => socket.on_ack(packet),
-            (Some(socket), PacketType::Disconnect) => socket.detach("client namespace disconnect"),
-            // A second CONNECT, a CONNECT_ERROR from a client, or a packet for a namespace the
-            // client has not joined: socket.io calls this an invalid state and closes.
-            _ => engine.close(CloseCause::ServerClose, true),
-        }
-    }
-
-    fn connect(&self, engine: &Arc<Engine>, packet: Packet) {
-        let Some(inner) = engine.server() else { return };
-        let nsp = packet.nsp.clone();
-        let refuse = |message: String, data: Option<Value>| {
-            let mut body = json!({ "message": message });
-            if let (Some(data), Some(map)) = (data, body.as_object_mut()) {
-                map.insert("data".to_owned(), data);
-            }
-            send_packet(engine, connect_packet(PacketType::ConnectError, &nsp, body));
-        };
-        if !inner.config.namespaces.contains(&nsp) {
-            return refuse("Invalid namespace".to_owned(), None);
-        }
-        if let Some(guard) = inner.config.guards.get(&nsp) {
-            let what = format!("connect guard of {nsp}");
-            match inner.run_user(&what, || guard(packet.data.as_ref())) {
-                Some(Ok(())) => {}
-                Some(Err((message, data))) => return refuse(message, data),
-                None => return refuse("connect guard panicked".to_owned(), None),
-            }
-        }
-        let id = random_id();
-        let socket = MockSocket {
-            inner: Arc::new(SocketInner {
-                rooms: Mutex::new(HashSet::from([id.clone()])),
-                id,
-                nsp: nsp.clone(),
-                auth: packet.data,
-                engine: engine.clone(),
-                acks: Mutex::new(HashMap::new()),
-                next_ack: AtomicU64::new(0),
-                connected: watch::Sender::new(true),
-                reason: Mutex::new(None),
-            }),
-        };
-        {
-            let mut st = lock(&self.state);
-            if st.closed {
-                return;
-            }
-            st.sockets.insert(nsp.clone(), socket.clone());
-        }
-        send_packet(
-            engine,
-            connect_packet(PacketType::Connect, &nsp, json!({ "sid": socket.id() })),
-        );
-        lock(&inner.sockets).push(socket.clone());
-        inner.history.send_modify(|h| h.push(socket.clone()));
-        if let Some(handler) = inner.config.connect_handlers.get(&nsp) {
-            inner.run_user(&format!("connect handler of {nsp}"), || handler(&socket));
-        }
-    }
-
     /// The session ended: every joined socket is disconnected with the session's reason.
-    pub(crate) fn on_close(&self, _engine: &Arc<Engine>, cause: CloseCause) {
+    fn on_close(&self, _engine: &Arc<Engine>, cause: CloseCause) {
         let sockets: Vec<MockSocket> = {
             let mut st = lock(&self.state);
             st.closed = true;
-            st.sockets.drain().map(|(_, s)| s).collect()
+            st.sockets.drain(..).collect()
         };
         let reason = match cause {
             CloseCause::ServerClose => "forced server close",
@@ -153,25 +124,70 @@ impl SioConn {
     }
 }
 
+impl SioConn {
+    fn on_packet(&self, engine: &Arc<Engine>, mut packet: Packet, transport: Transport) {
+        // socket.io 2 clients put the namespace's query in the namespace field
+        // (`40/admin?token=secret,`); socket.io 2 merges it over the handshake query.
+        let mut nsp_query = None;
+        if is_socketio2(engine) {
+            if let Some((nsp, query)) = packet.nsp.split_once('?') {
+                nsp_query = Some(query.to_owned());
+                packet.nsp = nsp.to_owned();
+            }
+        }
+        let socket = lock(&self.state)
+            .sockets
+            .iter()
+            .find(|s| s.inner.nsp == packet.nsp)
+            .cloned();
+        match (socket, packet.kind) {
+            (None, PacketType::Connect) => {
+                if is_socketio2(engine) {
+                    packet.data = Some(socketio2_query(engine, nsp_query.as_deref()));
+                }
+                self.connect(engine, packet)
+            }
+            // socket.io 2 answers a CONNECT for a namespace already joined with nothing.
+            (Some(_), PacketType::Connect) if is_socketio2(engine) => {}
+            (Some(socket), PacketType::Event | PacketType::BinaryEvent) => {
+                socket.on_event(packet, transport)
+            }
+            (Some(socket), PacketType::Ack | PacketType::BinaryAck) => socket.on_ack(packet),
+            (Some(socket), PacketType::Disconnect) => socket.detach("client namespace disconnect"),
+            // A second CONNECT, a CONNECT_ERROR from a client, or a packet for a namespace the
+            // client has not joined: socket.io calls this an invalid state and closes.
+            _ => engine.close(CloseCause::ServerClose, true),
+        }
+    }
+}
+
 /// Closes the connection when no namespace is joined within connectTimeout.
-pub(crate) async fn connect_timeout(engine: Arc<Engine>) {
+async fn connect_timeout(engine: Arc<Engine>, conn: Weak<SioConn>) {
     let Some(wait) = engine.server().map(|i| i.config.connect_timeout) else {
         return;
     };
     tokio::time::sleep(wait).await;
-    if engine.is_open() && engine.sio.joined() == 0 {
+    let joined = conn.upgrade().map_or(0, |conn| conn.joined());
+    if engine.is_open() && joined == 0 {
         engine.close(CloseCause::ServerClose, true);
     }
 }
 
-fn connect_packet(kind: PacketType, nsp: &str, data: Value) -> Packet {
-    Packet {
-        kind,
-        nsp: nsp.to_owned(),
-        id: None,
-        data: Some(data),
-        attachments: Vec::new(),
+/// What socket.io 2 hands a namespace as `socket.handshake.query`: the handshake request's
+/// query with the CONNECT packet's query merged over it. The mock's connect guards and
+/// [`MockSocket::auth`] get it as a JSON object of strings.
+fn socketio2_query(engine: &Engine, nsp_query: Option<&str>) -> Value {
+    let mut map: Map<String, Value> = engine
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    if let Some(query) = nsp_query {
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            map.insert(k.into_owned(), Value::String(v.into_owned()));
+        }
     }
+    Value::Object(map)
 }
 
 /// Encodes a Socket.IO packet into Engine.IO messages: the text part, then each attachment.
@@ -193,9 +209,14 @@ pub struct MockSocket {
 
 struct SocketInner {
     id: String,
+    /// Connection-state recovery's private session id, when recovery is on.
+    pid: Option<String>,
+    /// The socket restored a disconnected one's session (Node's `socket.recovered`).
+    recovered: bool,
     nsp: String,
     auth: Option<Value>,
     engine: Arc<Engine>,
+    conn: Arc<SioConn>,
     rooms: Mutex<HashSet<String>>,
     acks: Mutex<HashMap<u64, oneshot::Sender<Args>>>,
     next_ack: AtomicU64,
@@ -231,9 +252,26 @@ impl MockSocket {
         &self.inner.engine.sid
     }
 
-    /// The auth payload the client sent with CONNECT, if any.
+    /// The auth payload the client sent with CONNECT, if any. On a socket.io 2 server
+    /// ([`eio3`](super::MockServerBuilder::eio3)), which has no auth payload, the query the
+    /// namespace sees (Node's `socket.handshake.query`): the handshake request's query merged
+    /// with the CONNECT packet's (`40/admin?token=secret,`), as a JSON object of strings.
     pub fn auth(&self) -> Option<&Value> {
         self.inner.auth.as_ref()
+    }
+
+    /// Whether this socket recovered the session of a socket that lost its connection
+    /// (connection-state recovery, see [`recovery`](super::MockServerBuilder::recovery)):
+    /// same [`id`](Self::id), rooms rejoined, missed events replayed. Node's
+    /// `socket.recovered`.
+    pub fn recovered(&self) -> bool {
+        self.inner.recovered
+    }
+
+    /// Connection-state recovery's private session id (`pid` in the CONNECT reply), when
+    /// recovery is on.
+    pub fn recovery_pid(&self) -> Option<&str> {
+        self.inner.pid.as_deref()
     }
 
     /// The transport the connection uses now.
@@ -310,21 +348,58 @@ impl MockSocket {
 
     /// Targets every other socket of the namespace, as Node's `socket.broadcast`.
     pub fn broadcast(&self) -> RoomEmitter {
-        self.server()
-            .to_sockets(&self.inner.nsp, |s| !Arc::ptr_eq(&s.inner, &self.inner))
+        self.server().to_target(Target {
+            nsp: self.inner.nsp.clone(),
+            rooms: Vec::new(),
+            except: vec![self.inner.id.clone()],
+        })
     }
 
     /// Targets the other sockets of the namespace in `room`, as Node's `socket.to(room)` (the
     /// sender is left out even when it is in the room).
     pub fn to(&self, room: &str) -> RoomEmitter {
-        self.server().to_sockets(&self.inner.nsp, |s| {
-            !Arc::ptr_eq(&s.inner, &self.inner) && s.in_room(room)
+        self.server().to_target(Target {
+            nsp: self.inner.nsp.clone(),
+            rooms: vec![room.to_owned()],
+            except: vec![self.inner.id.clone()],
         })
     }
 
-    /// Sends an event with these arguments to the client.
+    /// Sends an event with these arguments to the client. With connection-state recovery on,
+    /// the event carries an offset as its last argument and is kept for replay, as on Node.
     pub fn emit(&self, event: &str, args: Args) {
-        self.send_event(event, args, None);
+        let target = Target::room(&self.inner.nsp, &self.inner.id);
+        self.emit_to_target(event, args, &target);
+    }
+
+    /// Sends an event without ack, recorded for recovery under `target` when recovery is on.
+    pub(crate) fn emit_to_target(&self, event: &str, args: Args, target: &Target) {
+        let offset = self.inner.engine.server().and_then(|server| {
+            server.config.recovery?;
+            let (values, attachments) = args.clone().into_wire();
+            let data = event_data(event, values);
+            Some(lock(&server.recovery).record(target, data, attachments))
+        });
+        self.send_with_offset(event, args, offset);
+    }
+
+    /// Sends an event already recorded for recovery (one offset for every socket a broadcast
+    /// reaches, as Node's adapter does).
+    pub(crate) fn send_with_offset(&self, event: &str, args: Args, offset: Option<String>) {
+        if !self.is_connected() {
+            return;
+        }
+        let (mut values, attachments) = args.into_wire();
+        if let Some(offset) = offset {
+            values.push(Value::String(offset));
+        }
+        let packet = Packet::event(
+            &self.inner.nsp,
+            event_data(event, values),
+            attachments,
+            None,
+        );
+        send_packet(&self.inner.engine, packet);
     }
 
     /// Sends an event asking for an acknowledgement and waits for it: the client's ack
@@ -373,10 +448,7 @@ impl MockSocket {
             return;
         }
         let (values, attachments) = args.into_wire();
-        let mut data = Vec::with_capacity(values.len().saturating_add(1));
-        data.push(Value::String(event.to_owned()));
-        data.extend(values);
-        let packet = Packet::event(&self.inner.nsp, Value::Array(data), attachments, id);
+        let packet = Packet::event(&self.inner.nsp, event_data(event, values), attachments, id);
         send_packet(&self.inner.engine, packet);
     }
 
@@ -420,17 +492,29 @@ impl MockSocket {
     }
 
     /// Disconnects the socket and closes the whole connection, as `socket.disconnect(true)`
-    /// does on Node: DISCONNECT, then the Engine.IO session closes.
+    /// does on Node: DISCONNECT for every namespace the connection joined (this one first,
+    /// then the others in the order they joined), then the Engine.IO session closes.
     pub fn disconnect_and_close(&self) {
         self.disconnect();
+        let others: Vec<MockSocket> = lock(&self.inner.conn.state).sockets.clone();
+        for socket in others {
+            socket.disconnect();
+        }
         self.inner.engine.close(CloseCause::ServerClose, true);
+    }
+
+    /// Closes the connection under the socket without DISCONNECT, as Node's
+    /// `socket.conn.close()`: the client sees its transport close and reconnects, and the
+    /// socket's reason is `forced close`, which connection-state recovery recovers from.
+    pub fn close_connection(&self) {
+        self.inner.engine.close(CloseCause::ForcedClose, true);
     }
 
     /// Forgets the socket on its connection and marks it disconnected.
     fn detach(&self, reason: &str) {
-        lock(&self.inner.engine.sio.state)
+        lock(&self.inner.conn.state)
             .sockets
-            .retain(|_, s| !Arc::ptr_eq(&s.inner, &self.inner));
+            .retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
         self.mark_disconnected(reason);
     }
 
@@ -446,6 +530,16 @@ impl MockSocket {
         }
         if let Some(server) = self.inner.engine.server() {
             lock(&server.sockets).retain(|s| !Arc::ptr_eq(&s.inner, &self.inner));
+            if let Some(pid) = &self.inner.pid {
+                if RECOVERABLE_REASONS.contains(&reason) {
+                    lock(&server.recovery).persist(
+                        &self.inner.nsp,
+                        pid,
+                        &self.inner.id,
+                        self.rooms(),
+                    );
+                }
+            }
         }
         self.inner.connected.send_replace(false);
         // Dropping the senders fails every pending emit_with_ack with Disconnected.
@@ -456,16 +550,9 @@ impl MockSocket {
         let Some(server) = self.inner.engine.server() else {
             return;
         };
-        let mut values = match packet.data {
-            Some(Value::Array(values)) => values,
-            _ => return self.inner.engine.close(CloseCause::ParseError, true),
+        let Ok((name, values)) = split_event(packet.data) else {
+            return self.inner.engine.close(CloseCause::ParseError, true);
         };
-        let name = match values.first() {
-            Some(Value::String(name)) => name.clone(),
-            Some(other) => other.to_string(),
-            None => return self.inner.engine.close(CloseCause::ParseError, true),
-        };
-        values.remove(0);
         let args = Args::from_wire(values, packet.attachments);
         server.record(ReceivedEvent {
             connection_id: self.inner.engine.sid.clone(),
@@ -493,10 +580,7 @@ impl MockSocket {
 
     fn on_ack(&self, packet: Packet) {
         let Some(id) = packet.id else { return };
-        let values = match packet.data {
-            Some(Value::Array(values)) => values,
-            _ => Vec::new(),
-        };
+        let values = ack_args(packet.data);
         if let Some(tx) = lock(&self.inner.acks).remove(&id) {
             let _ = tx.send(Args::from_wire(values, packet.attachments));
         }

@@ -1,0 +1,68 @@
+//! Opening a link: the endpoint for the Engine.IO revision the core asked for, the HTTP
+//! settings of the connection, and the transport race of `transport::connect`, bounded by the
+//! connect timeout. A future the driver polls beside its requests, so a `disconnect()` during
+//! the handshake ends it at once.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::proto::engineio::EngineVersion;
+use crate::proto::socketio::client::query_value;
+use crate::transport::connect::{self, ConnectOptions, Opened};
+use crate::transport::http::HttpSettings;
+use crate::transport::net::Net;
+use crate::transport::url::Endpoint;
+use crate::Error;
+
+pub(super) type Opening =
+    Pin<Box<dyn Future<Output = Result<(HttpSettings, Opened), Error>> + Send>>;
+
+/// The outcome of the link being opened, if any (pending forever when there is none).
+pub(super) async fn next_opened(
+    opening: &mut Option<(Opening, EngineVersion)>,
+) -> (Result<(HttpSettings, Opened), Error>, EngineVersion) {
+    match opening {
+        Some((future, version)) => (future.as_mut().await, *version),
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens a session speaking `version`; `query_auth` (socket.io 2) joins the query string.
+pub(super) fn open_link(
+    config: Arc<Config>,
+    net: Arc<Net>,
+    version: EngineVersion,
+    query_auth: Option<Value>,
+) -> Opening {
+    Box::pin(async move {
+        let mut query = config.query.clone();
+        if let Some(Value::Object(auth)) = query_auth {
+            query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
+        }
+        let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, version)?);
+        let options = Arc::new(connect_options(&config));
+        let settings = connect::http_settings(&options, endpoint, net)?;
+        let opened = tokio::time::timeout(config.timeout, connect::open(&options, &settings))
+            .await
+            .map_err(|_| Error::ConnectTimeout(config.timeout))??;
+        Ok((settings, opened))
+    })
+}
+
+/// The part of the user's options the transports act on.
+fn connect_options(config: &Config) -> ConnectOptions {
+    ConnectOptions {
+        url: config.url.clone(),
+        transports: config.transports.clone(),
+        headers: config.headers.clone(),
+        timeout: config.timeout,
+        probe_timeout: config.probe_timeout,
+        head_start: config.head_start,
+        remember_transport: config.remember_transport,
+        max_receive: config.max_receive,
+    }
+}

@@ -1,0 +1,179 @@
+//! Reply routing: the core names callers by token and namespaces by name; this is where tokens
+//! become oneshot answers, namespaces become event queues, and status changes become the
+//! atomics the handles read. It is the only writer of [`SocketStatus`].
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::event::{AckRoute, AckSender, Event};
+use crate::event_queue::{EventQueue, EventSink};
+use crate::proto::socketio::client::{Output, Status, Token};
+use crate::request::{Request, SocketStatus};
+use crate::{Args, Error};
+
+/// One namespace as the application sees it.
+struct Socket {
+    events: EventSink,
+    status: Arc<SocketStatus>,
+    /// Where its `AckSender`s send (one per namespace, shared by every event asking for one).
+    acks: Arc<dyn AckRoute>,
+}
+
+/// Acknowledgements of one namespace, sent back into the driver's request channel.
+struct RequestAcks {
+    requests: mpsc::WeakUnboundedSender<Request>,
+    namespace: Arc<str>,
+}
+
+impl AckRoute for RequestAcks {
+    fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    fn send_ack(&self, id: u64, args: Args) -> Result<(), Error> {
+        let requests = self.requests.upgrade().ok_or(Error::Closed)?;
+        requests
+            .send(Request::Ack {
+                namespace: self.namespace.clone(),
+                id,
+                args,
+            })
+            .map_err(|_| Error::Closed)
+    }
+}
+
+pub(super) struct Routes {
+    requests: mpsc::WeakUnboundedSender<Request>,
+    sockets: HashMap<Arc<str>, Socket>,
+    connects: HashMap<Token, oneshot::Sender<Result<(), Error>>>,
+    acks: HashMap<Token, oneshot::Sender<Result<Args, Error>>>,
+    next_token: u64,
+}
+
+impl Routes {
+    pub(super) fn new(requests: mpsc::WeakUnboundedSender<Request>) -> Routes {
+        Routes {
+            requests,
+            sockets: HashMap::new(),
+            connects: HashMap::new(),
+            acks: HashMap::new(),
+            next_token: 0,
+        }
+    }
+
+    fn token(&mut self) -> Token {
+        self.next_token = self.next_token.wrapping_add(1);
+        Token(self.next_token)
+    }
+
+    pub(super) fn has_socket(&self, namespace: &str) -> bool {
+        self.sockets.contains_key(namespace)
+    }
+
+    /// A namespace joins: its queue and status are where its outputs go from now on.
+    pub(super) fn add_socket(
+        &mut self,
+        namespace: Arc<str>,
+        events: EventSink,
+        status: Arc<SocketStatus>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    ) -> Token {
+        let acks = Arc::new(RequestAcks {
+            requests: self.requests.clone(),
+            namespace: namespace.clone(),
+        });
+        self.sockets.insert(
+            namespace,
+            Socket {
+                events,
+                status,
+                acks,
+            },
+        );
+        let token = self.token();
+        self.connects.insert(token, reply);
+        token
+    }
+
+    /// A caller waits for an acknowledgement.
+    pub(super) fn add_ack(&mut self, reply: oneshot::Sender<Result<Args, Error>>) -> Token {
+        let token = self.token();
+        self.acks.insert(token, reply);
+        token
+    }
+
+    /// Delivers one output of the core (not the link ones, which the driver acts on).
+    pub(super) fn deliver(&mut self, output: Output) {
+        match output {
+            Output::ConnectReply { token, result } => {
+                if let Some(reply) = self.connects.remove(&token) {
+                    let _ = reply.send(result);
+                }
+            }
+            Output::AckReply { token, result } => {
+                if let Some(reply) = self.acks.remove(&token) {
+                    let _ = reply.send(result);
+                }
+            }
+            Output::Status { namespace, status } => {
+                if let Some(socket) = self.sockets.get(&namespace) {
+                    let s = &socket.status;
+                    match status {
+                        Status::Connected(on) => s.connected.store(on, Ordering::Release),
+                        Status::Closed => s.closed.store(true, Ordering::Release),
+                        Status::Recovered(on) => s.recovered.store(on, Ordering::Release),
+                        Status::Buffered(n) => s.buffered.store(n, Ordering::Release),
+                    }
+                }
+            }
+            Output::Event { namespace, event } => {
+                if let Some(socket) = self.sockets.get(&namespace) {
+                    socket.events.send(event);
+                }
+            }
+            Output::Message {
+                namespace,
+                event,
+                args,
+                ack,
+                size,
+            } => {
+                if let Some(socket) = self.sockets.get(&namespace) {
+                    let ack = ack.map(|id| AckSender::new(socket.acks.clone(), id));
+                    socket.events.send_sized(
+                        Event::Message {
+                            namespace: namespace.to_string(),
+                            event,
+                            args,
+                            ack,
+                        },
+                        size,
+                    );
+                }
+            }
+            Output::Forget { namespace } => {
+                // Dropping the sink ends the namespace's event stream.
+                self.sockets.remove(&namespace);
+            }
+            Output::OpenLink { .. } | Output::DropLink | Output::Finished { .. } => {}
+        }
+    }
+
+    /// The queue of the first socket whose application has fallen a whole queue behind.
+    pub(super) fn full_queue(&self) -> Option<Arc<EventQueue>> {
+        self.sockets
+            .values()
+            .find(|socket| !socket.events.has_room())
+            .map(|socket| socket.events.0.clone())
+    }
+
+    /// The connection is over: every socket left is closed for its handles.
+    pub(super) fn close_all(&mut self) {
+        for socket in self.sockets.values() {
+            socket.status.closed.store(true, Ordering::Release);
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! What the handles (`Client`, `AsyncClient`, their sockets) send to a connection's driver, and
+//! what they can read of it without asking: a layer below both, so that neither imports the
+//! other.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::config::AuthSource;
+use crate::event_queue::EventSink;
+use crate::transport::connect::Attempt;
+use crate::transport::Outgoing;
+use crate::{Args, Error, Transport};
+
+/// What the handles ask of the driver.
+pub(crate) enum Request {
+    /// Join a namespace.
+    Connect {
+        namespace: Arc<str>,
+        auth: AuthSource,
+        events: EventSink,
+        status: Arc<SocketStatus>,
+        deadline: Option<Instant>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Emit an event, optionally waiting for its acknowledgement.
+    Emit {
+        namespace: Arc<str>,
+        event: String,
+        args: Args,
+        ack: Option<AckRequest>,
+        /// Dropped instead of buffered while disconnected.
+        volatile: bool,
+        /// Its estimated size, counted in `Shared::outgoing` until the driver takes it.
+        weight: usize,
+    },
+    /// Answer the server's acknowledgement request.
+    Ack {
+        namespace: Arc<str>,
+        id: u64,
+        args: Args,
+    },
+    /// Leave a namespace (the connection closes with the last one).
+    Disconnect { namespace: Arc<str> },
+}
+
+/// The caller waiting for an acknowledgement.
+pub(crate) struct AckRequest {
+    pub(crate) reply: oneshot::Sender<Result<Args, Error>>,
+    pub(crate) timeout: Duration,
+}
+
+/// What the handles of one namespace can see of it (written by the driver's routing only).
+#[derive(Default)]
+pub(crate) struct SocketStatus {
+    pub(crate) connected: AtomicBool,
+    /// The socket is gone for good: emits fail at the call site.
+    pub(crate) closed: AtomicBool,
+    pub(crate) recovered: AtomicBool,
+    /// Emits waiting for a connection.
+    pub(crate) buffered: AtomicUsize,
+}
+
+/// What every handle can see of the connection.
+#[derive(Default)]
+pub(crate) struct Shared {
+    transport: Mutex<Option<Transport>>,
+    /// Bytes the current transport still has to write.
+    pub(crate) outgoing: Outgoing,
+    attempts: Mutex<Vec<Attempt>>,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn transport(&self) -> Option<Transport> {
+        *self.transport.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_transport(&self, transport: Transport) {
+        *self.transport.lock().unwrap_or_else(|e| e.into_inner()) = Some(transport);
+    }
+
+    pub(crate) fn attempts(&self) -> Vec<Attempt> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn set_attempts(&self, attempts: Vec<Attempt>) {
+        *self.attempts.lock().unwrap_or_else(|e| e.into_inner()) = attempts;
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+}
