@@ -427,6 +427,24 @@ impl<S: AsyncRead + Unpin> HttpConn<S> {
         }
     }
 
+    /// One whole chunk of a chunked body, chunk boundaries kept: `Some(data)`, or `None` for
+    /// the last chunk (its trailers read and dropped).
+    pub async fn read_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let line = self.read_line().await?;
+        let line = String::from_utf8_lossy(&line);
+        let size = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
+        if size == 0 {
+            while !self.read_line().await?.is_empty() {}
+            return Ok(None);
+        }
+        let data = self.read_exact_bytes(size).await?;
+        if !self.read_line().await?.is_empty() {
+            return Err(bad("chunk not followed by CRLF"));
+        }
+        Ok(Some(data))
+    }
+
     /// A whole body, at most `limit` bytes (more is an error).
     pub async fn read_body(&mut self, mut state: Body, limit: u64) -> io::Result<Vec<u8>> {
         if let Body::Length(len) = state {

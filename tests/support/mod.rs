@@ -8,6 +8,7 @@ pub mod background;
 pub mod events;
 pub mod fixtures;
 pub mod hostile;
+pub mod hostile_vectors;
 pub mod http;
 pub mod matrix;
 pub mod middlebox;
