@@ -83,6 +83,14 @@ impl Headers {
         self.0.push((name.to_owned(), value.to_owned()));
     }
 
+    /// The headers as `(name, value)` pairs, for [`head`] and [`response`].
+    pub fn pairs(&self) -> Vec<(&str, &str)> {
+        self.0
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// The `Content-Length`; an error when it is not a number or two of them disagree.
     pub fn content_length(&self) -> io::Result<Option<u64>> {
         let mut found: Option<u64> = None;

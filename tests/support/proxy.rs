@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::background::{Background, Tasks};
-use super::http::{self, bad, Body, HttpConn, RequestHead, CHUNK};
+use super::http::{self, bad, Body, Headers, HttpConn, RequestHead, CHUNK};
 
 /// Largest body the proxy holds in memory (request bodies, buffered responses).
 const BODY_LIMIT: u64 = 64 * 1024 * 1024;
@@ -471,13 +471,12 @@ async fn read_request(conn: &mut Conn) -> io::Result<Option<Request>> {
 }
 
 /// A small complete answer from the proxy itself, after which the connection closes.
-fn simple_response(status: u16, extra_headers: &str) -> Vec<u8> {
-    let body = http::reason(status);
-    format!(
-        "HTTP/1.1 {status} {body}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+fn simple_response(status: u16, extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let reason = http::reason(status);
+    let mut headers = vec![("Content-Type", "text/plain")];
+    headers.extend_from_slice(extra_headers);
+    headers.push(("Connection", "close"));
+    http::response(status, reason, &headers, reason.as_bytes())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -556,7 +555,7 @@ async fn forward(
         bump(&counters.upgrades_seen, 1);
         match mode {
             ProxyMode::RejectUpgrade(status) => {
-                let answer = simple_response(status, "");
+                let answer = simple_response(status, &[]);
                 send_client(client, &answer, mode, req.received, counters).await?;
                 return Ok(Next::Close);
             }
@@ -575,28 +574,26 @@ async fn forward(
     }
     let keep_alive = req.wants_keep_alive() && !websocket;
 
-    let mut out = format!("{} {} HTTP/1.1\r\n", req.head.method, req.head.target);
-    for (name, value) in req.head.headers.end_to_end() {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let mut headers = Headers(req.head.headers.end_to_end().cloned().collect());
     if websocket {
         let upgrade = req.head.headers.get("upgrade").unwrap_or("websocket");
-        out.push_str(&format!("Connection: Upgrade\r\nUpgrade: {upgrade}\r\n"));
+        headers.push("Connection", "Upgrade");
+        headers.push("Upgrade", upgrade);
     } else {
-        out.push_str("Connection: close\r\n");
+        headers.push("Connection", "close");
     }
     if req.framed || !req.body.is_empty() {
-        out.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+        headers.push("Content-Length", &req.body.len().to_string());
     }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
+    let start = format!("{} {} HTTP/1.1", req.head.method, req.head.target);
+    let mut out = http::head(&start, &headers.pairs());
     out.extend_from_slice(&req.body);
 
     if let ProxyMode::Latency(d) = mode {
         sleep_until(req.received + d).await;
     }
     let Ok(stream) = TcpStream::connect(upstream).await else {
-        let answer = simple_response(502, "");
+        let answer = simple_response(502, &[]);
         send_client(client, &answer, mode, Instant::now(), counters).await?;
         return Ok(Next::Close);
     };
@@ -608,7 +605,7 @@ async fn forward(
     send_upstream(&mut up.stream, &out, counters).await?;
 
     let Some(head) = up.read_response_head().await? else {
-        let answer = simple_response(502, "");
+        let answer = simple_response(502, &[]);
         send_client(client, &answer, mode, Instant::now(), counters).await?;
         return Ok(Next::Close);
     };
@@ -644,10 +641,9 @@ async fn forward(
     let mut state = head.body(&req.head.method)?;
     let no_body = state == Body::Done;
 
-    let mut out = format!("HTTP/1.1 {status} {reason_text}\r\n");
-    for (name, value) in head.headers.end_to_end() {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let start = format!("HTTP/1.1 {status} {reason_text}");
+    let mut headers = Headers(head.headers.end_to_end().cloned().collect());
+    let connection = if keep_alive { "keep-alive" } else { "close" };
 
     if mode == ProxyMode::BufferResponses {
         let mut body = Vec::new();
@@ -658,14 +654,10 @@ async fn forward(
             }
         }
         if !no_body {
-            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            headers.push("Content-Length", &body.len().to_string());
         }
-        out.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
-        });
-        let mut out = out.into_bytes();
+        headers.push("Connection", connection);
+        let mut out = http::head(&start, &headers.pairs());
         out.extend_from_slice(&body);
         send_client(client, &out, mode, Instant::now(), counters).await?;
         return Ok(if keep_alive {
@@ -681,16 +673,16 @@ async fn forward(
         matches!(state, Body::Chunked { .. } | Body::UntilClose) && req.head.minor_version != 0;
     let keep_alive = keep_alive && (chunked || matches!(state, Body::Length(_) | Body::Done));
     if let Body::Length(len) = state {
-        out.push_str(&format!("Content-Length: {len}\r\n"));
+        headers.push("Content-Length", &len.to_string());
     } else if chunked {
-        out.push_str("Transfer-Encoding: chunked\r\n");
+        headers.push("Transfer-Encoding", "chunked");
     }
-    out.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
-    send_client(client, out.as_bytes(), mode, head_received, counters).await?;
+    headers.push(
+        "Connection",
+        if keep_alive { "keep-alive" } else { "close" },
+    );
+    let out = http::head(&start, &headers.pairs());
+    send_client(client, &out, mode, head_received, counters).await?;
     while let Some(chunk) = up.next_body_chunk(&mut state).await? {
         let received = Instant::now();
         if chunked {
@@ -807,7 +799,7 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
                 let _ = client
                     .conn
                     .stream
-                    .write_all(&simple_response(400, ""))
+                    .write_all(&simple_response(400, &[]))
                     .await;
                 return Err(e);
             }
@@ -865,7 +857,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
                 let _ = client
                     .conn
                     .stream
-                    .write_all(&simple_response(400, ""))
+                    .write_all(&simple_response(400, &[]))
                     .await;
                 return Err(e);
             }
@@ -877,7 +869,8 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         if let Some((user, pass)) = &shared.credentials {
             if !authorized(&req.head, user, pass) {
                 bump(&counters.auth_rejected, 1);
-                let answer = simple_response(407, "Proxy-Authenticate: Basic realm=\"test\"\r\n");
+                let answer =
+                    simple_response(407, &[("Proxy-Authenticate", "Basic realm=\"test\"")]);
                 send_client(
                     &mut client,
                     &answer,
@@ -893,7 +886,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         if connect {
             if shared.refuse_connect.load(Ordering::SeqCst) {
                 bump(&counters.connect_refused, 1);
-                let answer = simple_response(403, "");
+                let answer = simple_response(403, &[]);
                 send_client(
                     &mut client,
                     &answer,
@@ -906,7 +899,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
                 return Ok(());
             }
             let Ok(mut upstream) = TcpStream::connect(req.head.target.as_str()).await else {
-                let answer = simple_response(502, "");
+                let answer = simple_response(502, &[]);
                 send_client(
                     &mut client,
                     &answer,
@@ -921,7 +914,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
             bump(&counters.tunnels, 1);
             send_client(
                 &mut client,
-                b"HTTP/1.1 200 Connection established\r\n\r\n",
+                &http::head("HTTP/1.1 200 Connection established", &[]),
                 ProxyMode::Pass,
                 req.received,
                 counters,
@@ -939,7 +932,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
 
         // Absolute-form target: what clients send to a proxy for plain http:// URLs.
         let Some((authority, origin_form)) = absolute_target(&req.head.target) else {
-            let answer = simple_response(400, "");
+            let answer = simple_response(400, &[]);
             send_client(
                 &mut client,
                 &answer,

@@ -226,12 +226,12 @@ fn has_affinity_cookie(headers: &Headers) -> bool {
 
 /// A small complete answer from the balancer itself, after which the connection closes.
 fn answer(status: u16, reason: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{reason}",
-        reason.len()
+    http::response(
+        status,
+        reason,
+        &[("Content-Type", "text/plain"), ("Connection", "close")],
+        reason.as_bytes(),
     )
-    .into_bytes()
 }
 
 // ------------------------------------------------------------------------------------------
