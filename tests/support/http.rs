@@ -12,7 +12,7 @@ use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// Largest request or response head accepted by default; beyond it reading fails.
+/// Largest request or response head accepted; beyond it reading fails.
 pub const HEAD_LIMIT: usize = 64 * 1024;
 /// Longest chunk-size or trailer line accepted in a chunked body.
 pub const LINE_LIMIT: usize = 8 * 1024;
@@ -266,14 +266,14 @@ impl<S: AsyncRead + Unpin> HttpConn<S> {
         Ok(n)
     }
 
-    /// Reads until `parse` finds a complete head at the start of the buffer (stray CRLFs
-    /// before it are dropped, RFC 9112 section 2.2) and takes it out of the buffer. `None` at
-    /// a clean end of stream before any byte of a head.
+    /// Reads until `parse` finds a complete head (at most [`HEAD_LIMIT`]) at the start of the
+    /// buffer, stray CRLFs before it dropped (RFC 9112 section 2.2); the caller takes the head
+    /// out of the buffer. `None` at a clean end of stream before any byte of a head.
     async fn read_head_with<T>(
         &mut self,
-        limit: usize,
         parse: impl Fn(&[u8]) -> io::Result<Option<T>>,
     ) -> io::Result<Option<T>> {
+        let limit = HEAD_LIMIT;
         loop {
             let blank = self
                 .buf
@@ -300,26 +300,18 @@ impl<S: AsyncRead + Unpin> HttpConn<S> {
         }
     }
 
-    /// The next request head, at most `limit` bytes; `None` at a clean end of stream.
-    pub async fn read_request_head_limited(
-        &mut self,
-        limit: usize,
-    ) -> io::Result<Option<RequestHead>> {
-        let head = self.read_head_with(limit, parse_request_head).await?;
+    /// The next request head (at most [`HEAD_LIMIT`]); `None` at a clean end of stream.
+    pub async fn read_request_head(&mut self) -> io::Result<Option<RequestHead>> {
+        let head = self.read_head_with(parse_request_head).await?;
         if let Some(head) = &head {
             self.buf.drain(..head.raw.len());
         }
         Ok(head)
     }
 
-    /// The next request head (at most [`HEAD_LIMIT`]); `None` at a clean end of stream.
-    pub async fn read_request_head(&mut self) -> io::Result<Option<RequestHead>> {
-        self.read_request_head_limited(HEAD_LIMIT).await
-    }
-
     /// The next response head (at most [`HEAD_LIMIT`]); `None` at a clean end of stream.
     pub async fn read_response_head(&mut self) -> io::Result<Option<ResponseHead>> {
-        let head = self.read_head_with(HEAD_LIMIT, parse_response_head).await?;
+        let head = self.read_head_with(parse_response_head).await?;
         if let Some(head) = &head {
             self.buf.drain(..head.raw.len());
         }
