@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt};
 use sio_client::mock::MockServer;
 use sio_client::{Client, DisconnectReason, Error, Event, Transport};
+use support::http;
 use support::raw::{open_packet, read_request, Server, MARGIN, PING_INTERVAL_MS};
 use support::{FaultProxy, ProxyMode};
 use tokio::io::AsyncWriteExt;
@@ -42,17 +43,16 @@ fn websocket_server(read_every: Option<Duration>) -> Server {
         let Some((head, _)) = read_request(&mut stream, &mut buf).await else {
             return;
         };
-        let key = head
-            .lines()
-            .filter_map(|l| l.split_once(':'))
-            .find(|(k, _)| k.trim().eq_ignore_ascii_case("sec-websocket-key"))
-            .map(|(_, v)| v.trim().to_owned())
-            .unwrap_or_default();
-        let answer = format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
-            derive_accept_key(key.as_bytes())
+        let key = head.headers.get("sec-websocket-key").unwrap_or_default();
+        let answer = http::head(
+            "HTTP/1.1 101 Switching Protocols",
+            &[
+                ("Upgrade", "websocket"),
+                ("Connection", "Upgrade"),
+                ("Sec-WebSocket-Accept", &derive_accept_key(key.as_bytes())),
+            ],
         );
-        if stream.write_all(answer.as_bytes()).await.is_err() {
+        if stream.write_all(&answer).await.is_err() {
             return;
         }
         let ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;

@@ -33,8 +33,8 @@ fn ping_flood_server(ping_timeout_ms: u64, gets: Arc<AtomicUsize>) -> Server {
         async move {
             let mut buf = Vec::new();
             while let Some((head, _body)) = read_request(&mut stream, &mut buf).await {
-                let target = head.split(' ').nth(1).unwrap_or_default().to_owned();
-                let ok = if head.starts_with("POST") {
+                let target = head.target;
+                let ok = if head.method == "POST" {
                     if posts.fetch_add(1, Ordering::SeqCst) == 0 {
                         connected.notify_one();
                         respond(&mut stream, "ok").await

@@ -1,6 +1,11 @@
 //! The mock server's streaming transport (our Engine.IO v4 extension) at the wire level: raw
-//! HTTP/1.1 with the chunked body parsed here and the events decoded with `sse::SseDecoder`.
+//! HTTP/1.1 read chunk by chunk with the tests' shared reader (`support/http.rs`) and the
+//! events decoded with `sse::SseDecoder`.
 #![cfg(feature = "mock-server")]
+
+#[allow(dead_code)]
+#[path = "support/http.rs"]
+mod http;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -33,8 +38,8 @@ const HANDSHAKE: &str = "/socket.io/?EIO=4&transport=streaming&t=x";
 
 /// One streaming response being read: head, chunks, decoded packets.
 struct Sse {
-    tcp: TcpStream,
-    raw: Vec<u8>,
+    conn: http::HttpConn<TcpStream>,
+    /// Lower-cased head.
     head: String,
     decoder: SseDecoder,
     /// Chunks of the current response, in order.
@@ -49,8 +54,7 @@ impl Sse {
     async fn open(addr: SocketAddr, target: &str) -> Sse {
         let tcp = TcpStream::connect(addr).await.unwrap();
         let mut sse = Sse {
-            tcp,
-            raw: Vec::new(),
+            conn: http::HttpConn::new(tcp),
             head: String::new(),
             decoder: SseDecoder::new(1 << 20),
             chunks: Vec::new(),
@@ -66,58 +70,16 @@ impl Sse {
         assert!(self.ended, "the previous response is complete");
         let req =
             format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
-        self.tcp.write_all(req.as_bytes()).await.unwrap();
-        let end = loop {
-            if let Some(pos) = self.raw.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos;
-            }
-            assert!(self.read_more().await, "a response head");
-        };
-        self.head = String::from_utf8(self.raw[..end].to_vec())
-            .unwrap()
-            .to_ascii_lowercase();
-        self.raw.drain(..end + 4);
+        self.conn.stream.write_all(req.as_bytes()).await.unwrap();
+        let head = tokio::time::timeout(WAIT, self.conn.read_response_head())
+            .await
+            .expect("bytes in time")
+            .expect("a well-formed response head")
+            .expect("a response head");
+        self.head = head.text().to_ascii_lowercase();
         assert!(self.head.starts_with("http/1.1 200 "), "{}", self.head);
         self.chunks.clear();
         self.ended = false;
-        self.parse();
-    }
-
-    /// Reads more bytes; false at end of stream.
-    async fn read_more(&mut self) -> bool {
-        let n = tokio::time::timeout(WAIT, self.tcp.read_buf(&mut self.raw))
-            .await
-            .expect("bytes in time")
-            .unwrap_or(0);
-        n > 0
-    }
-
-    /// Takes the complete chunks out of `raw`.
-    fn parse(&mut self) {
-        while !self.ended {
-            let Some(line) = self.raw.windows(2).position(|w| w == b"\r\n") else {
-                return;
-            };
-            let size = std::str::from_utf8(&self.raw[..line]).unwrap();
-            let size = usize::from_str_radix(size, 16).expect("a hex chunk size");
-            let start = line + 2;
-            if self.raw.len() < start + size + 2 {
-                return;
-            }
-            assert_eq!(&self.raw[start + size..start + size + 2], b"\r\n");
-            let data: Vec<u8> = self
-                .raw
-                .drain(..start + size + 2)
-                .take(start + size)
-                .collect();
-            let data = data[start..].to_vec();
-            if size == 0 {
-                self.ended = true;
-                return;
-            }
-            self.packets.extend(self.decoder.feed(&data).unwrap());
-            self.chunks.push(data);
-        }
     }
 
     /// The next packet of this response; `None` once it has ended.
@@ -129,8 +91,17 @@ impl Sse {
             if self.ended {
                 return None;
             }
-            assert!(self.read_more().await, "the stream ends with a zero chunk");
-            self.parse();
+            let chunk = tokio::time::timeout(WAIT, self.conn.read_chunk())
+                .await
+                .expect("bytes in time")
+                .expect("the stream ends with a zero chunk");
+            match chunk {
+                Some(data) => {
+                    self.packets.extend(self.decoder.feed(&data).unwrap());
+                    self.chunks.push(data);
+                }
+                None => self.ended = true,
+            }
         }
     }
 
@@ -187,12 +158,13 @@ async fn http(addr: SocketAddr, method: &str, target: &str, body: &str) -> HttpR
         .await
         .expect("response in time")
         .unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
+    let head = http::parse_response_head(&raw)
+        .expect("a well-formed head")
+        .expect("a complete head");
     HttpReply {
-        status: head.split(' ').nth(1).unwrap().parse().unwrap(),
-        headers: head.to_ascii_lowercase(),
-        body: body.to_owned(),
+        status: head.status,
+        headers: head.text().to_ascii_lowercase(),
+        body: String::from_utf8_lossy(&raw[head.raw.len()..]).into_owned(),
     }
 }
 
@@ -540,7 +512,7 @@ async fn buffering_proxy_holds_the_open_packet_back() {
             .await
             .unwrap()
             .unwrap();
-        if n == 0 || raw.ends_with(b"0\r\n\r\n") {
+        if n == 0 || raw.ends_with(http::LAST_CHUNK) {
             break;
         }
     }

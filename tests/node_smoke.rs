@@ -29,16 +29,16 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     stream.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let head = support::http::parse_response_head(&raw)
+        .unwrap()
+        .expect("a complete response head");
     assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "unexpected chunked response: {head}"
+        !head.headers.is_chunked(),
+        "unexpected chunked response: {}",
+        head.text()
     );
-    (status, body.to_owned())
+    let body = String::from_utf8(raw[head.raw.len()..].to_vec()).unwrap();
+    (head.status, body)
 }
 
 fn get(port: u16, path: &str) -> String {

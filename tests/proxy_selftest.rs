@@ -11,10 +11,11 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use sio_client::mock::MockServer;
+use support::background::Background;
+use support::http::{self, HttpConn};
 use support::proxy::{ConnectProxy, FaultProxy, ProxyMode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinSet;
 use tokio::time::{timeout, Instant};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -27,7 +28,7 @@ const HANDSHAKE: &str = "/socket.io/?EIO=4&transport=polling";
 const WS_PATH: &str = "/socket.io/?EIO=4&transport=websocket";
 
 // ---------------------------------------------------------------------------------------------
-// Test-side HTTP, written independently of the proxy's own parser
+// Test-side HTTP: the shared reader (`support::http`), driven from here with its own deadlines
 // ---------------------------------------------------------------------------------------------
 
 #[derive(Debug)]
@@ -35,91 +36,55 @@ struct Reply {
     status: u16,
     /// Lower-cased head.
     headers: String,
+    parsed: http::Headers,
     body: Vec<u8>,
 }
 
 impl Reply {
+    fn new(head: &http::ResponseHead) -> Reply {
+        Reply {
+            status: head.status,
+            headers: head.text().to_ascii_lowercase(),
+            parsed: head.headers.clone(),
+            body: Vec::new(),
+        }
+    }
+
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// The header's value, lower-cased.
     fn header(&self, name: &str) -> Option<String> {
-        let prefix = format!("{}:", name.to_ascii_lowercase());
-        self.headers
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix).map(|v| v.trim().to_owned()))
+        self.parsed.get(name).map(str::to_ascii_lowercase)
     }
 }
 
 /// Reads one response off `s`, honouring its framing; leaves the connection usable.
 async fn read_reply<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
-    let mut buf = Vec::new();
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        let mut tmp = [0u8; 4096];
-        let n = timeout(WAIT, s.read(&mut tmp))
-            .await
-            .expect("response head in time")
-            .unwrap();
-        assert!(
-            n > 0,
-            "EOF before a complete head: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
-        buf.extend_from_slice(&tmp[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let mut rest = buf[head_end..].to_vec();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut reply = Reply {
-        status,
-        headers: head,
-        body: Vec::new(),
-    };
-    if reply.header("transfer-encoding").as_deref() == Some("chunked") {
-        loop {
-            while !rest.windows(2).any(|w| w == b"\r\n") {
-                assert!(more(s, &mut rest).await > 0, "EOF inside chunked body");
-            }
-            let eol = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..eol]).unwrap(), 16).unwrap();
-            rest.drain(..eol + 2);
-            while rest.len() < size + 2 {
-                assert!(more(s, &mut rest).await > 0, "EOF inside chunk");
-            }
-            if size == 0 {
-                assert_eq!(&rest[..2], b"\r\n");
-                break;
-            }
-            reply.body.extend_from_slice(&rest[..size]);
-            assert_eq!(&rest[size..size + 2], b"\r\n");
-            rest.drain(..size + 2);
-        }
-    } else if let Some(len) = reply.header("content-length") {
-        let len: usize = len.parse().unwrap();
-        while rest.len() < len {
-            assert!(more(s, &mut rest).await > 0, "EOF inside body");
-        }
-        reply.body = rest;
+    let mut conn = HttpConn::new(s);
+    let head = timeout(WAIT, conn.read_response_head())
+        .await
+        .expect("response head in time")
+        .expect("a well-formed response head")
+        .unwrap_or_else(|| panic!("EOF before a complete head"));
+    let mut reply = Reply::new(&head);
+    let framing = if head.headers.is_chunked() {
+        http::Body::chunked()
+    } else if let Some(len) = head
+        .headers
+        .content_length()
+        .expect("a valid Content-Length")
+    {
+        http::Body::Length(len)
     } else {
-        while more(s, &mut rest).await > 0 {}
-        reply.body = rest;
-    }
-    reply
-}
-
-/// Reads more of a body into `rest`; 0 at end of stream.
-async fn more<S: AsyncRead + Unpin>(s: &mut S, rest: &mut Vec<u8>) -> usize {
-    let mut tmp = [0u8; 4096];
-    let n = timeout(WAIT, s.read(&mut tmp))
+        http::Body::UntilClose
+    };
+    reply.body = timeout(WAIT, conn.read_body(framing, u64::MAX))
         .await
         .expect("body in time")
-        .unwrap();
-    rest.extend_from_slice(&tmp[..n]);
-    n
+        .expect("a complete, well-framed body");
+    reply
 }
 
 async fn send_request<S: AsyncWrite + Unpin>(
@@ -206,36 +171,24 @@ fn status_of(err: tungstenite::Error) -> u16 {
 /// `/close`: no framing, `abc`, then close.
 struct OddUpstream {
     addr: SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OddUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _background: Background,
 }
 
 async fn odd_upstream() -> OddUpstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        // Owned by this task: aborting it drops the set, which aborts the connections.
-        let mut conns = JoinSet::new();
+    let background = Background::on_current_runtime();
+    let tasks = background.tasks();
+    background.spawn(async move {
         loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            conns.spawn(async move {
-                let mut buf = Vec::new();
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let mut tmp = [0u8; 1024];
-                    let n = s.read(&mut tmp).await.unwrap();
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&tmp[..n]);
-                }
-                let head = String::from_utf8_lossy(&buf).into_owned();
-                let path = head.split(' ').nth(1).unwrap_or("").to_owned();
-                match path.as_str() {
+            let (s, _) = listener.accept().await.unwrap();
+            tasks.spawn(async move {
+                let mut conn = HttpConn::new(s);
+                let Ok(Some(head)) = conn.read_request_head().await else {
+                    return;
+                };
+                let s = &mut conn.stream;
+                match head.target.as_str() {
                     "/never" => {
                         s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
                             .await
@@ -256,7 +209,10 @@ async fn odd_upstream() -> OddUpstream {
             });
         }
     });
-    OddUpstream { addr, task }
+    OddUpstream {
+        addr,
+        _background: background,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -629,11 +585,13 @@ fn start_background_serves_blocking_callers() {
         "GET {HANDSHAKE} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"));
-    open_packet(body);
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let head = http::parse_response_head(&raw)
+        .unwrap()
+        .expect("a complete head");
+    assert!(head.text().starts_with("HTTP/1.1 200"));
+    open_packet(std::str::from_utf8(&raw[head.raw.len()..]).unwrap());
 
     let connect = ConnectProxy::start_background(None);
     let mut s = std::net::TcpStream::connect(connect.addr()).unwrap();
@@ -645,10 +603,12 @@ fn start_background_serves_blocking_callers() {
         server.addr()
     )
     .unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (_, body) = raw.split_once("\r\n\r\n").unwrap();
-    open_packet(body);
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let head = http::parse_response_head(&raw)
+        .unwrap()
+        .expect("a complete head");
+    open_packet(std::str::from_utf8(&raw[head.raw.len()..]).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -678,7 +638,10 @@ async fn connect(proxy: SocketAddr, target: SocketAddr, extra: &str) -> (TcpStre
 /// when Content-Length announces one.
 async fn read_reply_head_only<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
     let mut buf = Vec::new();
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+    let head = loop {
+        if let Some(head) = http::parse_response_head(&buf).expect("a well-formed response head") {
+            break head;
+        }
         let mut b = [0u8; 1];
         let n = timeout(WAIT, s.read(&mut b))
             .await
@@ -690,13 +653,8 @@ async fn read_reply_head_only<S: AsyncRead + Unpin>(s: &mut S) -> Reply {
             String::from_utf8_lossy(&buf)
         );
         buf.push(b[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
-    let mut reply = Reply {
-        status: head.split(' ').nth(1).unwrap().parse().unwrap(),
-        headers: head,
-        body: Vec::new(),
     };
+    let mut reply = Reply::new(&head);
     if let Some(len) = reply.header("content-length") {
         let mut body = vec![0u8; len.parse().unwrap()];
         timeout(WAIT, s.read_exact(&mut body))

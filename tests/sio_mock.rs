@@ -111,17 +111,18 @@ fn http(base: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Valu
         body.len()
     )
     .unwrap();
-    let mut response = String::new();
+    let mut response = Vec::new();
     stream
-        .read_to_string(&mut response)
+        .read_to_end(&mut response)
         .expect("reading the response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("a status code");
-    (status, serde_json::from_str(body).expect("a JSON body"))
+    let head = support::http::parse_response_head(&response)
+        .expect("a well-formed response head")
+        .expect("a response head");
+    let body = &response[head.raw.len()..];
+    (
+        head.status,
+        serde_json::from_slice(body).expect("a JSON body"),
+    )
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use sio_client::mock::MockServer;
 use sio_client::{AsyncClient, ClientBuilder, Error, Transport};
+use support::http;
 use support::proxy::{FaultProxy, ProxyMode};
 use support::{NodeOptions, NodeServer, SioVersion};
 use tokio::task::JoinSet;
@@ -121,7 +122,10 @@ async fn proxy_modes_close_kept_alive_connections() {
             let mut first = Vec::new();
             let mut buf = [0u8; 4096];
             // The handshake answer is small: read until its body (after the head) arrived.
-            while !first.windows(4).any(|w| w == b"\r\n\r\n") || !first.ends_with(b"}") {
+            while !http::parse_response_head(&first)
+                .expect("a well-formed head")
+                .is_some_and(|_| first.ends_with(b"}"))
+            {
                 let n = conn.read(&mut buf).expect("read the first answer");
                 assert!(n > 0, "{mode:?}: closed before the first answer");
                 first.extend_from_slice(&buf[..n]);

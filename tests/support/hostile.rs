@@ -20,13 +20,16 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use sio_client::proto::engineio::{decode_payload, Data, EngineVersion, Packet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+
+use super::background::Background;
+use super::http::{self, HttpConn, RequestHead};
 
 /// The session id of every session this server opens.
 pub const SID: &str = "s";
@@ -103,7 +106,7 @@ pub struct Script {
 
 /// A running scripted server on 127.0.0.1 with an ephemeral port.
 pub struct HostileServer {
-    runtime: Option<tokio::runtime::Runtime>,
+    background: Background,
     addr: SocketAddr,
     log: Arc<Log>,
 }
@@ -111,28 +114,24 @@ pub struct HostileServer {
 impl HostileServer {
     /// Starts serving `script`. Panics if the runtime or the socket cannot be set up.
     pub fn start(script: Script) -> HostileServer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("hostile-server")
-            .enable_all()
-            .build()
-            .expect("server runtime");
+        let background = Background::on_own_runtime("hostile-server");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr");
         let log = Arc::new(Log::default());
         let session = Arc::new(Session::new(script, log.clone()));
-        runtime.spawn(async move {
+        let tasks = background.tasks();
+        background.spawn(async move {
             let Ok(listener) = TcpListener::from_std(listener) else {
                 return;
             };
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve_connection(stream, session.clone()));
+                tasks.spawn(serve_connection(stream, session.clone()));
             }
         });
         HostileServer {
-            runtime: Some(runtime),
+            background,
             addr,
             log,
         }
@@ -167,15 +166,6 @@ impl HostileServer {
                 .wait_timeout(entries, left)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|e| e.into_inner().0);
-        }
-    }
-}
-
-impl Drop for HostileServer {
-    fn drop(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            // Never blocks, so the server may be dropped from async tests too.
-            runtime.shutdown_background();
         }
     }
 }
@@ -354,74 +344,25 @@ fn ack_for(event: &str) -> Option<Out> {
 
 /// One HTTP request as far as this server cares.
 struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
+    head: RequestHead,
     body: Vec<u8>,
 }
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.head.headers.get(name)
     }
 
     fn query(&self, key: &str) -> Option<String> {
-        let query = self.target.split_once('?')?.1;
-        url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.into_owned())
+        self.head.query(key)
     }
 }
 
 /// Reads one request; `None` at EOF or on anything unreadable.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Request> {
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        if buf.len() > 64 * 1024 {
-            return None;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8(buf[..head_end].to_vec()).ok()?;
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next()?.split(' ');
-    let method = first.next()?.to_owned();
-    let target = first.next()?.to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    buf.drain(..head_end + 4);
-    let length: usize = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    while buf.len() < length {
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = buf.drain(..length).collect();
-    Some(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
+async fn read_request(conn: &mut HttpConn<TcpStream>) -> Option<Request> {
+    let head = conn.read_request_head().await.ok()??;
+    let body = conn.read_body(head.body().ok()?, u64::MAX).await.ok()?;
+    Some(Request { head, body })
 }
 
 fn http_response(status: u16, body: &[u8]) -> Vec<u8> {
@@ -433,24 +374,26 @@ fn http_response(status: u16, body: &[u8]) -> Vec<u8> {
         500 => "Internal Server Error",
         _ => "Whatever",
     };
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=UTF-8\r\n\
-         Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
-        body.len()
+    http::response(
+        status,
+        reason,
+        &[
+            ("Content-Type", "text/plain; charset=UTF-8"),
+            ("Connection", "keep-alive"),
+        ],
+        body,
     )
-    .into_bytes();
-    out.extend_from_slice(body);
-    out
 }
 
-async fn serve_connection(mut stream: TcpStream, session: Arc<Session>) {
-    let mut buf = Vec::new();
-    while let Some(request) = read_request(&mut stream, &mut buf).await {
+async fn serve_connection(stream: TcpStream, session: Arc<Session>) {
+    let mut conn = HttpConn::new(stream);
+    while let Some(request) = read_request(&mut conn).await {
         if request.query("transport").as_deref() == Some("websocket") {
-            serve_websocket(stream, request, session).await;
+            // Nothing follows an upgrade request before the 101, so no buffered byte is lost.
+            serve_websocket(conn.stream, request, session).await;
             return;
         }
-        if !serve_polling(&mut stream, request, &session).await {
+        if !serve_polling(&mut conn.stream, request, &session).await {
             return;
         }
     }
@@ -459,7 +402,7 @@ async fn serve_connection(mut stream: TcpStream, session: Arc<Session>) {
 /// Answers one polling request; false when the connection must be dropped.
 async fn serve_polling(stream: &mut TcpStream, request: Request, session: &Session) -> bool {
     let version = session.version();
-    if request.method == "POST" {
+    if request.head.method == "POST" {
         let body = String::from_utf8_lossy(&request.body).into_owned();
         let mut answers = Vec::new();
         match decode_payload(version, &body) {
@@ -560,11 +503,15 @@ async fn serve_websocket(mut stream: TcpStream, request: Request, session: Arc<S
         return;
     };
     let accept = derive_accept_key(key.as_bytes());
-    let upgrade = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    let upgrade = http::head(
+        "HTTP/1.1 101 Switching Protocols",
+        &[
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Accept", &accept),
+        ],
     );
-    if stream.write_all(upgrade.as_bytes()).await.is_err() {
+    if stream.write_all(&upgrade).await.is_err() {
         return;
     }
     let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, None).await;

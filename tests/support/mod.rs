@@ -4,9 +4,12 @@
 //! so unused items are expected rather than a sign of dead code.
 #![allow(dead_code, unused_imports)]
 
+pub mod background;
 pub mod events;
 pub mod fixtures;
 pub mod hostile;
+pub mod hostile_vectors;
+pub mod http;
 pub mod matrix;
 pub mod middlebox;
 pub mod node;

@@ -9,8 +9,8 @@
 //!   plain `http://` requests, the two ways clients use an HTTP proxy), with optional Basic auth.
 //!
 //! Both listen on 127.0.0.1 with an ephemeral port. Every task they start ends when the handle
-//! is dropped: tasks live in a `JoinSet` that the handle aborts, so a test never leaves
-//! connections or listeners behind, and an upstream sees its connections close.
+//! is dropped (their tasks live in a [`Background`]), so a test never leaves connections or
+//! listeners behind, and an upstream sees its connections close.
 //!
 //! HTTP handling is deliberately simple but framing-correct, since a proxy that mangles framing
 //! would produce failures nobody could tell from real ones: each client request is forwarded on
@@ -27,19 +27,14 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
-/// Largest request or response head accepted; beyond it the connection is dropped.
-const HEAD_LIMIT: usize = 64 * 1024;
+use super::background::{Background, Tasks};
+use super::http::{self, bad, Body, Headers, HttpConn, RequestHead, CHUNK};
+
 /// Largest body the proxy holds in memory (request bodies, buffered responses).
 const BODY_LIMIT: u64 = 64 * 1024 * 1024;
-/// Read size for streamed bodies and raw pipes.
-const CHUNK: usize = 16 * 1024;
-/// Longest chunk-size or trailer line accepted in a chunked body.
-const LINE_LIMIT: usize = 8 * 1024;
 
 // ------------------------------------------------------------------------------------------
 // Public API: FaultProxy
@@ -126,7 +121,7 @@ pub struct ProxyStats {
 pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<FaultShared>,
-    runtime: Option<Runtime>,
+    background: Background,
 }
 
 impl fmt::Debug for FaultProxy {
@@ -143,7 +138,7 @@ struct FaultShared {
     upstream: SocketAddr,
     mode: Mutex<ProxyMode>,
     counters: Counters,
-    tasks: Tasks,
+    tasks: Arc<Tasks>,
 }
 
 impl FaultProxy {
@@ -153,33 +148,28 @@ impl FaultProxy {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
+        let background = Background::on_current_runtime();
         let shared = Arc::new(FaultShared {
             upstream,
             mode: Mutex::new(mode),
             counters: Counters::default(),
-            tasks: Tasks::new(),
+            tasks: background.tasks(),
         });
-        shared
-            .tasks
-            .spawn(accept_loop(listener, shared.clone(), serve_fault_client));
+        background.spawn(accept_loop(listener, shared.clone(), serve_fault_client));
         FaultProxy {
             addr,
             shared,
-            runtime: None,
+            background,
         }
     }
 
     /// Starts a proxy on a small runtime of its own, for tests without async code.
     pub fn start_background(upstream: SocketAddr, mode: ProxyMode) -> FaultProxy {
-        let runtime = background_runtime("fault-proxy");
-        // Spawned rather than `block_on`, so this also works when called from async code.
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(FaultProxy::start(upstream, mode).await);
-        });
-        let mut proxy: FaultProxy = rx.recv().expect("proxy runtime started the proxy");
-        proxy.runtime = Some(runtime);
-        proxy
+        Background::start_on_own_runtime(
+            "fault-proxy",
+            FaultProxy::start(upstream, mode),
+            |proxy: &mut FaultProxy| &mut proxy.background,
+        )
     }
 
     /// `http://127.0.0.1:PORT`: give this to the client as the server URL.
@@ -223,15 +213,6 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        self.shared.tasks.shutdown();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 // ------------------------------------------------------------------------------------------
 // Public API: ConnectProxy
 // ------------------------------------------------------------------------------------------
@@ -265,7 +246,7 @@ pub struct ConnectStats {
 pub struct ConnectProxy {
     addr: SocketAddr,
     shared: Arc<ConnectShared>,
-    runtime: Option<Runtime>,
+    background: Background,
 }
 
 impl fmt::Debug for ConnectProxy {
@@ -281,7 +262,7 @@ struct ConnectShared {
     credentials: Option<(String, String)>,
     refuse_connect: AtomicBool,
     counters: Counters,
-    tasks: Tasks,
+    tasks: Arc<Tasks>,
 }
 
 impl ConnectProxy {
@@ -293,33 +274,28 @@ impl ConnectProxy {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
+        let background = Background::on_current_runtime();
         let shared = Arc::new(ConnectShared {
             credentials,
             refuse_connect: AtomicBool::new(false),
             counters: Counters::default(),
-            tasks: Tasks::new(),
+            tasks: background.tasks(),
         });
-        shared
-            .tasks
-            .spawn(accept_loop(listener, shared.clone(), serve_connect_client));
+        background.spawn(accept_loop(listener, shared.clone(), serve_connect_client));
         ConnectProxy {
             addr,
             shared,
-            runtime: None,
+            background,
         }
     }
 
     /// Starts a forward proxy on a small runtime of its own, for tests without async code.
     pub fn start_background(credentials: Option<(String, String)>) -> ConnectProxy {
-        let runtime = background_runtime("connect-proxy");
-        // Spawned rather than `block_on`, so this also works when called from async code.
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(ConnectProxy::start(credentials).await);
-        });
-        let mut proxy: ConnectProxy = rx.recv().expect("proxy runtime started the proxy");
-        proxy.runtime = Some(runtime);
-        proxy
+        Background::start_on_own_runtime(
+            "connect-proxy",
+            ConnectProxy::start(credentials),
+            |proxy: &mut ConnectProxy| &mut proxy.background,
+        )
     }
 
     /// `http://127.0.0.1:PORT`, without credentials.
@@ -367,46 +343,9 @@ impl ConnectProxy {
     }
 }
 
-impl Drop for ConnectProxy {
-    fn drop(&mut self) {
-        self.shared.tasks.shutdown();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 // ------------------------------------------------------------------------------------------
-// Tasks, counters, runtimes
+// Counters
 // ------------------------------------------------------------------------------------------
-
-/// Every task of one proxy. `None` once the proxy is dropped, so a task that is still running
-/// at that moment cannot start new ones behind the handle's back.
-struct Tasks(Mutex<Option<JoinSet<()>>>);
-
-impl Tasks {
-    fn new() -> Self {
-        Tasks(Mutex::new(Some(JoinSet::new())))
-    }
-
-    fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        if let Some(set) = lock(&self.0).as_mut() {
-            // Reap finished tasks so a long test does not accumulate their results.
-            while set.try_join_next().is_some() {}
-            set.spawn(fut);
-        }
-    }
-
-    fn shutdown(&self) {
-        // Dropping the set aborts every task in it; the tasks hold the Arc that holds this,
-        // so the cycle is broken here rather than by reference counting.
-        let set = lock(&self.0).take();
-        drop(set);
-    }
-}
 
 #[derive(Default)]
 struct Counters {
@@ -435,15 +374,6 @@ fn get(counter: &AtomicU64) -> u64 {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn background_runtime(name: &str) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("proxy runtime")
 }
 
 trait HasCounters: Send + Sync + 'static {
@@ -494,210 +424,13 @@ where
 }
 
 // ------------------------------------------------------------------------------------------
-// Buffered connections and HTTP heads
+// Requests
 // ------------------------------------------------------------------------------------------
 
-/// A TCP stream with a read buffer, so bytes read past a head (a pipelined request, the first
-/// WebSocket frame after a 101) are kept rather than lost.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-fn bad(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-fn eof() -> io::Error {
-    io::Error::from(io::ErrorKind::UnexpectedEof)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-impl Conn {
-    fn new(stream: TcpStream) -> Self {
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Reads more bytes into the buffer; 0 means end of stream.
-    async fn fill(&mut self) -> io::Result<usize> {
-        let mut tmp = vec![0u8; CHUNK];
-        let n = self.stream.read(&mut tmp).await?;
-        self.buf.extend_from_slice(tmp.get(..n).unwrap_or_default());
-        Ok(n)
-    }
-
-    /// The next head (through the blank line); `None` at a clean end of stream between heads.
-    async fn read_head(&mut self) -> io::Result<Option<Vec<u8>>> {
-        loop {
-            // Stray CRLFs between messages are allowed (RFC 9112 section 2.2).
-            while self.buf.starts_with(b"\r\n") {
-                self.buf.drain(..2);
-            }
-            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
-                let end = pos.saturating_add(4);
-                return Ok(Some(self.buf.drain(..end).collect()));
-            }
-            if self.buf.len() > HEAD_LIMIT {
-                return Err(bad("head too large"));
-            }
-            if self.fill().await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(eof())
-                };
-            }
-        }
-    }
-
-    /// One line without its line ending.
-    async fn read_line(&mut self) -> io::Result<Vec<u8>> {
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(line);
-            }
-            if self.buf.len() > LINE_LIMIT {
-                return Err(bad("line too long"));
-            }
-            if self.fill().await? == 0 {
-                return Err(eof());
-            }
-        }
-    }
-
-    /// Up to `max` bytes, buffered ones first; empty at end of stream.
-    async fn read_some(&mut self, max: usize) -> io::Result<Vec<u8>> {
-        if self.buf.is_empty() {
-            let mut tmp = vec![0u8; max.min(CHUNK)];
-            let n = self.stream.read(&mut tmp).await?;
-            tmp.truncate(n);
-            return Ok(tmp);
-        }
-        let n = max.min(self.buf.len());
-        Ok(self.buf.drain(..n).collect())
-    }
-
-    fn take_buffered(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.buf)
-    }
-}
-
-/// A parsed request or response head.
-#[derive(Debug, Clone)]
-struct Head {
-    raw: Vec<u8>,
-    /// Request line or status line.
-    first: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn parse(raw: Vec<u8>) -> io::Result<Head> {
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
-        let first = lines.next().ok_or_else(|| bad("empty head"))?.to_owned();
-        let mut headers = Vec::new();
-        for line in lines {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| bad("header without ':'"))?;
-            if name.is_empty() || name.ends_with(' ') || name.ends_with('\t') {
-                return Err(bad("malformed header name"));
-            }
-            headers.push((name.to_owned(), value.trim().to_owned()));
-        }
-        Ok(Head {
-            raw,
-            first,
-            headers,
-        })
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether any `name` header lists `token` (comma-separated, case-insensitive).
-    fn has_token(&self, name: &str, token: &str) -> bool {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn remove(&mut self, name: &str) {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    }
-
-    fn content_length(&self) -> io::Result<Option<u64>> {
-        let mut found: Option<u64> = None;
-        for (_, v) in self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        {
-            let n: u64 = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
-            if found.is_some_and(|f| f != n) {
-                return Err(bad("conflicting Content-Length"));
-            }
-            found = Some(n);
-        }
-        Ok(found)
-    }
-
-    fn is_chunked(&self) -> bool {
-        self.has_token("transfer-encoding", "chunked")
-    }
-
-    /// Headers that end-to-end forwarding keeps: hop-by-hop ones, those the `Connection`
-    /// header names, and framing (re-computed) are left out.
-    fn end_to_end(&self) -> impl Iterator<Item = &(String, String)> {
-        const HOP: [&str; 10] = [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "proxy-authorization",
-            "proxy-authenticate",
-            "te",
-            "trailer",
-            "transfer-encoding",
-            "upgrade",
-            "content-length",
-        ];
-        let named: Vec<String> = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
-            .flat_map(|(_, v)| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .collect();
-        self.headers.iter().filter(move |(n, _)| {
-            let n = n.to_ascii_lowercase();
-            !HOP.contains(&n.as_str()) && !named.contains(&n)
-        })
-    }
-}
+type Conn = HttpConn<TcpStream>;
 
 struct Request {
-    head: Head,
-    method: String,
-    target: String,
-    version: String,
+    head: RequestHead,
     body: Vec<u8>,
     /// The request declared a body (even an empty one), so upstream gets `Content-Length`.
     framed: bool,
@@ -706,175 +439,44 @@ struct Request {
 
 impl Request {
     fn is_websocket(&self) -> bool {
-        self.head.has_token("upgrade", "websocket")
+        self.head.is_websocket()
     }
 
     fn wants_keep_alive(&self) -> bool {
-        if self.version.eq_ignore_ascii_case("HTTP/1.0") {
-            self.head.has_token("connection", "keep-alive")
-        } else {
-            !self.head.has_token("connection", "close")
-        }
+        self.head.wants_keep_alive()
     }
 }
 
 async fn read_request(conn: &mut Conn) -> io::Result<Option<Request>> {
-    let Some(raw) = conn.read_head().await? else {
+    let Some(mut head) = conn.read_request_head().await? else {
         return Ok(None);
     };
     let received = Instant::now();
-    let head = Head::parse(raw)?;
-    let mut parts = head.first.split_whitespace();
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(bad("malformed request line"));
-    };
-    let (method, target, version) = (method.to_owned(), target.to_owned(), version.to_owned());
-    let mut head = head;
-    if head.has_token("expect", "100-continue") {
+    if head.headers.has_token("expect", "100-continue") {
         // Answered here, since the whole body is read before anything goes upstream; a
         // client like curl would otherwise wait a second before sending the body.
-        head.remove("expect");
+        head.headers.remove("expect");
         conn.stream
-            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .write_all(&http::head("HTTP/1.1 100 Continue", &[]))
             .await?;
     }
-    let mut body = Vec::new();
-    let framed;
-    if head.is_chunked() {
-        framed = true;
-        let mut state = BodyState::Chunked {
-            remaining: 0,
-            need_crlf: false,
-        };
-        while let Some(chunk) = next_body_chunk(conn, &mut state).await? {
-            body.extend_from_slice(&chunk);
-            if u64::try_from(body.len()).unwrap_or(u64::MAX) > BODY_LIMIT {
-                return Err(bad("request body too large"));
-            }
-        }
-    } else if let Some(len) = head.content_length()? {
-        framed = true;
-        if len > BODY_LIMIT {
-            return Err(bad("request body too large"));
-        }
-        let mut state = BodyState::Length(len);
-        while let Some(chunk) = next_body_chunk(conn, &mut state).await? {
-            body.extend_from_slice(&chunk);
-        }
-    } else {
-        framed = false;
-    }
+    let framed = head.headers.is_chunked() || head.headers.content_length()?.is_some();
+    let body = conn.read_body(head.body()?, BODY_LIMIT).await?;
     Ok(Some(Request {
         head,
-        method,
-        target,
-        version,
         body,
         framed,
         received,
     }))
 }
 
-/// Where a message body stands while it is read.
-enum BodyState {
-    Done,
-    Length(u64),
-    Chunked { remaining: u64, need_crlf: bool },
-    UntilClose,
-}
-
-/// The next piece of a body, decoded from its framing; `None` once it is complete.
-async fn next_body_chunk(conn: &mut Conn, state: &mut BodyState) -> io::Result<Option<Vec<u8>>> {
-    loop {
-        match state {
-            BodyState::Done => return Ok(None),
-            BodyState::Length(0) => *state = BodyState::Done,
-            BodyState::Length(left) => {
-                let want = usize::try_from(*left).unwrap_or(usize::MAX).min(CHUNK);
-                let data = conn.read_some(want).await?;
-                if data.is_empty() {
-                    return Err(eof());
-                }
-                *left = left.saturating_sub(u64::try_from(data.len()).unwrap_or(u64::MAX));
-                return Ok(Some(data));
-            }
-            BodyState::UntilClose => {
-                let data = conn.read_some(CHUNK).await?;
-                if data.is_empty() {
-                    *state = BodyState::Done;
-                    return Ok(None);
-                }
-                return Ok(Some(data));
-            }
-            BodyState::Chunked {
-                remaining,
-                need_crlf,
-            } => {
-                if *remaining > 0 {
-                    let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(CHUNK);
-                    let data = conn.read_some(want).await?;
-                    if data.is_empty() {
-                        return Err(eof());
-                    }
-                    *remaining =
-                        remaining.saturating_sub(u64::try_from(data.len()).unwrap_or(u64::MAX));
-                    if *remaining == 0 {
-                        *need_crlf = true;
-                    }
-                    return Ok(Some(data));
-                }
-                if *need_crlf {
-                    if !conn.read_line().await?.is_empty() {
-                        return Err(bad("chunk not followed by CRLF"));
-                    }
-                    *need_crlf = false;
-                }
-                let line = conn.read_line().await?;
-                let line = String::from_utf8_lossy(&line);
-                let size = line.split(';').next().unwrap_or_default().trim();
-                let size = u64::from_str_radix(size, 16).map_err(|_| bad("bad chunk size"))?;
-                if size == 0 {
-                    // Trailers, up to the blank line; dropped (nothing here uses them).
-                    while !conn.read_line().await?.is_empty() {}
-                    *state = BodyState::Done;
-                    return Ok(None);
-                }
-                *remaining = size;
-            }
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        407 => "Proxy Authentication Required",
-        426 => "Upgrade Required",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    }
-}
-
 /// A small complete answer from the proxy itself, after which the connection closes.
-fn simple_response(status: u16, extra_headers: &str) -> Vec<u8> {
-    let body = reason(status);
-    format!(
-        "HTTP/1.1 {status} {body}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+fn simple_response(status: u16, extra_headers: &[(&str, &str)]) -> Vec<u8> {
+    let reason = http::reason(status);
+    let mut headers = vec![("Content-Type", "text/plain")];
+    headers.extend_from_slice(extra_headers);
+    headers.push(("Connection", "close"));
+    http::response(status, reason, &headers, reason.as_bytes())
 }
 
 // ------------------------------------------------------------------------------------------
@@ -953,7 +555,7 @@ async fn forward(
         bump(&counters.upgrades_seen, 1);
         match mode {
             ProxyMode::RejectUpgrade(status) => {
-                let answer = simple_response(status, "");
+                let answer = simple_response(status, &[]);
                 send_client(client, &answer, mode, req.received, counters).await?;
                 return Ok(Next::Close);
             }
@@ -963,8 +565,8 @@ async fn forward(
                 return Ok(Next::Close);
             }
             ProxyMode::StripUpgrade => {
-                req.head.remove("upgrade");
-                req.head.remove("connection");
+                req.head.headers.remove("upgrade");
+                req.head.headers.remove("connection");
                 websocket = false;
             }
             _ => {}
@@ -972,28 +574,26 @@ async fn forward(
     }
     let keep_alive = req.wants_keep_alive() && !websocket;
 
-    let mut out = format!("{} {} HTTP/1.1\r\n", req.method, req.target);
-    for (name, value) in req.head.end_to_end() {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let mut headers = Headers(req.head.headers.end_to_end().cloned().collect());
     if websocket {
-        let upgrade = req.head.get("upgrade").unwrap_or("websocket");
-        out.push_str(&format!("Connection: Upgrade\r\nUpgrade: {upgrade}\r\n"));
+        let upgrade = req.head.headers.get("upgrade").unwrap_or("websocket");
+        headers.push("Connection", "Upgrade");
+        headers.push("Upgrade", upgrade);
     } else {
-        out.push_str("Connection: close\r\n");
+        headers.push("Connection", "close");
     }
     if req.framed || !req.body.is_empty() {
-        out.push_str(&format!("Content-Length: {}\r\n", req.body.len()));
+        headers.push("Content-Length", &req.body.len().to_string());
     }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
+    let start = format!("{} {} HTTP/1.1", req.head.method, req.head.target);
+    let mut out = http::head(&start, &headers.pairs());
     out.extend_from_slice(&req.body);
 
     if let ProxyMode::Latency(d) = mode {
         sleep_until(req.received + d).await;
     }
     let Ok(stream) = TcpStream::connect(upstream).await else {
-        let answer = simple_response(502, "");
+        let answer = simple_response(502, &[]);
         send_client(client, &answer, mode, Instant::now(), counters).await?;
         return Ok(Next::Close);
     };
@@ -1004,19 +604,13 @@ async fn forward(
     }
     send_upstream(&mut up.stream, &out, counters).await?;
 
-    let Some(raw) = up.read_head().await? else {
-        let answer = simple_response(502, "");
+    let Some(head) = up.read_response_head().await? else {
+        let answer = simple_response(502, &[]);
         send_client(client, &answer, mode, Instant::now(), counters).await?;
         return Ok(Next::Close);
     };
     let head_received = Instant::now();
-    let head = Head::parse(raw)?;
-    let status: u16 = head
-        .first
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("malformed status line"))?;
+    let status = head.status;
 
     if status == 101 {
         if websocket {
@@ -1043,46 +637,27 @@ async fn forward(
         return Ok(Next::Close);
     }
 
-    let reason_text = head.first.splitn(3, ' ').nth(2).unwrap_or("").to_owned();
-    let no_body = req.method.eq_ignore_ascii_case("HEAD")
-        || (100..200).contains(&status)
-        || status == 204
-        || status == 304;
-    let mut state = if no_body {
-        BodyState::Done
-    } else if head.is_chunked() {
-        BodyState::Chunked {
-            remaining: 0,
-            need_crlf: false,
-        }
-    } else if let Some(len) = head.content_length()? {
-        BodyState::Length(len)
-    } else {
-        BodyState::UntilClose
-    };
+    let reason_text = &head.reason;
+    let mut state = head.body(&req.head.method)?;
+    let no_body = state == Body::Done;
 
-    let mut out = format!("HTTP/1.1 {status} {reason_text}\r\n");
-    for (name, value) in head.end_to_end() {
-        out.push_str(&format!("{name}: {value}\r\n"));
-    }
+    let start = format!("HTTP/1.1 {status} {reason_text}");
+    let mut headers = Headers(head.headers.end_to_end().cloned().collect());
+    let connection = if keep_alive { "keep-alive" } else { "close" };
 
     if mode == ProxyMode::BufferResponses {
         let mut body = Vec::new();
-        while let Some(chunk) = next_body_chunk(&mut up, &mut state).await? {
+        while let Some(chunk) = up.next_body_chunk(&mut state).await? {
             body.extend_from_slice(&chunk);
             if u64::try_from(body.len()).unwrap_or(u64::MAX) > BODY_LIMIT {
                 return Err(bad("response too large to buffer"));
             }
         }
         if !no_body {
-            out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+            headers.push("Content-Length", &body.len().to_string());
         }
-        out.push_str(if keep_alive {
-            "Connection: keep-alive\r\n\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
-        });
-        let mut out = out.into_bytes();
+        headers.push("Connection", connection);
+        let mut out = http::head(&start, &headers.pairs());
         out.extend_from_slice(&body);
         send_client(client, &out, mode, Instant::now(), counters).await?;
         return Ok(if keep_alive {
@@ -1094,34 +669,30 @@ async fn forward(
 
     // Streamed: re-frame as Content-Length when known, else chunked (HTTP/1.1 clients) or
     // close-delimited (HTTP/1.0 clients, which cannot keep the connection then).
-    let chunked = matches!(state, BodyState::Chunked { .. } | BodyState::UntilClose)
-        && !req.version.eq_ignore_ascii_case("HTTP/1.0");
-    let keep_alive =
-        keep_alive && (chunked || matches!(state, BodyState::Length(_) | BodyState::Done));
-    if let BodyState::Length(len) = state {
-        out.push_str(&format!("Content-Length: {len}\r\n"));
+    let chunked =
+        matches!(state, Body::Chunked { .. } | Body::UntilClose) && req.head.minor_version != 0;
+    let keep_alive = keep_alive && (chunked || matches!(state, Body::Length(_) | Body::Done));
+    if let Body::Length(len) = state {
+        headers.push("Content-Length", &len.to_string());
     } else if chunked {
-        out.push_str("Transfer-Encoding: chunked\r\n");
+        headers.push("Transfer-Encoding", "chunked");
     }
-    out.push_str(if keep_alive {
-        "Connection: keep-alive\r\n\r\n"
-    } else {
-        "Connection: close\r\n\r\n"
-    });
-    send_client(client, out.as_bytes(), mode, head_received, counters).await?;
-    while let Some(chunk) = next_body_chunk(&mut up, &mut state).await? {
+    headers.push(
+        "Connection",
+        if keep_alive { "keep-alive" } else { "close" },
+    );
+    let out = http::head(&start, &headers.pairs());
+    send_client(client, &out, mode, head_received, counters).await?;
+    while let Some(chunk) = up.next_body_chunk(&mut state).await? {
         let received = Instant::now();
         if chunked {
-            let mut framed = format!("{:x}\r\n", chunk.len()).into_bytes();
-            framed.extend_from_slice(&chunk);
-            framed.extend_from_slice(b"\r\n");
-            send_client(client, &framed, mode, received, counters).await?;
+            send_client(client, &http::chunk(&chunk), mode, received, counters).await?;
         } else {
             send_client(client, &chunk, mode, received, counters).await?;
         }
     }
     if chunked {
-        send_client(client, b"0\r\n\r\n", mode, Instant::now(), counters).await?;
+        send_client(client, http::LAST_CHUNK, mode, Instant::now(), counters).await?;
     }
     Ok(if keep_alive {
         Next::KeepAlive
@@ -1228,7 +799,7 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
                 let _ = client
                     .conn
                     .stream
-                    .write_all(&simple_response(400, ""))
+                    .write_all(&simple_response(400, &[]))
                     .await;
                 return Err(e);
             }
@@ -1257,8 +828,8 @@ async fn serve_fault_client(stream: TcpStream, shared: Arc<FaultShared>) -> io::
 }
 
 /// Whether `Proxy-Authorization` carries exactly these Basic credentials.
-fn authorized(head: &Head, user: &str, pass: &str) -> bool {
-    let Some(value) = head.get("proxy-authorization") else {
+fn authorized(head: &RequestHead, user: &str, pass: &str) -> bool {
+    let Some(value) = head.headers.get("proxy-authorization") else {
         return false;
     };
     let Some((scheme, token)) = value.split_once(' ') else {
@@ -1286,19 +857,20 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
                 let _ = client
                     .conn
                     .stream
-                    .write_all(&simple_response(400, ""))
+                    .write_all(&simple_response(400, &[]))
                     .await;
                 return Err(e);
             }
         };
-        let connect = req.method.eq_ignore_ascii_case("CONNECT");
+        let connect = req.head.method.eq_ignore_ascii_case("CONNECT");
         if connect {
             bump(&counters.connects, 1);
         }
         if let Some((user, pass)) = &shared.credentials {
             if !authorized(&req.head, user, pass) {
                 bump(&counters.auth_rejected, 1);
-                let answer = simple_response(407, "Proxy-Authenticate: Basic realm=\"test\"\r\n");
+                let answer =
+                    simple_response(407, &[("Proxy-Authenticate", "Basic realm=\"test\"")]);
                 send_client(
                     &mut client,
                     &answer,
@@ -1314,7 +886,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         if connect {
             if shared.refuse_connect.load(Ordering::SeqCst) {
                 bump(&counters.connect_refused, 1);
-                let answer = simple_response(403, "");
+                let answer = simple_response(403, &[]);
                 send_client(
                     &mut client,
                     &answer,
@@ -1326,8 +898,8 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
                 let _ = client.conn.stream.shutdown().await;
                 return Ok(());
             }
-            let Ok(mut upstream) = TcpStream::connect(req.target.as_str()).await else {
-                let answer = simple_response(502, "");
+            let Ok(mut upstream) = TcpStream::connect(req.head.target.as_str()).await else {
+                let answer = simple_response(502, &[]);
                 send_client(
                     &mut client,
                     &answer,
@@ -1342,7 +914,7 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
             bump(&counters.tunnels, 1);
             send_client(
                 &mut client,
-                b"HTTP/1.1 200 Connection established\r\n\r\n",
+                &http::head("HTTP/1.1 200 Connection established", &[]),
                 ProxyMode::Pass,
                 req.received,
                 counters,
@@ -1359,8 +931,8 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         }
 
         // Absolute-form target: what clients send to a proxy for plain http:// URLs.
-        let Some((authority, origin_form)) = absolute_target(&req.target) else {
-            let answer = simple_response(400, "");
+        let Some((authority, origin_form)) = absolute_target(&req.head.target) else {
+            let answer = simple_response(400, &[]);
             send_client(
                 &mut client,
                 &answer,
@@ -1373,11 +945,9 @@ async fn serve_connect_client(stream: TcpStream, shared: Arc<ConnectShared>) -> 
         };
         bump(&counters.forwarded, 1);
         let mut req = req;
-        req.target = origin_form;
-        if req.head.get("host").is_none() {
-            req.head
-                .headers
-                .push(("Host".to_owned(), authority.clone()));
+        req.head.target = origin_form;
+        if req.head.headers.get("host").is_none() {
+            req.head.headers.push("Host", &authority);
         }
         match forward(&mut client, req, &authority, ProxyMode::Pass, counters).await? {
             Next::KeepAlive => {}

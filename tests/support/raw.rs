@@ -1,6 +1,6 @@
 //! Hand-written servers on their own runtime for tests that need a server to misbehave on cue
 //! at the HTTP or TCP level (no real server stops reading or floods pings when asked), and the
-//! minimal HTTP/1.1 request reader and responder they share.
+//! request reader and responder they share (on [`super::http`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,8 +8,11 @@ use std::time::{Duration, Instant};
 
 use sio_client::{DisconnectReason, Event, Events};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+
+use super::background::Background;
+use super::http::{self, HttpConn, RequestHead};
 
 /// The ping interval the hand-written servers announce in their OPEN packet.
 pub const PING_INTERVAL_MS: u64 = 200;
@@ -43,7 +46,7 @@ pub fn expect_transport_error(events: &mut Events, start: Instant, bound: Durati
 /// A server on its own runtime; dropping it stops everything.
 pub struct Server {
     addr: SocketAddr,
-    _runtime: tokio::runtime::Runtime,
+    _background: Background,
 }
 
 impl Server {
@@ -53,25 +56,22 @@ impl Server {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let background = Background::on_own_runtime("raw-server");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
         let serve = Arc::new(serve);
-        runtime.spawn(async move {
+        let tasks = background.tasks();
+        background.spawn(async move {
             let listener = TcpListener::from_std(listener).expect("listener");
             while let Ok((stream, _)) = listener.accept().await {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(stream));
+                tasks.spawn(serve(stream));
             }
         });
         Server {
             addr,
-            _runtime: runtime,
+            _background: background,
         }
     }
 
@@ -81,45 +81,33 @@ impl Server {
     }
 }
 
-/// Reads one request (head and `Content-Length` body); `None` when the connection ends.
-pub async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
-    let head_end = loop {
-        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+/// Reads one request (head and body) from `stream`, with `buf` holding what was read past the
+/// previous one; `None` when the connection ends or the request is unreadable.
+pub async fn read_request(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+) -> Option<(RequestHead, Vec<u8>)> {
+    let mut conn = HttpConn {
+        stream,
+        buf: std::mem::take(buf),
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    buf.drain(..head_end + 4);
-    let length: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    while buf.len() < length {
-        let mut chunk = [0u8; 65536];
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    let request = async {
+        let head = conn.read_request_head().await.ok()??;
+        let body = conn.read_body(head.body().ok()?, u64::MAX).await.ok()?;
+        Some((head, body))
     }
-    let body = buf.drain(..length).collect();
-    Some((head, body))
+    .await;
+    *buf = conn.buf;
+    request
 }
 
 /// Writes a `200 OK` with `body`.
 pub async fn respond(stream: &mut TcpStream, body: &str) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Length: {}\r\n\r\n",
-        body.len()
+    let answer = http::response(
+        200,
+        "OK",
+        &[("Content-Type", "text/plain; charset=UTF-8")],
+        body.as_bytes(),
     );
-    stream.write_all(head.as_bytes()).await?;
-    stream.write_all(body.as_bytes()).await
+    stream.write_all(&answer).await
 }

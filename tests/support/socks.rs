@@ -6,7 +6,7 @@
 //! resolving the name itself) or a name ([`SocksHost::Name`], what `socks5h://` sends for the
 //! proxy to resolve). It resolves names itself, first from names given to
 //! [`Socks5Server::add_name`] (names only the proxy knows, as `.onion` names behind Tor), and
-//! pipes bytes both ways. Tasks live in a `JoinSet` that the handle aborts on drop.
+//! pipes bytes both ways. Its tasks live in a [`Background`] that the handle drops.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
-use tokio::task::JoinSet;
+
+use super::background::{Background, Tasks};
 
 /// The target of one `CONNECT`, as the client named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +56,7 @@ pub struct SocksStats {
 pub struct Socks5Server {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    runtime: Option<Runtime>,
+    background: Background,
 }
 
 impl fmt::Debug for Socks5Server {
@@ -81,20 +81,7 @@ struct Shared {
     counters: Counters,
     requests: Mutex<Vec<SocksRequest>>,
     names: Mutex<HashMap<String, SocketAddr>>,
-    /// `None` once the server is dropped, so a running task cannot start new ones after that.
-    tasks: Mutex<Option<JoinSet<()>>>,
-}
-
-impl Shared {
-    fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        if let Some(set) = lock(&self.tasks).as_mut() {
-            while set.try_join_next().is_some() {}
-            set.spawn(fut);
-        }
-    }
+    tasks: Arc<Tasks>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -109,36 +96,29 @@ impl Socks5Server {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
+        let background = Background::on_current_runtime();
         let shared = Arc::new(Shared {
             credentials,
             counters: Counters::default(),
             requests: Mutex::new(Vec::new()),
             names: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(Some(JoinSet::new())),
+            tasks: background.tasks(),
         });
-        shared.spawn(accept_loop(listener, shared.clone()));
+        background.spawn(accept_loop(listener, shared.clone()));
         Socks5Server {
             addr,
             shared,
-            runtime: None,
+            background,
         }
     }
 
     /// Starts a server on a small runtime of its own, for tests without async code.
     pub fn start_background(credentials: Option<(String, String)>) -> Socks5Server {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("socks5-proxy")
-            .enable_all()
-            .build()
-            .expect("SOCKS5 proxy runtime");
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(Socks5Server::start(credentials).await);
-        });
-        let mut server: Socks5Server = rx.recv().expect("SOCKS5 runtime started the server");
-        server.runtime = Some(runtime);
-        server
+        Background::start_on_own_runtime(
+            "socks5-proxy",
+            Socks5Server::start(credentials),
+            |server: &mut Socks5Server| &mut server.background,
+        )
     }
 
     /// `SCHEME://[user:password@]127.0.0.1:PORT` with the credentials percent-encoded as URL
@@ -185,16 +165,6 @@ impl Socks5Server {
     }
 }
 
-impl Drop for Socks5Server {
-    fn drop(&mut self) {
-        let set = lock(&self.shared.tasks).take();
-        drop(set);
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let stream = match listener.accept().await {
@@ -208,7 +178,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
         let conn_shared = shared.clone();
-        shared.spawn(async move {
+        shared.tasks.spawn(async move {
             let _ = serve(stream, conn_shared).await;
         });
     }

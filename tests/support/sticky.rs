@@ -24,22 +24,19 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
-use tokio::task::JoinSet;
+
+use super::background::{Background, Tasks};
+use super::http::{self, bad, Headers, HttpConn};
 
 /// The affinity cookie's name.
 pub const COOKIE_NAME: &str = "lb";
 /// The affinity cookie's value.
 pub const COOKIE_VALUE: &str = "node-1";
 
-/// Largest request or response head accepted; beyond it the connection is dropped.
-const HEAD_LIMIT: usize = 64 * 1024;
 /// Largest request body accepted.
 const BODY_LIMIT: u64 = 64 * 1024 * 1024;
-/// Read size for bodies and raw pipes.
-const CHUNK: usize = 16 * 1024;
 
 /// Counters of a [`StickyBalancer`], a snapshot taken by [`StickyBalancer::stats`]. Each is
 /// updated before the request is answered, so a client that got the answer sees it counted.
@@ -78,7 +75,7 @@ impl StickyStats {
 pub struct StickyBalancer {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    runtime: Option<Runtime>,
+    background: Background,
 }
 
 impl fmt::Debug for StickyBalancer {
@@ -109,27 +106,7 @@ struct Shared {
     /// Whether the one cookie-less request that is let through has been seen.
     pinned: AtomicBool,
     counters: Counters,
-    /// `None` once the balancer is dropped, so a running task cannot start new ones after that.
-    tasks: Mutex<Option<JoinSet<()>>>,
-}
-
-impl Shared {
-    fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        if let Some(set) = lock(&self.tasks).as_mut() {
-            while set.try_join_next().is_some() {}
-            set.spawn(fut);
-        }
-    }
-
-    fn shutdown(&self) {
-        // Dropping the set aborts every task; the tasks hold the Arc that holds it, so the
-        // cycle is broken here rather than by reference counting.
-        let set = lock(&self.tasks).take();
-        drop(set);
-    }
+    tasks: Arc<Tasks>,
 }
 
 impl StickyBalancer {
@@ -139,36 +116,28 @@ impl StickyBalancer {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
+        let background = Background::on_current_runtime();
         let shared = Arc::new(Shared {
             upstream,
             pinned: AtomicBool::new(false),
             counters: Counters::default(),
-            tasks: Mutex::new(Some(JoinSet::new())),
+            tasks: background.tasks(),
         });
-        shared.spawn(accept_loop(listener, shared.clone()));
+        background.spawn(accept_loop(listener, shared.clone()));
         StickyBalancer {
             addr,
             shared,
-            runtime: None,
+            background,
         }
     }
 
     /// Starts a balancer on a small runtime of its own, for tests without async code.
     pub fn start_background(upstream: SocketAddr) -> StickyBalancer {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("sticky-balancer")
-            .enable_all()
-            .build()
-            .expect("balancer runtime");
-        // Spawned rather than `block_on`, so this also works when called from async code.
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(StickyBalancer::start(upstream).await);
-        });
-        let mut balancer: StickyBalancer = rx.recv().expect("balancer runtime started it");
-        balancer.runtime = Some(runtime);
-        balancer
+        Background::start_on_own_runtime(
+            "sticky-balancer",
+            StickyBalancer::start(upstream),
+            |balancer: &mut StickyBalancer| &mut balancer.background,
+        )
     }
 
     /// `http://127.0.0.1:PORT`: give this to the client as the server URL.
@@ -204,29 +173,8 @@ impl StickyBalancer {
     }
 }
 
-impl Drop for StickyBalancer {
-    fn drop(&mut self) {
-        self.shared.shutdown();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::SeqCst);
-}
-
-fn bad(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, msg.to_owned())
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -242,142 +190,48 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         bump(&shared.counters.connections);
         let conn_shared = shared.clone();
-        shared.spawn(async move {
+        shared.tasks.spawn(async move {
             let _ = serve(stream, conn_shared).await;
         });
     }
 }
 
-// ------------------------------------------------------------------------------------------
 // Heads
 // ------------------------------------------------------------------------------------------
 
-/// A stream with a read buffer, so bytes read past a head are kept.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+type Conn = HttpConn<TcpStream>;
 
-impl Conn {
-    fn new(stream: TcpStream) -> Conn {
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Reads more bytes into the buffer; 0 means end of stream.
-    async fn fill(&mut self) -> io::Result<usize> {
-        fill(&mut self.stream, &mut self.buf).await
-    }
-
-    /// The next head (through the blank line); `None` at a clean end of stream between heads.
-    async fn read_head(&mut self) -> io::Result<Option<Vec<u8>>> {
-        loop {
-            // Stray CRLFs between messages are allowed (RFC 9112 section 2.2).
-            while self.buf.starts_with(b"\r\n") {
-                self.buf.drain(..2);
-            }
-            if let Some(pos) = find(&self.buf, b"\r\n\r\n") {
-                let end = pos.saturating_add(4);
-                return Ok(Some(self.buf.drain(..end).collect()));
-            }
-            if self.buf.len() > HEAD_LIMIT {
-                return Err(bad("head too large"));
-            }
-            if self.fill().await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(io::Error::from(io::ErrorKind::UnexpectedEof))
-                };
-            }
-        }
-    }
-
-    /// Exactly `len` body bytes, buffered ones first.
-    async fn read_exact_body(&mut self, len: usize) -> io::Result<Vec<u8>> {
-        while self.buf.len() < len {
-            if self.fill().await? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-            }
-        }
-        Ok(self.buf.drain(..len).collect())
-    }
-}
-
-async fn fill(stream: &mut (impl AsyncReadExt + Unpin), buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut tmp = vec![0u8; CHUNK];
+/// Reads more bytes of `stream` into `buf` (the half of a split [`Conn`]); 0 at end of stream.
+async fn fill(
+    stream: &mut (impl tokio::io::AsyncReadExt + Unpin),
+    buf: &mut Vec<u8>,
+) -> io::Result<usize> {
+    let mut tmp = vec![0u8; http::CHUNK];
     let n = stream.read(&mut tmp).await?;
     buf.extend_from_slice(tmp.get(..n).unwrap_or_default());
     Ok(n)
 }
 
-/// A parsed head: the first line and the header lines, as text.
-struct Head {
-    first: String,
-    headers: Vec<(String, String)>,
-}
-
-impl Head {
-    fn parse(raw: &[u8]) -> io::Result<Head> {
-        let text = String::from_utf8_lossy(raw);
-        let mut lines = text.split("\r\n").filter(|l| !l.is_empty());
-        let first = lines.next().ok_or_else(|| bad("empty head"))?.to_owned();
-        let mut headers = Vec::new();
-        for line in lines {
-            let (name, value) = line
-                .split_once(':')
-                .ok_or_else(|| bad("header without ':'"))?;
-            headers.push((name.trim().to_owned(), value.trim().to_owned()));
-        }
-        Ok(Head { first, headers })
-    }
-
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// Whether any `name` header lists `token` (comma-separated, case-insensitive).
-    fn has_token(&self, name: &str, token: &str) -> bool {
-        self.all(name)
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
-    }
-
-    fn content_length(&self) -> io::Result<Option<u64>> {
-        let mut found = None;
-        for v in self.all("content-length") {
-            let n: u64 = v.trim().parse().map_err(|_| bad("bad Content-Length"))?;
-            if found.is_some_and(|f| f != n) {
-                return Err(bad("conflicting Content-Length"));
-            }
-            found = Some(n);
-        }
-        Ok(found)
-    }
-
-    /// Whether a `Cookie` header carries the affinity cookie.
-    fn has_affinity_cookie(&self) -> bool {
-        self.all("cookie").flat_map(|v| v.split(';')).any(|pair| {
+/// Whether a `Cookie` header carries the affinity cookie.
+fn has_affinity_cookie(headers: &Headers) -> bool {
+    headers
+        .all("cookie")
+        .flat_map(|v| v.split(';'))
+        .any(|pair| {
             pair.trim()
                 .split_once('=')
                 .is_some_and(|(n, v)| n.trim() == COOKIE_NAME && v.trim() == COOKIE_VALUE)
         })
-    }
 }
 
 /// A small complete answer from the balancer itself, after which the connection closes.
 fn answer(status: u16, reason: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{reason}",
-        reason.len()
+    http::response(
+        status,
+        reason,
+        &[("Content-Type", "text/plain"), ("Connection", "close")],
+        reason.as_bytes(),
     )
-    .into_bytes()
 }
 
 // ------------------------------------------------------------------------------------------
@@ -388,19 +242,18 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
     let counters = &shared.counters;
     let mut client = Conn::new(stream);
     loop {
-        let Some(raw) = client.read_head().await? else {
-            return Ok(());
-        };
-        let head = match Head::parse(&raw) {
-            Ok(head) => head,
-            Err(e) => {
+        let head = match client.read_request_head().await {
+            Ok(Some(head)) => head,
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
                 let _ = client.stream.write_all(&answer(400, "Bad Request")).await;
                 return Err(e);
             }
+            Err(e) => return Err(e),
         };
         bump(&counters.requests);
-        let websocket = head.has_token("upgrade", "websocket");
-        let has_cookie = head.has_affinity_cookie();
+        let websocket = head.is_websocket();
+        let has_cookie = has_affinity_cookie(&head.headers);
         if websocket {
             bump(&counters.upgrades);
         }
@@ -426,7 +279,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
             bump(&counters.cookies_issued);
         }
 
-        if head.has_token("transfer-encoding", "chunked") {
+        if head.headers.is_chunked() {
             // No client under test sends chunked requests; refusing keeps framing simple.
             client
                 .stream
@@ -434,7 +287,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
                 .await?;
             return Ok(());
         }
-        let body_len = head.content_length()?.unwrap_or(0);
+        let body_len = head.headers.content_length()?.unwrap_or(0);
         if body_len > BODY_LIMIT {
             client
                 .stream
@@ -443,7 +296,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
             return Ok(());
         }
         let body = client
-            .read_exact_body(usize::try_from(body_len).map_err(|_| bad("body too large"))?)
+            .read_exact_bytes(usize::try_from(body_len).map_err(|_| bad("body too large"))?)
             .await?;
 
         let Ok(upstream) = TcpStream::connect(shared.upstream).await else {
@@ -453,21 +306,15 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
         let _ = upstream.set_nodelay(true);
         let mut up = Conn::new(upstream);
         // The head goes upstream as the client sent it, byte for byte.
-        up.stream.write_all(&raw).await?;
+        up.stream.write_all(&head.raw).await?;
         up.stream.write_all(&body).await?;
 
-        let Some(resp_raw) = up.read_head().await? else {
+        let Some(resp) = up.read_response_head().await? else {
             client.stream.write_all(&answer(502, "Bad Gateway")).await?;
             return Ok(());
         };
-        let resp = Head::parse(&resp_raw)?;
-        let status: u16 = resp
-            .first
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("malformed status line"))?;
-        let mut out = resp_raw;
+        let status = resp.status;
+        let mut out = resp.raw.clone();
         if issue_cookie {
             // Before the blank line that ends the head.
             let at = out.len().saturating_sub(2);
@@ -486,14 +333,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
             return Ok(());
         }
 
-        let method = head.first.split_whitespace().next().unwrap_or_default();
-        let bodiless = method.eq_ignore_ascii_case("HEAD")
-            || (100..200).contains(&status)
-            || status == 204
-            || status == 304;
-        let close_delimited = !bodiless
-            && resp.content_length()?.is_none()
-            && !resp.has_token("transfer-encoding", "chunked");
+        let close_delimited = resp.body(&head.method)? == http::Body::UntilClose;
 
         client.stream.write_all(&out).await?;
         let up_left = std::mem::take(&mut up.buf);
@@ -501,7 +341,7 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
 
         // Pipe the rest of the response until the upstream is done or the client starts its
         // next request (which, without pipelining, means the response is complete).
-        let Conn {
+        let HttpConn {
             stream: client_stream,
             buf: client_buf,
         } = &mut client;

@@ -8,8 +8,8 @@
 //!
 //! Every front generates its own test CA (rcgen, ECDSA P-256) and, depending on [`FrontCert`],
 //! a leaf it presents. Nothing is written to disk: [`TlsFront::ca_pem`] is what a test hands to
-//! `ClientBuilder::add_root_certificate`. Tasks live in a `JoinSet` that the handle aborts on
-//! drop, so no listener or connection outlives the test.
+//! `ClientBuilder::add_root_certificate`. Tasks live in a [`Background`] that the handle drops,
+//! so no listener or connection outlives the test.
 
 use std::fmt;
 use std::io;
@@ -26,8 +26,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Runtime;
-use tokio::task::JoinSet;
+
+use super::background::{Background, Tasks};
 use tokio_rustls::TlsAcceptor;
 
 /// The names a valid leaf is issued for: what `https://localhost:PORT` and
@@ -77,7 +77,7 @@ pub struct TlsFront {
     ca_pem: String,
     client_auth: Option<ClientAuth>,
     shared: Arc<Shared>,
-    runtime: Option<Runtime>,
+    background: Background,
 }
 
 impl fmt::Debug for TlsFront {
@@ -103,28 +103,7 @@ struct Shared {
     acceptor: TlsAcceptor,
     counters: Counters,
     last_error: Mutex<Option<String>>,
-    /// `None` once the front is dropped, so a running task cannot start new ones after that.
-    tasks: Mutex<Option<JoinSet<()>>>,
-}
-
-impl Shared {
-    fn spawn<F>(&self, fut: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        if let Some(set) = lock(&self.tasks).as_mut() {
-            // Reap finished tasks so a long test does not accumulate their results.
-            while set.try_join_next().is_some() {}
-            set.spawn(fut);
-        }
-    }
-
-    fn shutdown(&self) {
-        // Dropping the set aborts every task; the tasks hold the Arc that holds it, so the
-        // cycle is broken here rather than by reference counting.
-        let set = lock(&self.tasks).take();
-        drop(set);
-    }
+    tasks: Arc<Tasks>,
 }
 
 /// A client certificate chain and key, both PEM, for `ClientBuilder::tls_client_certificate`.
@@ -281,14 +260,15 @@ impl TlsFront {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("listener address");
+        let background = Background::on_current_runtime();
         let shared = Arc::new(Shared {
             upstream,
             acceptor,
             counters: Counters::default(),
             last_error: Mutex::new(None),
-            tasks: Mutex::new(Some(JoinSet::new())),
+            tasks: background.tasks(),
         });
-        shared.spawn(accept_loop(listener, shared.clone()));
+        background.spawn(accept_loop(listener, shared.clone()));
         TlsFront {
             addr,
             upstream,
@@ -296,7 +276,7 @@ impl TlsFront {
             ca_pem: material.ca_pem,
             client_auth,
             shared,
-            runtime: None,
+            background,
         }
     }
 
@@ -336,20 +316,11 @@ impl TlsFront {
         cert: FrontCert,
         require_client_cert: bool,
     ) -> TlsFront {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("tls-front")
-            .enable_all()
-            .build()
-            .expect("TLS front runtime");
-        // Spawned rather than `block_on`, so this also works when called from async code.
-        let (tx, rx) = std::sync::mpsc::channel();
-        runtime.spawn(async move {
-            let _ = tx.send(TlsFront::start_with(upstream, cert, require_client_cert).await);
-        });
-        let mut front: TlsFront = rx.recv().expect("TLS front runtime started the front");
-        front.runtime = Some(runtime);
-        front
+        Background::start_on_own_runtime(
+            "tls-front",
+            TlsFront::start_with(upstream, cert, require_client_cert),
+            |front: &mut TlsFront| &mut front.background,
+        )
     }
 
     /// A front with a valid certificate (issued by [`ca_pem`](Self::ca_pem) for `localhost`
@@ -414,15 +385,6 @@ impl TlsFront {
     }
 }
 
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        self.shared.shutdown();
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -440,7 +402,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let _ = stream.set_nodelay(true);
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
         let conn_shared = shared.clone();
-        shared.spawn(async move {
+        shared.tasks.spawn(async move {
             let _ = serve(stream, conn_shared).await;
         });
     }

@@ -480,10 +480,20 @@ impl ClientCore {
                     }
                 }
                 Timer::Ack(namespace, id) => {
-                    let expired = self
-                        .namespaces
-                        .get_mut(&namespace)
-                        .and_then(|s| s.acks.expire(id));
+                    let Some(socket) = self.namespaces.get_mut(&namespace) else {
+                        continue;
+                    };
+                    let expired = socket.acks.expire(id);
+                    if expired.as_ref().is_some_and(|ack| !ack.sent) {
+                        // Still in the send buffer: it is withdrawn, as the JS client does, so
+                        // a caller told `AckTimeout` knows the server never gets it.
+                        let before = socket.buffer.len();
+                        socket.buffer.retain(|(packet, _)| packet.id != Some(id));
+                        if socket.buffer.len() != before {
+                            let buffered = socket.buffer.len();
+                            self.status(&namespace, Status::Buffered(buffered));
+                        }
+                    }
                     if let Some(ack) = expired {
                         self.outputs.push_back(Output::AckReply {
                             token: ack.token,

@@ -141,6 +141,35 @@ fn emits_while_disconnected_are_buffered_and_sent_in_order_after_the_reconnectio
 }
 
 #[test]
+fn a_buffered_emit_whose_ack_timed_out_is_withdrawn_not_sent_later() {
+    let mut pair = connected_pair(config());
+    pair.lose_link(true);
+    let late = pair.emit("/", "late", json!(1), Some(2 * SECOND)).unwrap();
+    let kept = pair.emit("/", "kept", json!(2), Some(60 * SECOND)).unwrap();
+    assert!(pair.log.status.contains(&("/".into(), Status::Buffered(2))));
+    pair.advance(2 * SECOND);
+    assert!(matches!(pair.ack_reply(late), Err(Error::AckTimeout(_))));
+    assert_eq!(
+        pair.log.status.last(),
+        Some(&("/".into(), Status::Buffered(1))),
+        "withdrawn from the buffer"
+    );
+    pair.server_up();
+    pair.step_until(10 * SECOND, |p| p.log.ack_replies.contains_key(&kept));
+    let events: Vec<&str> = pair
+        .server
+        .received
+        .iter()
+        .map(|r| r.event.as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["kept"],
+        "the timed-out emit never reaches the server"
+    );
+}
+
+#[test]
 fn acks_of_packets_that_went_out_fail_when_the_link_is_lost() {
     let mut pair = connected_pair(config());
     pair.server.auto_ack = false;
