@@ -117,7 +117,7 @@ impl WebSocketTransport {
                 }
                 None => {
                     let host = host.trim_start_matches('[').trim_end_matches(']');
-                    let tcp = super::net::dial(host, port, resolved)
+                    let tcp = super::dial::dial(host, port, resolved)
                         .await
                         .map_err(|e| Error::handshake_caused(Transport::WebSocket, None, e))?;
                     // Small packets both ways: Nagle plus delayed ACKs would add up to 40 ms
