@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{AuthSource, ClientBuilder, Handlers};
 use crate::socket::{self, SocketCore};
 use crate::transport::connect::Attempt;
-use crate::{runtime, Args, Error, Event, Transport};
+use crate::{runtime, AckHandle, Args, Error, Event, Transport};
 
 /// A connected socket.io namespace, for async code. Cheap to clone; the namespace is left when
 /// the last clone is dropped (or on [`disconnect`](Self::disconnect)).
@@ -64,6 +64,19 @@ impl AsyncClient {
         self.core.is_connected()
     }
 
+    /// The socket's id, the same the server sees as `socket.id`; `None` while not connected
+    /// (as the JS client's `socket.id`).
+    pub fn id(&self) -> Option<String> {
+        self.core.id()
+    }
+
+    /// Whether the socket is connected or will reconnect by itself: false once it is closed
+    /// for good (`disconnect()`, the server's disconnect, reconnection given up), as the JS
+    /// client's `socket.active`.
+    pub fn active(&self) -> bool {
+        self.core.is_active()
+    }
+
     /// Whether the last (re)connection restored the server-side session (socket.io 4.6+
     /// servers with connection-state recovery): events missed during the outage were
     /// delivered.
@@ -95,6 +108,18 @@ impl AsyncClient {
         timeout: Duration,
     ) -> Result<Args, Error> {
         self.core.emit_with_ack(event, args, timeout)?.await
+    }
+
+    /// Emits `event` and returns at once with its acknowledgement as a future
+    /// ([`AckHandle`]): many acks can be in flight from one task and be awaited later, in any
+    /// order (`futures::future::join_all`, say).
+    pub fn emit_with_ack_handle<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<AckHandle, Error> {
+        self.core.emit_with_ack(event, args, timeout)
     }
 
     /// The stream of events of this namespace (messages without a handler, connection state

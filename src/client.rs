@@ -10,7 +10,7 @@ use crate::config::ClientBuilder;
 use crate::event_queue::EventQueue;
 use crate::socket::{self, SocketCore};
 use crate::transport::connect::Attempt;
-use crate::{runtime, Args, Error, Event, Transport};
+use crate::{runtime, AckHandle, Args, Error, Event, Transport};
 
 /// A connected socket.io namespace with a blocking API. Cheap to clone; the namespace is left
 /// when the last clone is dropped (or on [`disconnect`](Self::disconnect)). The connection runs
@@ -73,6 +73,19 @@ impl Client {
         self.core.is_connected()
     }
 
+    /// The socket's id, the same the server sees as `socket.id`; `None` while not connected
+    /// (as the JS client's `socket.id`).
+    pub fn id(&self) -> Option<String> {
+        self.core.id()
+    }
+
+    /// Whether the socket is connected or will reconnect by itself: false once it is closed
+    /// for good (`disconnect()`, the server's disconnect, reconnection given up), as the JS
+    /// client's `socket.active`.
+    pub fn active(&self) -> bool {
+        self.core.is_active()
+    }
+
     /// Whether the last (re)connection restored the server-side session (socket.io 4.6+
     /// servers with connection-state recovery): events missed during the outage were
     /// delivered.
@@ -105,6 +118,41 @@ impl Client {
     ) -> Result<Args, Error> {
         let reply = self.core.emit_with_ack(event, args, timeout)?;
         runtime::block_on(reply)
+    }
+
+    /// Emits `event` and returns at once with a handle on its acknowledgement: one thread can
+    /// keep many acks in flight and collect them later ([`AckHandle::wait`],
+    /// [`AckHandle::try_take`]). The handle resolves to the answer, or to
+    /// [`Error::AckTimeout`] after `timeout`.
+    pub fn emit_with_ack_handle<T: Serialize>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<AckHandle, Error> {
+        self.core.emit_with_ack(event, args, timeout)
+    }
+
+    /// Emits `event` and calls `callback` with the acknowledgement (or its error) when it
+    /// comes, on the client's runtime's blocking pool, without blocking the caller: the JS
+    /// client's `socket.timeout(ms).emit(event, args, callback)`.
+    pub fn emit_with_ack_callback<T, F>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+        callback: F,
+    ) -> Result<(), Error>
+    where
+        T: Serialize,
+        F: FnOnce(Result<Args, Error>) + Send + 'static,
+    {
+        let ack = self.core.emit_with_ack(event, args, timeout)?;
+        self.core.runtime().spawn(async move {
+            let answer = ack.await;
+            let _ = tokio::task::spawn_blocking(move || callback(answer)).await;
+        });
+        Ok(())
     }
 
     /// A blocking iterator over this namespace's events (messages without a handler,

@@ -51,6 +51,30 @@ impl Handlers {
     }
 }
 
+/// Name/value pairs computed when a connection is opened (headers, query parameters).
+#[derive(Clone)]
+pub(crate) struct PairsFn(pub(crate) Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>);
+
+impl std::fmt::Debug for PairsFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairsFn(..)")
+    }
+}
+
+impl PairsFn {
+    /// `fixed`, then what the function returns now.
+    pub(crate) fn extend(
+        this: &Option<PairsFn>,
+        fixed: &[(String, String)],
+    ) -> Vec<(String, String)> {
+        let mut pairs = fixed.to_vec();
+        if let Some(f) = this {
+            pairs.extend((f.0)());
+        }
+        pairs
+    }
+}
+
 /// Options of one connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
@@ -58,6 +82,9 @@ pub(crate) struct Config {
     pub(crate) path: String,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) headers: Vec<(String, String)>,
+    /// Query parameters and headers computed at every connect and reconnect.
+    pub(crate) query_fn: Option<PairsFn>,
+    pub(crate) headers_fn: Option<PairsFn>,
     pub(crate) transports: Vec<Transport>,
     pub(crate) upgrade: bool,
     pub(crate) timeout: Duration,
@@ -92,6 +119,8 @@ impl Config {
             path: "/socket.io/".to_string(),
             query: Vec::new(),
             headers: Vec::new(),
+            query_fn: None,
+            headers_fn: None,
             transports: vec![
                 Transport::WebSocket,
                 Transport::Streaming,
@@ -310,6 +339,38 @@ impl ClientBuilder {
     /// Adds a header to every HTTP request and to the WebSocket upgrade (`extraHeaders`).
     pub fn extra_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.config.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Computes headers at every connect and reconnect, added after the fixed
+    /// [`extra_header`](Self::extra_header)s: a bearer token refreshed while the connection
+    /// was down is the one the next handshake carries (as changing `extraHeaders` in the JS
+    /// client's `reconnect_attempt`, or python-socketio's callable `headers`). An invalid
+    /// header fails that connect with [`Error::InvalidHeader`].
+    ///
+    /// ```no_run
+    /// # use sio_client::Client;
+    /// fn current_token() -> String { "t0k3n".into() }
+    /// let client = Client::builder("https://example.com")
+    ///     .headers_fn(|| vec![("Authorization".into(), format!("Bearer {}", current_token()))])
+    ///     .connect();
+    /// ```
+    pub fn headers_fn<F>(mut self, headers: F) -> Self
+    where
+        F: Fn() -> Vec<(String, String)> + Send + Sync + 'static,
+    {
+        self.config.headers_fn = Some(PairsFn(Arc::new(headers)));
+        self
+    }
+
+    /// Computes query parameters at every connect and reconnect, added after the fixed
+    /// [`query`](Self::query) ones (python-socketio's callable `url`, the JS client's `query`
+    /// changed before a reconnection).
+    pub fn query_fn<F>(mut self, query: F) -> Self
+    where
+        F: Fn() -> Vec<(String, String)> + Send + Sync + 'static,
+    {
+        self.config.query_fn = Some(PairsFn(Arc::new(query)));
         self
     }
 

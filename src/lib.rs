@@ -84,6 +84,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
+mod ack_handle;
 mod async_client;
 mod client;
 mod config;
@@ -101,6 +102,7 @@ mod runtime;
 mod socket;
 pub mod transport;
 
+pub use ack_handle::AckHandle;
 pub use async_client::{AsyncClient, SocketBuilder};
 pub use client::{Client, Events};
 pub use config::{AnyHandler, ClientBuilder, Handler};

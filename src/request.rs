@@ -61,6 +61,18 @@ pub(crate) struct SocketStatus {
     pub(crate) recovered: AtomicBool,
     /// Emits waiting for a connection.
     pub(crate) buffered: AtomicUsize,
+    /// The socket's id while connected.
+    pub(crate) id: Mutex<Option<Arc<str>>>,
+}
+
+impl SocketStatus {
+    pub(crate) fn id(&self) -> Option<Arc<str>> {
+        self.id.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_id(&self, id: Option<Arc<str>>) {
+        *self.id.lock().unwrap_or_else(|e| e.into_inner()) = id;
+    }
 }
 
 /// What every handle can see of the connection.

@@ -16,7 +16,7 @@ use crate::request::{AckRequest, Request, Shared, SocketStatus};
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
-use crate::{Args, Error, Event, Transport};
+use crate::{AckHandle, Args, Error, Event, Transport};
 
 /// One namespace of one connection.
 pub(crate) struct SocketCore {
@@ -221,6 +221,10 @@ async fn run_handler(handler: impl FnOnce() + Send + 'static) {
 }
 
 impl SocketCore {
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.runtime
+    }
+
     pub(crate) fn transport(&self) -> Transport {
         self.shared.transport().unwrap_or(Transport::WebSocket)
     }
@@ -249,6 +253,19 @@ impl SocketCore {
     /// Connected, and the transport not more than `max_send_queue` behind.
     pub(crate) fn can_send_now(&self) -> bool {
         self.is_connected() && self.shared.outgoing.get() <= self.config.max_send_queue
+    }
+
+    /// The socket's id while connected (the server's `socket.id`).
+    pub(crate) fn id(&self) -> Option<String> {
+        if !self.is_connected() {
+            return None;
+        }
+        self.status.id().map(|id| id.to_string())
+    }
+
+    /// Whether the socket is connected or will be again (not closed by either side).
+    pub(crate) fn is_active(&self) -> bool {
+        !self.shared.is_closed() && !self.status.closed.load(Ordering::Acquire)
     }
 
     pub(crate) fn recovered(&self) -> bool {
@@ -330,7 +347,7 @@ impl SocketCore {
         event: &str,
         args: T,
         timeout: Duration,
-    ) -> Result<impl std::future::Future<Output = Result<Args, Error>>, Error> {
+    ) -> Result<AckHandle, Error> {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
         let (reply, rx) = oneshot::channel();
@@ -343,10 +360,7 @@ impl SocketCore {
             volatile: false,
             weight,
         })?;
-        Ok(async move {
-            rx.await
-                .unwrap_or_else(|_| Err(Error::Disconnected("the connection is closed".into())))
-        })
+        Ok(AckHandle::new(rx))
     }
 
     pub(crate) fn disconnect(&self) {

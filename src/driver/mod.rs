@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use self::link::{link_next, Link, LinkEvent, LinkInput};
-use self::open::Opening;
+use self::open::{OpenedLink, Opening};
 
 use self::routes::Routes;
 use self::upgrade::{Progress, UpgradeOptions};
@@ -35,7 +35,6 @@ use crate::proto::engineio::{EngineVersion, Session};
 use crate::proto::socketio::client::{ClientCore, Command, CoreConfig, Output};
 use crate::request::{Request, Shared};
 use crate::transport::connect::Opened;
-use crate::transport::http::HttpSettings;
 use crate::transport::net::Net;
 use crate::transport::{Active, Io, Transport};
 use crate::Error;
@@ -314,9 +313,13 @@ impl Driver {
         }
     }
 
-    fn on_opened(&mut self, opened: Result<(HttpSettings, Opened), Error>, version: EngineVersion) {
-        let (settings, opened) = match opened {
-            Ok(pair) => pair,
+    fn on_opened(&mut self, opened: Result<OpenedLink, Error>, version: EngineVersion) {
+        let OpenedLink {
+            settings,
+            opened,
+            headers,
+        } = match opened {
+            Ok(link) => link,
             Err(error) => {
                 tracing::warn!(%error, "connecting failed");
                 return self.feed_core(|core, now| core.handle_link_failed(now, error));
@@ -351,15 +354,16 @@ impl Driver {
         );
         if can_upgrade {
             link.start_upgrade(UpgradeOptions {
-                headers: self.config.headers.clone(),
+                headers,
                 net: self.net.clone(),
                 version,
                 max_receive: self.config.max_receive,
                 timeout: self.config.upgrade_timeout,
             });
         }
+        let engine_sid = link.session.handshake().sid.clone();
         self.link = Some(link);
-        self.feed_core(|core, now| core.handle_link_open(now, kind));
+        self.feed_core(|core, now| core.handle_link_open(now, kind, &engine_sid));
         self.feed_packets(now, initial);
     }
 

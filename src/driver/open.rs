@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::Config;
+use crate::config::{Config, PairsFn};
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::client::query_value;
 use crate::transport::connect::{self, ConnectOptions, Opened};
@@ -18,13 +18,20 @@ use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
 use crate::Error;
 
-pub(super) type Opening =
-    Pin<Box<dyn Future<Output = Result<(HttpSettings, Opened), Error>> + Send>>;
+/// A link opened: its HTTP settings, the session, and the headers it was opened with (the
+/// upgrade's WebSocket sends the same).
+pub(super) struct OpenedLink {
+    pub(super) settings: HttpSettings,
+    pub(super) opened: Opened,
+    pub(super) headers: Vec<(String, String)>,
+}
+
+pub(super) type Opening = Pin<Box<dyn Future<Output = Result<OpenedLink, Error>> + Send>>;
 
 /// The outcome of the link being opened, if any (pending forever when there is none).
 pub(super) async fn next_opened(
     opening: &mut Option<(Opening, EngineVersion)>,
-) -> (Result<(HttpSettings, Opened), Error>, EngineVersion) {
+) -> (Result<OpenedLink, Error>, EngineVersion) {
     match opening {
         Some((future, version)) => (future.as_mut().await, *version),
         None => std::future::pending().await,
@@ -39,26 +46,32 @@ pub(super) fn open_link(
     query_auth: Option<Value>,
 ) -> Opening {
     Box::pin(async move {
-        let mut query = config.query.clone();
+        // Computed now: a token refreshed while the connection was down is the one sent.
+        let mut query = PairsFn::extend(&config.query_fn, &config.query);
+        let headers = PairsFn::extend(&config.headers_fn, &config.headers);
         if let Some(Value::Object(auth)) = query_auth {
             query.extend(auth.iter().map(|(k, v)| (k.clone(), query_value(v))));
         }
         let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, version)?);
-        let options = Arc::new(connect_options(&config));
+        let options = Arc::new(connect_options(&config, headers.clone()));
         let settings = connect::http_settings(&options, endpoint, net)?;
         let opened = tokio::time::timeout(config.timeout, connect::open(&options, &settings))
             .await
             .map_err(|_| Error::ConnectTimeout(config.timeout))??;
-        Ok((settings, opened))
+        Ok(OpenedLink {
+            settings,
+            opened,
+            headers,
+        })
     })
 }
 
 /// The part of the user's options the transports act on.
-fn connect_options(config: &Config) -> ConnectOptions {
+fn connect_options(config: &Config, headers: Vec<(String, String)>) -> ConnectOptions {
     ConnectOptions {
         url: config.url.clone(),
         transports: config.transports.clone(),
-        headers: config.headers.clone(),
+        headers,
         timeout: config.timeout,
         probe_timeout: config.probe_timeout,
         head_start: config.head_start,

@@ -122,7 +122,13 @@ impl Routes {
                 if let Some(socket) = self.sockets.get(&namespace) {
                     let s = &socket.status;
                     match status {
-                        Status::Connected(on) => s.connected.store(on, Ordering::Release),
+                        Status::Connected(on) => {
+                            if !on {
+                                s.set_id(None);
+                            }
+                            s.connected.store(on, Ordering::Release)
+                        }
+                        Status::Id(id) => s.set_id(Some(id)),
                         Status::Closed => s.closed.store(true, Ordering::Release),
                         Status::Recovered(on) => s.recovered.store(on, Ordering::Release),
                         Status::Buffered(n) => s.buffered.store(n, Ordering::Release),

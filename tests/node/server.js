@@ -12,6 +12,7 @@
 // Behaviour, the same on "/" and "/admin" for both versions:
 //   "echo" (args...)            -> socket.emit("echo", ...args)
 //   "ack" (args..., cb)         -> cb(...args)
+//   "socket-id" (cb)            -> cb(socket.id)
 //   "request-ack" (args...)     -> socket.emit("need-ack", ...args, (...reply) =>
 //                                    socket.emit("got-ack", ...reply))
 //   "disconnect-me"             -> socket.disconnect(true)
@@ -104,6 +105,10 @@ function wire(io, nspName) {
     socket.on("ack", (...args) => {
       const { data, ack } = splitAck(args);
       if (ack) ack(...data);
+    });
+    socket.on("socket-id", (...args) => {
+      const { ack } = splitAck(args);
+      if (ack) ack(socket.id);
     });
     socket.on("request-ack", (...args) => {
       const { data } = splitAck(args);

@@ -372,7 +372,8 @@ impl Pair {
                     self.core.handle_link_failed(self.now, error);
                 } else {
                     self.linked = true;
-                    self.core.handle_link_open(self.now, Transport::WebSocket);
+                    self.core
+                        .handle_link_open(self.now, Transport::WebSocket, "engine-sid");
                 }
             }
             Output::DropLink => {

@@ -161,6 +161,19 @@ impl ClientCore {
         socket.acks.mark_sent();
         self.timers.cancel(&Timer::Connect(namespace.clone()));
         self.status(&namespace, Status::Recovered(recovered));
+        // socket.io 3+ names the socket in its CONNECT reply; socket.io 2's socket id is the
+        // session's, prefixed with the namespace but for `/` (as its JS client computes it).
+        let id: Arc<str> = match packet
+            .data
+            .as_ref()
+            .and_then(|d| d.get("sid"))
+            .and_then(Value::as_str)
+        {
+            Some(sid) => Arc::from(sid),
+            None if &*namespace == "/" => self.engine_sid.clone(),
+            None => Arc::from(format!("{namespace}#{}", self.engine_sid)),
+        };
+        self.status(&namespace, Status::Id(id));
         self.status(&namespace, Status::Connected(true));
         if let Some(token) = reply {
             self.outputs.push_back(Output::ConnectReply {

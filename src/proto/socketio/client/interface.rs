@@ -51,7 +51,7 @@ pub(crate) enum Command {
 }
 
 /// A change of what the handles of a namespace can see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Status {
     Connected(bool),
     /// Gone for good: emits fail at the call site.
@@ -59,6 +59,8 @@ pub(crate) enum Status {
     Recovered(bool),
     /// Emits waiting for a connection.
     Buffered(usize),
+    /// The socket's id, as the server named it (cleared with `Connected(false)`).
+    Id(Arc<str>),
 }
 
 /// What the core wants done.

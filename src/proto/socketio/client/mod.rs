@@ -108,6 +108,8 @@ pub(crate) struct ClientCore {
     timers: TimerTable<Timer>,
     link: Link,
     backoff: Backoff,
+    /// The Engine.IO session id of the current link.
+    engine_sid: Arc<str>,
     /// The attempt number of the link being opened (0: the first connect).
     attempt: u32,
     ever_connected: bool,
@@ -135,6 +137,7 @@ impl ClientCore {
             timers: TimerTable::default(),
             link: Link::Down,
             backoff,
+            engine_sid: Arc::from(""),
             attempt: 0,
             ever_connected: false,
             last_error: None,
@@ -327,10 +330,17 @@ impl ClientCore {
     }
 
     /// An Engine.IO session is open on `transport`: every waiting namespace joins.
-    pub(crate) fn handle_link_open(&mut self, _now: Instant, transport: Transport) {
+    /// `engine_sid` is the session's id (a socket.io 2 socket's id derives from it).
+    pub(crate) fn handle_link_open(
+        &mut self,
+        _now: Instant,
+        transport: Transport,
+        engine_sid: &str,
+    ) {
         if self.link != Link::Opening {
             return;
         }
+        self.engine_sid = Arc::from(engine_sid);
         self.link = Link::Up(transport);
         let attempt = (self.attempt > 0).then_some(self.attempt);
         let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
