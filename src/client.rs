@@ -13,11 +13,26 @@ use crate::transport::connect::Attempt;
 use crate::{runtime, AckHandle, Args, Error, Event, Transport};
 
 /// A connected socket.io namespace with a blocking API. Cheap to clone; the namespace is left
-/// when the last clone is dropped (or on [`disconnect`](Self::disconnect)). The connection runs
+/// when the last clone is dropped (or on [`disconnect`](Self::disconnect)), whatever
+/// [`events()`](Self::events) readers still exist: they end. A handler that needs the client
+/// captures a [`WeakClient`] ([`downgrade`](Self::downgrade)), which does not keep it joined. The connection runs
 /// on a small runtime shared by all blocking clients; calling from inside a tokio runtime works.
 #[derive(Clone)]
 pub struct Client {
     core: Arc<SocketCore>,
+}
+
+/// A [`Client`] that does not keep its namespace joined; see [`Client::downgrade`].
+#[derive(Clone, Debug)]
+pub struct WeakClient {
+    core: std::sync::Weak<SocketCore>,
+}
+
+impl WeakClient {
+    /// The client, while some `Client` clone still exists.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.core.upgrade().map(Client::from_core)
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -51,6 +66,30 @@ impl Client {
     /// Connects to `url`'s main namespace with default options.
     pub fn connect(url: impl Into<String>) -> Result<Client, Error> {
         ClientBuilder::new(url).connect()
+    }
+
+    /// A handle that does not keep the namespace joined: for handlers that reply or emit
+    /// (a `Client` captured by its own handler would keep it joined forever).
+    ///
+    /// ```no_run
+    /// # use sio_client::{Client, WeakClient};
+    /// # fn main() -> Result<(), sio_client::Error> {
+    /// let me = std::sync::Arc::new(std::sync::OnceLock::<WeakClient>::new());
+    /// let handle = me.clone();
+    /// let client = Client::builder("http://localhost:3000")
+    ///     .on("ping", move |_args, _ack| {
+    ///         if let Some(client) = handle.get().and_then(WeakClient::upgrade) {
+    ///             let _ = client.emit("pong", ());
+    ///         }
+    ///     })
+    ///     .connect()?;
+    /// let _ = me.set(client.downgrade());
+    /// # Ok(()) }
+    /// ```
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            core: Arc::downgrade(&self.core),
+        }
     }
 
     /// The namespace of this handle.
@@ -163,7 +202,6 @@ impl Client {
     pub fn events(&self) -> Events {
         Events {
             queue: self.core.reader_queue(),
-            _core: self.core.clone(),
         }
     }
 
@@ -188,8 +226,6 @@ impl Client {
 /// Blocking iterator over a client's events; see [`Client::events`].
 pub struct Events {
     queue: Arc<EventQueue>,
-    /// A live reader keeps its namespace joined.
-    _core: Arc<SocketCore>,
 }
 
 impl std::fmt::Debug for Events {

@@ -104,7 +104,7 @@ pub mod transport;
 
 pub use ack_handle::AckHandle;
 pub use async_client::{AsyncClient, SocketBuilder};
-pub use client::{Client, Events};
+pub use client::{Client, Events, WeakClient};
 pub use config::{AnyHandler, ClientBuilder, Handler};
 pub use error::{Error, ErrorSource, Result};
 pub use event::{AckSender, DisconnectReason, Event};

@@ -223,3 +223,49 @@ async fn async_ack_handles_are_futures() {
     }
     assert!(client.id().is_some());
 }
+
+#[test]
+fn a_live_events_reader_does_not_keep_the_namespace_joined() {
+    let server = mock();
+    let client = Client::builder(server.url()).connect().expect("connect");
+    let socket = server.wait_for_sockets_blocking(1, WAIT).expect("socket")[0].clone();
+    let events = client.events();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Ends when the namespace is gone: the iterator returns None.
+        let n = events.count();
+        let _ = tx.send(n);
+    });
+    drop(client);
+    socket
+        .wait_disconnected_blocking(WAIT)
+        .expect("the last Client dropped: the namespace is left");
+    rx.recv_timeout(WAIT).expect("the reader ended");
+}
+
+#[test]
+fn a_handler_holding_a_weak_client_replies_and_does_not_keep_it_joined() {
+    let server = MockServer::builder().start_background().expect("mock");
+    let me = Arc::new(std::sync::OnceLock::<sio_client::WeakClient>::new());
+    let handle = me.clone();
+    let client = Client::builder(server.url())
+        .on("ping", move |_args, _ack| {
+            if let Some(client) = handle.get().and_then(sio_client::WeakClient::upgrade) {
+                client.emit("pong", ()).expect("emit from the handler");
+            }
+        })
+        .connect()
+        .expect("connect");
+    me.set(client.downgrade()).expect("set once");
+    let socket = server.wait_for_sockets_blocking(1, WAIT).expect("socket")[0].clone();
+    socket.emit("ping", sio_client::Args::new());
+    let received = server
+        .wait_for_events_blocking(1, WAIT)
+        .expect("the handler replied through its weak client");
+    assert_eq!(received[0].event, "pong");
+    drop(client);
+    socket
+        .wait_disconnected_blocking(WAIT)
+        .expect("the handler's weak client does not keep the namespace");
+    assert!(me.get().unwrap().upgrade().is_none());
+}

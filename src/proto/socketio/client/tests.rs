@@ -29,7 +29,9 @@ fn connects_emits_and_gets_its_ack() {
     let mut pair = connected_pair(config());
     assert_eq!(pair.event_kinds("/"), ["connected"]);
     assert!(
-        pair.log.status.contains(&("/".into(), Status::Id("sid-/".into()))),
+        pair.log
+            .status
+            .contains(&("/".into(), Status::Id("sid-/".into()))),
         "the id the CONNECT reply names"
     );
     let ack = pair
