@@ -59,6 +59,8 @@ impl AsyncClient {
         self.core.attempts()
     }
 
+    crate::listeners::listener_methods!();
+
     /// Whether the namespace is connected now (false while reconnecting).
     pub fn is_connected(&self) -> bool {
         self.core.is_connected()

@@ -92,6 +92,8 @@ impl Client {
         }
     }
 
+    crate::listeners::listener_methods!();
+
     /// The namespace of this handle.
     pub fn namespace(&self) -> &str {
         &self.core.namespace

@@ -1,6 +1,5 @@
 //! Connection options (named and defaulted as in the official JS client) and the builder.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,18 +37,8 @@ impl AuthSource {
     }
 }
 
-/// Handlers of one socket (namespace).
-#[derive(Clone, Default)]
-pub(crate) struct Handlers {
-    pub(crate) by_event: HashMap<String, Handler>,
-    pub(crate) any: Option<AnyHandler>,
-}
-
-impl Handlers {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.by_event.is_empty() && self.any.is_none()
-    }
-}
+/// The listeners a socket is built with.
+pub(crate) type Handlers = crate::listeners::Table;
 
 /// Name/value pairs computed when a connection is opened (headers, query parameters).
 #[derive(Clone)]
@@ -180,25 +169,58 @@ macro_rules! namespace_options {
             self
         }
 
-        /// Calls `handler` for every `event` the server emits on this namespace. Handlers run off
-        /// the connection's task, in order, one at a time: a slow handler delays later events but
-        /// never heartbeats. Events handled here do not appear in `events()`.
+        /// Adds a listener for every `event` the server emits on this namespace; an event may
+        /// have several, called in the order they were added (the JS client's `socket.on`).
+        /// Listeners run off the connection's task, in order, one event at a time: a slow one
+        /// delays later events but never heartbeats. Events with a listener of their own do
+        /// not appear in `events()`. Listeners can also be added to a connected client.
         pub fn on<F>(mut self, event: impl Into<String>, handler: F) -> Self
         where
             F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
             self.handlers
-                .by_event
-                .insert(event.into(), std::sync::Arc::new(handler));
+                .on(event.into(), std::sync::Arc::new(handler), false);
             self
         }
 
-        /// Calls `handler` for every event that has no handler of its own.
+        /// Adds a listener called for the next `event` only (the JS client's `socket.once`).
+        pub fn once<F>(mut self, event: impl Into<String>, handler: F) -> Self
+        where
+            F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.handlers
+                .on(event.into(), std::sync::Arc::new(handler), true);
+            self
+        }
+
+        /// Adds a listener for every incoming event, with its name, called before the event's
+        /// own listeners (the JS client's `socket.onAny`). Events it sees still go to
+        /// `events()` when they have no listener of their own.
         pub fn on_any<F>(mut self, handler: F) -> Self
         where
             F: Fn(&str, crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
-            self.handlers.any = Some(std::sync::Arc::new(handler));
+            self.handlers.on_any(std::sync::Arc::new(handler), false);
+            self
+        }
+
+        /// Like [`on_any`](Self::on_any), called before the `on_any` listeners added so far
+        /// (the JS client's `socket.prependAny`).
+        pub fn prepend_any<F>(mut self, handler: F) -> Self
+        where
+            F: Fn(&str, crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.handlers.on_any(std::sync::Arc::new(handler), true);
+            self
+        }
+
+        /// Adds a listener for every emit of this socket, called with the event and its
+        /// arguments as it is emitted (the JS client's `socket.onAnyOutgoing`).
+        pub fn on_any_outgoing<F>(mut self, handler: F) -> Self
+        where
+            F: Fn(&str, &crate::Args) + Send + Sync + 'static,
+        {
+            self.handlers.on_any_outgoing(std::sync::Arc::new(handler));
             self
         }
     };

@@ -79,10 +79,6 @@ impl State {
 pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
 
 impl EventSink {
-    pub(crate) fn send(&self, event: Event) {
-        self.0.push(event, 0);
-    }
-
     /// Sends an event that weighs `bytes` (a message's size on the wire).
     pub(crate) fn send_sized(&self, event: Event, bytes: usize) {
         self.0.push(event, bytes);

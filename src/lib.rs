@@ -92,6 +92,7 @@ mod driver;
 mod error;
 mod event;
 mod event_queue;
+mod listeners;
 #[cfg(feature = "mock-server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mock-server")))]
 pub mod mock;
@@ -109,6 +110,7 @@ pub use config::{AnyHandler, ClientBuilder, Handler};
 pub use error::{Error, ErrorSource, Result};
 pub use event::{AckSender, DisconnectReason, Event};
 pub use event_queue::EventOverflow;
+pub use listeners::{ListenerId, OutgoingHandler};
 pub use payload::Args;
 pub use proto::engineio::EngineVersion;
 pub use transport::connect::Attempt;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::config::AuthSource;
-use crate::event_queue::EventSink;
+use crate::event_queue::{EventQueue, EventSink};
+use crate::listeners::Listeners;
 use crate::transport::connect::Attempt;
 use crate::transport::Outgoing;
 use crate::{Args, Error, Transport};
@@ -20,7 +21,7 @@ pub(crate) enum Request {
     Connect {
         namespace: Arc<str>,
         auth: AuthSource,
-        events: EventSink,
+        events: SocketSinks,
         status: Arc<SocketStatus>,
         deadline: Option<Instant>,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -44,6 +45,14 @@ pub(crate) enum Request {
     },
     /// Leave a namespace (the connection closes with the last one).
     Disconnect { namespace: Arc<str> },
+}
+
+/// Where a socket's events go: straight to its `events()` queue, or (while it has listeners)
+/// through its dispatcher, which calls them and hands the rest on to that queue in order.
+pub(crate) struct SocketSinks {
+    pub(crate) events: Arc<EventQueue>,
+    pub(crate) dispatch: EventSink,
+    pub(crate) listeners: Arc<Listeners>,
 }
 
 /// The caller waiting for an acknowledgement.

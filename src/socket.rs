@@ -10,9 +10,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
 use crate::driver;
 use crate::event_queue::{EventQueue, EventSink};
+use crate::listeners::Listeners;
 use crate::proto::socketio::is_reserved_event;
 use crate::proto::time::deadline_after;
-use crate::request::{AckRequest, Request, Shared, SocketStatus};
+use crate::request::{AckRequest, Request, Shared, SocketSinks, SocketStatus};
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
@@ -25,8 +26,9 @@ pub(crate) struct SocketCore {
     shared: Arc<Shared>,
     status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
-    /// The queue in front of the handler dispatcher, when the socket has handlers.
-    inbound: Option<Arc<EventQueue>>,
+    /// The queue in front of the listener dispatcher.
+    inbound: Arc<EventQueue>,
+    pub(crate) listeners: Arc<Listeners>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
 }
@@ -133,15 +135,22 @@ fn join(
     // Bounded in bytes too: half of max_receive per queue, so that a socket's queues and one
     // transport read together stay within about twice max_receive.
     let max_bytes = config.max_receive / 2;
-    let (queue, inbound, events) = if handlers.is_empty() {
-        // `events()` is the only way to the application: the driver feeds it directly.
-        let queue = Arc::new(EventQueue::new(capacity, max_bytes, overflow));
-        (queue.clone(), None, EventSink(queue))
+    // A socket built with listeners may never be read through `events()`: its queue then
+    // drops its oldest rather than stall the connection (see `EventQueue::optional_reader`).
+    let queue = Arc::new(if handlers.has_incoming() {
+        EventQueue::optional_reader(capacity, max_bytes, overflow)
     } else {
-        let queue = Arc::new(EventQueue::optional_reader(capacity, max_bytes, overflow));
-        let inbound = Arc::new(EventQueue::new(capacity, max_bytes, overflow));
-        spawn_dispatcher(&runtime, handlers, inbound.clone(), queue.clone());
-        (queue, Some(inbound.clone()), EventSink(inbound))
+        EventQueue::new(capacity, max_bytes, overflow)
+    });
+    // The dispatcher always exists, so that listeners can be added to a connected socket;
+    // the driver feeds it only while the socket has listeners.
+    let inbound = Arc::new(EventQueue::new(capacity, max_bytes, overflow));
+    let listeners = Arc::new(Listeners::new(handlers));
+    spawn_dispatcher(&runtime, listeners.clone(), inbound.clone(), queue.clone());
+    let events = SocketSinks {
+        events: queue.clone(),
+        dispatch: EventSink(inbound.clone()),
+        listeners: listeners.clone(),
     };
     let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
@@ -162,19 +171,20 @@ fn join(
         status,
         queue,
         inbound,
+        listeners,
         runtime,
         config,
     };
     Ok((core, reply))
 }
 
-/// Runs handlers off the driver, in order, and hands everything else to `events()` readers.
-/// Back-pressure passes through: the dispatcher takes the next event only when the handler
-/// before it returned and the `events()` queue has room, so a slow handler fills `inbound` and
-/// the driver stops reading the transport (see `event_queue.rs`).
+/// Runs listeners off the driver, in order, and hands everything else to `events()` readers.
+/// Back-pressure passes through: the dispatcher takes the next event only when the listeners
+/// of the one before returned and the `events()` queue has room, so a slow listener fills
+/// `inbound` and the driver stops reading the transport (see `event_queue.rs`).
 fn spawn_dispatcher(
     runtime: &tokio::runtime::Handle,
-    handlers: Handlers,
+    listeners: Arc<Listeners>,
     inbound: Arc<EventQueue>,
     queue: Arc<EventQueue>,
 ) {
@@ -187,11 +197,18 @@ fn spawn_dispatcher(
                     args,
                     ack,
                 } => {
-                    if let Some(handler) = handlers.by_event.get(&event).cloned() {
-                        run_handler(move || handler(args, ack)).await;
-                    } else if let Some(handler) = handlers.any.clone() {
-                        run_handler(move || handler(&event, args, ack)).await;
-                    } else {
+                    let calls = listeners.take_calls(&event);
+                    if calls.event.is_empty() {
+                        // No listener of its own: `on_any` listeners see it, then `events()`.
+                        if !calls.any.is_empty() {
+                            let (name, args, ack) = (event.clone(), args.clone(), ack.clone());
+                            run_handler(move || {
+                                for any in &calls.any {
+                                    any(&name, args.clone(), ack.clone());
+                                }
+                            })
+                            .await;
+                        }
                         queue.room().await;
                         let message = Event::Message {
                             namespace,
@@ -200,6 +217,20 @@ fn spawn_dispatcher(
                             ack,
                         };
                         queue.push(message, bytes);
+                    } else {
+                        // One trip to the blocking pool per event, whatever its listener
+                        // count; the last listener gets the arguments themselves.
+                        run_handler(move || {
+                            for any in &calls.any {
+                                any(&event, args.clone(), ack.clone());
+                            }
+                            let (last, others) = calls.event.split_last().expect("not empty");
+                            for listener in others {
+                                listener(args.clone(), ack.clone());
+                            }
+                            last(args, ack);
+                        })
+                        .await;
                     }
                 }
                 other => {
@@ -241,7 +272,7 @@ impl SocketCore {
 
     /// Events dropped by a dropping overflow policy (see `EventOverflow`).
     pub(crate) fn dropped_events(&self) -> u64 {
-        self.queue.dropped() + self.inbound.as_ref().map_or(0, |q| q.dropped())
+        self.queue.dropped() + self.inbound.dropped()
     }
 
     /// The queue an `events()` reader takes from, marked as read from now on.
@@ -331,6 +362,7 @@ impl SocketCore {
     ) -> Result<(), Error> {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
+        self.listeners.emitting(event, &args);
         let weight = args.wire_size_estimate().max(1);
         self.send(Request::Emit {
             namespace: self.namespace.clone(),
@@ -350,6 +382,7 @@ impl SocketCore {
     ) -> Result<AckHandle, Error> {
         self.check_event(event)?;
         let args = Args::from_serialize(&args)?;
+        self.listeners.emitting(event, &args);
         let (reply, rx) = oneshot::channel();
         let weight = args.wire_size_estimate().max(1);
         self.send(Request::Emit {

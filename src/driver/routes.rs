@@ -9,17 +9,36 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::event::{AckRoute, AckSender, Event};
-use crate::event_queue::{EventQueue, EventSink};
+use crate::event_queue::EventQueue;
 use crate::proto::socketio::client::{Output, Status, Token};
-use crate::request::{Request, SocketStatus};
+use crate::request::{Request, SocketSinks, SocketStatus};
 use crate::{Args, Error};
 
 /// One namespace as the application sees it.
 struct Socket {
-    events: EventSink,
+    sinks: SocketSinks,
     status: Arc<SocketStatus>,
     /// Where its `AckSender`s send (one per namespace, shared by every event asking for one).
     acks: Arc<dyn AckRoute>,
+}
+
+impl Socket {
+    /// Through the dispatcher while the socket has listeners, else straight to `events()`.
+    fn push(&self, event: Event, size: usize) {
+        if self.sinks.listeners.has_incoming() {
+            self.sinks.dispatch.send_sized(event, size);
+        } else {
+            self.sinks.events.push(event, size);
+        }
+    }
+
+    /// Its queue that is full, if one is.
+    fn full_queue(&self) -> Option<Arc<EventQueue>> {
+        if !self.sinks.dispatch.has_room() {
+            return Some(self.sinks.dispatch.0.clone());
+        }
+        (!self.sinks.events.has_room()).then(|| self.sinks.events.clone())
+    }
 }
 
 /// Acknowledgements of one namespace, sent back into the driver's request channel.
@@ -77,7 +96,7 @@ impl Routes {
     pub(super) fn add_socket(
         &mut self,
         namespace: Arc<str>,
-        events: EventSink,
+        sinks: SocketSinks,
         status: Arc<SocketStatus>,
         reply: oneshot::Sender<Result<(), Error>>,
     ) -> Token {
@@ -88,7 +107,7 @@ impl Routes {
         self.sockets.insert(
             namespace,
             Socket {
-                events,
+                sinks,
                 status,
                 acks,
             },
@@ -137,7 +156,7 @@ impl Routes {
             }
             Output::Event { namespace, event } => {
                 if let Some(socket) = self.sockets.get(&namespace) {
-                    socket.events.send(event);
+                    socket.push(event, 0);
                 }
             }
             Output::Message {
@@ -149,7 +168,7 @@ impl Routes {
             } => {
                 if let Some(socket) = self.sockets.get(&namespace) {
                     let ack = ack.map(|id| AckSender::new(socket.acks.clone(), id));
-                    socket.events.send_sized(
+                    socket.push(
                         Event::Message {
                             namespace: namespace.to_string(),
                             event,
@@ -170,10 +189,7 @@ impl Routes {
 
     /// The queue of the first socket whose application has fallen a whole queue behind.
     pub(super) fn full_queue(&self) -> Option<Arc<EventQueue>> {
-        self.sockets
-            .values()
-            .find(|socket| !socket.events.has_room())
-            .map(|socket| socket.events.0.clone())
+        self.sockets.values().find_map(Socket::full_queue)
     }
 
     /// The connection is over: every socket left is closed for its handles.

@@ -1,0 +1,308 @@
+//! Event listeners as in the JS client: any number per event, called in registration order;
+//! `once`; removal by the [`ListenerId`] `on` returned, or all of an event's; `on_any`
+//! listeners that see every incoming event (before the event's own listeners, as in the JS
+//! client), `prepend_any`, and `on_any_outgoing` listeners that see every emit. Listeners can
+//! be added and removed at any time, connected or not, from any thread.
+//!
+//! How this relates to `events()`: an incoming event with no `on`/`once` listener of its own
+//! goes to the `events()` queue (whether or not `on_any` listeners saw it); state changes
+//! (connected, disconnected, ...) always do. Several `events()` readers share that queue:
+//! each event goes to one of them, as with a work queue (a broadcast to every reader would
+//! have to hold each event until the slowest reader took it).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::config::{AnyHandler, Handler};
+use crate::Args;
+
+/// A listener for every emit of a socket: the event name and its arguments, before they go out.
+pub type OutgoingHandler = Arc<dyn Fn(&str, &Args) + Send + Sync>;
+
+/// Names one listener, to remove it with `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ListenerId(u64);
+
+struct Entry<H> {
+    id: u64,
+    handler: H,
+    once: bool,
+}
+
+impl<H: Clone> Clone for Entry<H> {
+    fn clone(&self) -> Self {
+        Entry {
+            id: self.id,
+            handler: self.handler.clone(),
+            once: self.once,
+        }
+    }
+}
+
+/// The listeners of one socket.
+#[derive(Clone, Default)]
+pub(crate) struct Table {
+    by_event: HashMap<String, Vec<Entry<Handler>>>,
+    any: Vec<Entry<AnyHandler>>,
+    outgoing: Vec<Entry<OutgoingHandler>>,
+    next_id: u64,
+}
+
+impl Table {
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    pub(crate) fn on(&mut self, event: String, handler: Handler, once: bool) -> ListenerId {
+        let id = self.id();
+        self.by_event
+            .entry(event)
+            .or_default()
+            .push(Entry { id, handler, once });
+        ListenerId(id)
+    }
+
+    pub(crate) fn on_any(&mut self, handler: AnyHandler, prepend: bool) -> ListenerId {
+        let id = self.id();
+        let entry = Entry {
+            id,
+            handler,
+            once: false,
+        };
+        if prepend {
+            self.any.insert(0, entry);
+        } else {
+            self.any.push(entry);
+        }
+        ListenerId(id)
+    }
+
+    pub(crate) fn on_any_outgoing(&mut self, handler: OutgoingHandler) -> ListenerId {
+        let id = self.id();
+        self.outgoing.push(Entry {
+            id,
+            handler,
+            once: false,
+        });
+        ListenerId(id)
+    }
+
+    pub(crate) fn has_incoming(&self) -> bool {
+        !self.any.is_empty() || self.by_event.values().any(|l| !l.is_empty())
+    }
+}
+
+/// What one incoming event calls, in order.
+pub(crate) struct Calls {
+    pub(crate) any: Vec<AnyHandler>,
+    pub(crate) event: Vec<Handler>,
+}
+
+/// A socket's listeners, shared by its handles (which add and remove them) and its dispatcher
+/// (which calls them).
+#[derive(Default)]
+pub(crate) struct Listeners {
+    table: Mutex<Table>,
+    /// Whether any incoming listener exists: the driver routes events through the dispatcher
+    /// only then (an `events()`-only socket pays nothing for listeners).
+    incoming: AtomicBool,
+    /// Whether any outgoing listener exists (checked on every emit without locking).
+    outgoing: AtomicBool,
+}
+
+impl Listeners {
+    pub(crate) fn new(table: Table) -> Listeners {
+        let listeners = Listeners::default();
+        *listeners.lock() = table;
+        listeners.refresh();
+        listeners
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn refresh(&self) {
+        let table = self.lock();
+        self.incoming.store(table.has_incoming(), Ordering::Release);
+        self.outgoing
+            .store(!table.outgoing.is_empty(), Ordering::Release);
+    }
+
+    /// Changes the table and refreshes the flags.
+    pub(crate) fn edit<T>(&self, change: impl FnOnce(&mut Table) -> T) -> T {
+        let out = change(&mut self.lock());
+        self.refresh();
+        out
+    }
+
+    pub(crate) fn has_incoming(&self) -> bool {
+        self.incoming.load(Ordering::Acquire)
+    }
+
+    /// Removes one listener of any kind; whether it existed.
+    pub(crate) fn off(&self, id: ListenerId) -> bool {
+        self.edit(|table| {
+            let mut found = false;
+            for listeners in table.by_event.values_mut() {
+                let before = listeners.len();
+                listeners.retain(|e| e.id != id.0);
+                found |= listeners.len() != before;
+            }
+            table.by_event.retain(|_, l| !l.is_empty());
+            let before = table.any.len() + table.outgoing.len();
+            table.any.retain(|e| e.id != id.0);
+            table.outgoing.retain(|e| e.id != id.0);
+            found || table.any.len() + table.outgoing.len() != before
+        })
+    }
+
+    /// Removes every listener of `event`.
+    pub(crate) fn off_event(&self, event: &str) {
+        self.edit(|table| {
+            table.by_event.remove(event);
+        });
+    }
+
+    pub(crate) fn off_any(&self) {
+        self.edit(|table| table.any.clear());
+    }
+
+    pub(crate) fn off_any_outgoing(&self) {
+        self.edit(|table| table.outgoing.clear());
+    }
+
+    /// The listeners one incoming `event` calls, `once` ones removed as they are taken (so a
+    /// `once` listener runs once even when events arrive back to back).
+    pub(crate) fn take_calls(&self, event: &str) -> Calls {
+        let (calls, removed_once) = {
+            let mut table = self.lock();
+            let any = table.any.iter().map(|e| e.handler.clone()).collect();
+            let mut removed_once = false;
+            let event_calls = match table.by_event.get_mut(event) {
+                Some(listeners) => {
+                    let calls = listeners.iter().map(|e| e.handler.clone()).collect();
+                    let before = listeners.len();
+                    listeners.retain(|e| !e.once);
+                    removed_once = listeners.len() != before;
+                    calls
+                }
+                None => Vec::new(),
+            };
+            if removed_once {
+                table.by_event.retain(|_, l| !l.is_empty());
+            }
+            (
+                Calls {
+                    any,
+                    event: event_calls,
+                },
+                removed_once,
+            )
+        };
+        if removed_once {
+            self.refresh();
+        }
+        calls
+    }
+
+    /// Calls the outgoing listeners with an emit about to go out.
+    pub(crate) fn emitting(&self, event: &str, args: &Args) {
+        if !self.outgoing.load(Ordering::Acquire) {
+            return;
+        }
+        let handlers: Vec<OutgoingHandler> = self
+            .lock()
+            .outgoing
+            .iter()
+            .map(|e| e.handler.clone())
+            .collect();
+        for handler in handlers {
+            handler(event, args);
+        }
+    }
+}
+
+/// The listener methods of `Client` and `AsyncClient` (both hold a `core: Arc<SocketCore>`).
+macro_rules! listener_methods {
+    () => {
+        /// Adds a listener for `event` to the connected socket; it receives the events that
+        /// arrive from now on, after the listeners added before it (the JS client's
+        /// `socket.on`). Returns the id [`off`](Self::off) takes.
+        pub fn on<F>(&self, event: impl Into<String>, handler: F) -> crate::ListenerId
+        where
+            F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.core
+                .listeners
+                .edit(|t| t.on(event.into(), std::sync::Arc::new(handler), false))
+        }
+
+        /// Adds a listener for the next `event` only (the JS client's `socket.once`).
+        pub fn once<F>(&self, event: impl Into<String>, handler: F) -> crate::ListenerId
+        where
+            F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.core
+                .listeners
+                .edit(|t| t.on(event.into(), std::sync::Arc::new(handler), true))
+        }
+
+        /// Adds a listener for every incoming event, called before the event's own listeners
+        /// (the JS client's `socket.onAny`).
+        pub fn on_any<F>(&self, handler: F) -> crate::ListenerId
+        where
+            F: Fn(&str, crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.core
+                .listeners
+                .edit(|t| t.on_any(std::sync::Arc::new(handler), false))
+        }
+
+        /// Like [`on_any`](Self::on_any), before the `on_any` listeners there are (the JS
+        /// client's `socket.prependAny`).
+        pub fn prepend_any<F>(&self, handler: F) -> crate::ListenerId
+        where
+            F: Fn(&str, crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            self.core
+                .listeners
+                .edit(|t| t.on_any(std::sync::Arc::new(handler), true))
+        }
+
+        /// Adds a listener for every emit of this socket (the JS client's
+        /// `socket.onAnyOutgoing`).
+        pub fn on_any_outgoing<F>(&self, handler: F) -> crate::ListenerId
+        where
+            F: Fn(&str, &crate::Args) + Send + Sync + 'static,
+        {
+            self.core
+                .listeners
+                .edit(|t| t.on_any_outgoing(std::sync::Arc::new(handler)))
+        }
+
+        /// Removes the listener `id` (of any kind); whether it was there. An event whose last
+        /// listener is gone goes to `events()` again.
+        pub fn off(&self, id: crate::ListenerId) -> bool {
+            self.core.listeners.off(id)
+        }
+
+        /// Removes every listener of `event` (the JS client's `socket.off(event)`).
+        pub fn off_event(&self, event: &str) {
+            self.core.listeners.off_event(event)
+        }
+
+        /// Removes every `on_any` listener (the JS client's `socket.offAny()`).
+        pub fn off_any(&self) {
+            self.core.listeners.off_any()
+        }
+
+        /// Removes every `on_any_outgoing` listener (`socket.offAnyOutgoing()`).
+        pub fn off_any_outgoing(&self) {
+            self.core.listeners.off_any_outgoing()
+        }
+    };
+}
+pub(crate) use listener_methods;

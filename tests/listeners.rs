@@ -1,0 +1,197 @@
+//! Listeners as in the JS client, against the mock server and real Node socket.io 4.8: several
+//! per event in order, `off` of exactly one, `once`, listeners added after connect, `on_any`
+//! seeing events that have listeners too, `prepend_any`, `on_any_outgoing`, and how
+//! `events()` relates to them. Ordering is proven with a marker event the server sends last:
+//! listeners of one socket run event by event, so once the marker's listener ran, every
+//! listener of the events before it has run too.
+
+mod support;
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use sio_client::mock::{MockServer, MockSocket};
+use sio_client::{Args, Client, Event};
+use support::matrix::{builder, shared_server, Mode};
+use support::SioVersion;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn push(log: &Log, entry: impl Into<String>) {
+    log.lock().unwrap().push(entry.into());
+}
+
+fn args(value: serde_json::Value) -> Args {
+    Args::from_serialize(&value).expect("JSON")
+}
+
+/// A connected client and the server side of its socket, with a "done" marker listener that
+/// signals `done`.
+fn connected(
+    build: impl FnOnce(sio_client::ClientBuilder) -> sio_client::ClientBuilder,
+) -> (MockServer, MockSocket, Client, mpsc::Receiver<()>) {
+    let server = MockServer::builder().start_background().expect("mock");
+    let (tx, done) = mpsc::channel();
+    let client = build(Client::builder(server.url()))
+        .on("done", move |_, _| {
+            let _ = tx.send(());
+        })
+        .connect()
+        .expect("connect");
+    let socket = server.wait_for_sockets_blocking(1, WAIT).expect("socket")[0].clone();
+    (server, socket, client, done)
+}
+
+fn mark(socket: &MockSocket, done: &mpsc::Receiver<()>) {
+    socket.emit("done", Args::new());
+    done.recv_timeout(WAIT).expect("the marker's listener ran");
+}
+
+#[test]
+fn several_listeners_of_one_event_fire_in_registration_order() {
+    let calls = log();
+    let (a, b, c) = (calls.clone(), calls.clone(), calls.clone());
+    let (_server, socket, _client, done) = connected(|b0| {
+        b0.on("news", move |args, _| {
+            push(&a, format!("a{}", args.get::<u32>(0).unwrap()))
+        })
+        .on("news", move |_, _| push(&b, "b"))
+        .on("news", move |_, _| push(&c, "c"))
+    });
+    socket.emit("news", args(json!(7)));
+    mark(&socket, &done);
+    assert_eq!(*calls.lock().unwrap(), ["a7", "b", "c"]);
+}
+
+#[test]
+fn off_removes_exactly_that_listener_and_once_fires_once() {
+    let calls = log();
+    let (_server, socket, client, done) = connected(|b| b);
+    let (a, b, c, o) = (calls.clone(), calls.clone(), calls.clone(), calls.clone());
+    client.on("news", move |_, _| push(&a, "a"));
+    let second = client.on("news", move |_, _| push(&b, "b"));
+    client.on("news", move |_, _| push(&c, "c"));
+    client.once("news", move |_, _| push(&o, "once"));
+    socket.emit("news", Args::new());
+    mark(&socket, &done);
+    assert!(client.off(second));
+    assert!(!client.off(second), "already removed");
+    socket.emit("news", Args::new());
+    mark(&socket, &done);
+    assert_eq!(*calls.lock().unwrap(), ["a", "b", "c", "once", "a", "c"]);
+}
+
+#[test]
+fn listeners_added_after_connect_receive_later_events_and_off_event_hands_back_to_events() {
+    let (_server, socket, client, _done) = connected(|b| b);
+    let mut events = client.events();
+    let (tx, rx) = mpsc::channel();
+    client.on("late", move |args, _| {
+        let _ = tx.send(args.get::<u32>(0).unwrap());
+    });
+    socket.emit("late", args(json!(1)));
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), 1);
+    client.off_event("late");
+    socket.emit("late", args(json!(2)));
+    let next = loop {
+        match events.next_timeout(WAIT).expect("an event") {
+            Event::Message { event, args, .. } if event == "late" => break args,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        next.get::<u32>(0).unwrap(),
+        2,
+        "without listeners, events() gets it"
+    );
+    assert!(rx.try_recv().is_err(), "the removed listener did not run");
+}
+
+#[test]
+fn on_any_sees_every_event_first_and_prepend_any_goes_before_it() {
+    let calls = log();
+    let (a, p, n) = (calls.clone(), calls.clone(), calls.clone());
+    let (_server, socket, client, done) = connected(move |b| {
+        b.on_any(move |event, _, _| push(&a, format!("any:{event}")))
+            .prepend_any(move |event, _, _| push(&p, format!("first:{event}")))
+            .on("news", move |_, _| push(&n, "news"))
+    });
+    let mut events = client.events();
+    socket.emit("news", Args::new());
+    socket.emit("unheard", args(json!("x")));
+    mark(&socket, &done);
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [
+            "first:news",
+            "any:news",
+            "news",
+            "first:unheard",
+            "any:unheard",
+            "first:done",
+            "any:done"
+        ]
+    );
+    // An event without a listener of its own still reaches events(); one with does not.
+    let mut seen = Vec::new();
+    while let Some(event) = events.next_timeout(Duration::from_millis(1)) {
+        if let Event::Message { event, .. } = event {
+            seen.push(event);
+        }
+    }
+    assert_eq!(seen, ["unheard"]);
+}
+
+#[test]
+fn on_any_outgoing_sees_every_emit() {
+    let server = MockServer::builder()
+        .on("/", "ask", |_socket, _args, ack| {
+            if let Some(ack) = ack {
+                ack.send(Args::new());
+            }
+        })
+        .start_background()
+        .expect("mock");
+    let seen = log();
+    let s = seen.clone();
+    let client = Client::builder(server.url())
+        .on_any_outgoing(move |event, args| push(&s, format!("{event}:{}", args.len())))
+        .connect()
+        .expect("connect");
+    client.emit("one", (1, 2)).unwrap();
+    client.emit_volatile("two", ()).unwrap();
+    client.emit_with_ack("ask", 3, WAIT).unwrap();
+    let id = client.on_any_outgoing(|_, _| {});
+    assert!(client.off(id));
+    assert_eq!(*seen.lock().unwrap(), ["one:2", "two:0", "ask:1"]);
+}
+
+#[test]
+fn several_listeners_and_on_any_against_node() {
+    for mode in [Mode::WebSocket, Mode::Polling] {
+        let calls = log();
+        let (a, b, any) = (calls.clone(), calls.clone(), calls.clone());
+        let (tx, rx) = mpsc::channel();
+        let client = builder(shared_server(SioVersion::V4).url(), SioVersion::V4, mode)
+            .on("echo", move |args, _| {
+                push(&a, format!("a{}", args.get::<u32>(0).unwrap()))
+            })
+            .on_any(move |event, _, _| push(&any, format!("any:{event}")))
+            .connect()
+            .expect("connect");
+        client.on("echo", move |args, _| {
+            push(&b, "b");
+            let _ = tx.send(args.get::<u32>(0).unwrap());
+        });
+        client.emit("echo", 5).unwrap();
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), 5, "{mode:?}");
+        assert_eq!(*calls.lock().unwrap(), ["any:echo", "a5", "b"], "{mode:?}");
+    }
+}
