@@ -112,6 +112,23 @@ impl AsyncClient {
         self.core.emit_with_ack(event, args, timeout)?.await
     }
 
+    /// [`emit_with_ack`](Self::emit_with_ack) with the answer read into `R`: a lone argument
+    /// as itself, several as a tuple; an answer that does not fit is an
+    /// [`Error::Deserialize`] naming the event and the argument.
+    pub async fn emit_with_ack_typed<R, T>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        R: serde::de::DeserializeOwned,
+        T: Serialize,
+    {
+        let answer = self.emit_with_ack(event, args, timeout).await?;
+        socket::read_answer(event, answer)
+    }
+
     /// Emits `event` and returns at once with its acknowledgement as a future
     /// ([`AckHandle`]): many acks can be in flight from one task and be awaited later, in any
     /// order (`futures::future::join_all`, say).

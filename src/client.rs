@@ -161,6 +161,23 @@ impl Client {
         runtime::block_on(reply)
     }
 
+    /// [`emit_with_ack`](Self::emit_with_ack) with the answer read into `R`: a lone argument
+    /// as itself (a struct, a number), several as a tuple. An answer that does not fit is an
+    /// [`Error::Deserialize`] naming the event and the argument.
+    pub fn emit_with_ack_typed<R, T>(
+        &self,
+        event: &str,
+        args: T,
+        timeout: Duration,
+    ) -> Result<R, Error>
+    where
+        R: serde::de::DeserializeOwned,
+        T: Serialize,
+    {
+        let answer = self.emit_with_ack(event, args, timeout)?;
+        socket::read_answer(event, answer)
+    }
+
     /// Emits `event` and returns at once with a handle on its acknowledgement: one thread can
     /// keep many acks in flight and collect them later ([`AckHandle::wait`],
     /// [`AckHandle::try_take`]). The handle resolves to the answer, or to

@@ -178,8 +178,35 @@ macro_rules! namespace_options {
         where
             F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
-            self.handlers
-                .on(event.into(), std::sync::Arc::new(handler), false);
+            let listener = crate::listeners::Listener::Plain(std::sync::Arc::new(handler));
+            self.handlers.on(event.into(), listener, false);
+            self
+        }
+
+        /// Adds a listener that receives the arguments read into `T`: a lone argument as
+        /// itself (a struct, say), several as a tuple; `Bytes` fields receive binary
+        /// attachments. Arguments that do not fit reach `events()` as an
+        /// [`Event::Error`](crate::Event::Error) with an [`Error::Deserialize`](crate::Error)
+        /// naming the event and the argument.
+        ///
+        /// ```no_run
+        /// # fn main() -> Result<(), sio_client::Error> {
+        /// #[derive(serde::Deserialize)]
+        /// struct Chat { user: String, text: String }
+        /// let client = sio_client::Client::builder("http://localhost:3000")
+        ///     .on_typed("chat", |chat: Chat, _ack| println!("{}: {}", chat.user, chat.text))
+        ///     .connect()?;
+        /// # Ok(()) }
+        /// ```
+        pub fn on_typed<T, F>(mut self, event: impl Into<String>, handler: F) -> Self
+        where
+            T: serde::de::DeserializeOwned + 'static,
+            F: Fn(T, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            let event = event.into();
+            let listener =
+                crate::listeners::Listener::Typed(crate::listeners::typed(&event, handler));
+            self.handlers.on(event, listener, false);
             self
         }
 
@@ -188,8 +215,8 @@ macro_rules! namespace_options {
         where
             F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
-            self.handlers
-                .on(event.into(), std::sync::Arc::new(handler), true);
+            let listener = crate::listeners::Listener::Plain(std::sync::Arc::new(handler));
+            self.handlers.on(event.into(), listener, true);
             self
         }
 

@@ -20,6 +20,51 @@ use crate::Args;
 /// A listener for every emit of a socket: the event name and its arguments, before they go out.
 pub type OutgoingHandler = Arc<dyn Fn(&str, &Args) + Send + Sync>;
 
+/// A listener whose arguments are read into a type first: `Err` when they do not fit (the
+/// dispatcher reports it to `events()`).
+pub(crate) type TypedHandler =
+    Arc<dyn Fn(Args, Option<crate::AckSender>) -> Result<(), crate::Error> + Send + Sync>;
+
+/// One event's listener, plain or typed.
+#[derive(Clone)]
+pub(crate) enum Listener {
+    Plain(Handler),
+    Typed(TypedHandler),
+}
+
+impl Listener {
+    /// Calls it; the error of a typed one whose arguments did not fit.
+    pub(crate) fn call(&self, args: Args, ack: Option<crate::AckSender>) -> Option<crate::Error> {
+        match self {
+            Listener::Plain(handler) => {
+                handler(args, ack);
+                None
+            }
+            Listener::Typed(handler) => handler(args, ack).err(),
+        }
+    }
+}
+
+/// The typed listener for `event`: the arguments read as one `T` (a lone argument as itself,
+/// several as a tuple or sequence), an error naming the event when they do not fit.
+pub(crate) fn typed<T, F>(event: &str, handler: F) -> TypedHandler
+where
+    T: serde::de::DeserializeOwned,
+    F: Fn(T, Option<crate::AckSender>) + Send + Sync + 'static,
+{
+    let event = event.to_string();
+    Arc::new(move |args: Args, ack| {
+        let value = args.parse_data::<T>().map_err(|e| match e {
+            crate::Error::Deserialize(why) => {
+                crate::Error::Deserialize(format!("event {event:?}: {why}"))
+            }
+            other => other,
+        })?;
+        handler(value, ack);
+        Ok(())
+    })
+}
+
 /// Names one listener, to remove it with `off`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
@@ -43,7 +88,7 @@ impl<H: Clone> Clone for Entry<H> {
 /// The listeners of one socket.
 #[derive(Clone, Default)]
 pub(crate) struct Table {
-    by_event: HashMap<String, Vec<Entry<Handler>>>,
+    by_event: HashMap<String, Vec<Entry<Listener>>>,
     any: Vec<Entry<AnyHandler>>,
     outgoing: Vec<Entry<OutgoingHandler>>,
     next_id: u64,
@@ -55,7 +100,7 @@ impl Table {
         self.next_id
     }
 
-    pub(crate) fn on(&mut self, event: String, handler: Handler, once: bool) -> ListenerId {
+    pub(crate) fn on(&mut self, event: String, handler: Listener, once: bool) -> ListenerId {
         let id = self.id();
         self.by_event
             .entry(event)
@@ -97,7 +142,7 @@ impl Table {
 /// What one incoming event calls, in order.
 pub(crate) struct Calls {
     pub(crate) any: Vec<AnyHandler>,
-    pub(crate) event: Vec<Handler>,
+    pub(crate) event: Vec<Listener>,
 }
 
 /// A socket's listeners, shared by its handles (which add and remove them) and its dispatcher
@@ -235,9 +280,26 @@ macro_rules! listener_methods {
         where
             F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
+            let listener = crate::listeners::Listener::Plain(std::sync::Arc::new(handler));
             self.core
                 .listeners
-                .edit(|t| t.on(event.into(), std::sync::Arc::new(handler), false))
+                .edit(|t| t.on(event.into(), listener, false))
+        }
+
+        /// Adds a listener that receives the arguments read into `T`: a lone argument as
+        /// itself (a struct, say), several as a tuple. `Bytes` fields receive binary
+        /// attachments. Arguments that do not fit reach `events()` as an
+        /// [`Event::Error`](crate::Event::Error) with an [`Error::Deserialize`](crate::Error)
+        /// naming the event and the argument.
+        pub fn on_typed<T, F>(&self, event: impl Into<String>, handler: F) -> crate::ListenerId
+        where
+            T: serde::de::DeserializeOwned + 'static,
+            F: Fn(T, Option<crate::AckSender>) + Send + Sync + 'static,
+        {
+            let event = event.into();
+            let listener =
+                crate::listeners::Listener::Typed(crate::listeners::typed(&event, handler));
+            self.core.listeners.edit(|t| t.on(event, listener, false))
         }
 
         /// Adds a listener for the next `event` only (the JS client's `socket.once`).
@@ -245,9 +307,10 @@ macro_rules! listener_methods {
         where
             F: Fn(crate::Args, Option<crate::AckSender>) + Send + Sync + 'static,
         {
+            let listener = crate::listeners::Listener::Plain(std::sync::Arc::new(handler));
             self.core
                 .listeners
-                .edit(|t| t.on(event.into(), std::sync::Arc::new(handler), true))
+                .edit(|t| t.on(event.into(), listener, true))
         }
 
         /// Adds a listener for every incoming event, called before the event's own listeners

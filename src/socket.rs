@@ -220,17 +220,26 @@ fn spawn_dispatcher(
                     } else {
                         // One trip to the blocking pool per event, whatever its listener
                         // count; the last listener gets the arguments themselves.
-                        run_handler(move || {
+                        let errors = run_listeners(move || {
                             for any in &calls.any {
                                 any(&event, args.clone(), ack.clone());
                             }
                             let (last, others) = calls.event.split_last().expect("not empty");
-                            for listener in others {
-                                listener(args.clone(), ack.clone());
-                            }
-                            last(args, ack);
+                            let mut errors: Vec<Error> = others
+                                .iter()
+                                .filter_map(|l| l.call(args.clone(), ack.clone()))
+                                .collect();
+                            errors.extend(last.call(args, ack));
+                            errors
                         })
                         .await;
+                        // A typed listener's arguments that did not fit: the application
+                        // hears it rather than the event vanishing.
+                        for error in errors {
+                            tracing::warn!(%error, "a typed listener could not read its event");
+                            queue.room().await;
+                            queue.push(Event::Error(Arc::new(error)), 0);
+                        }
                     }
                 }
                 other => {
@@ -241,6 +250,29 @@ fn spawn_dispatcher(
         }
         queue.close();
     });
+}
+
+/// An acknowledgement read into `R` (see `Args::parse_data`), an error naming the event when
+/// it does not fit.
+pub(crate) fn read_answer<R: serde::de::DeserializeOwned>(
+    event: &str,
+    answer: Args,
+) -> Result<R, Error> {
+    answer.parse_data::<R>().map_err(|e| match e {
+        Error::Deserialize(why) => Error::Deserialize(format!("the ack of {event:?}: {why}")),
+        other => other,
+    })
+}
+
+/// Listeners that may report errors, on the blocking pool as [`run_handler`].
+async fn run_listeners(listeners: impl FnOnce() -> Vec<Error> + Send + 'static) -> Vec<Error> {
+    match tokio::task::spawn_blocking(listeners).await {
+        Ok(errors) => errors,
+        Err(e) => {
+            tracing::warn!(error = %e, "an event handler panicked");
+            Vec::new()
+        }
+    }
 }
 
 /// Handlers are plain blocking closures: they run on the blocking pool so that a slow one never

@@ -195,3 +195,84 @@ fn several_listeners_and_on_any_against_node() {
         assert_eq!(*calls.lock().unwrap(), ["any:echo", "a5", "b"], "{mode:?}");
     }
 }
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Thumb {
+    tags: Vec<String>,
+    data: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Upload {
+    name: String,
+    blob: bytes::Bytes,
+    thumb: Thumb,
+}
+
+fn upload() -> Upload {
+    Upload {
+        name: "cat.png".into(),
+        blob: bytes::Bytes::from_static(&[0, 1, 2, 255]),
+        thumb: Thumb {
+            tags: vec!["small".into()],
+            data: bytes::Bytes::from_static(b"\x89PNG"),
+        },
+    }
+}
+
+#[test]
+fn typed_listeners_receive_structs_with_nested_binary_from_the_mock_and_node() {
+    // From the mock: the server emits the struct, binary parts as attachments.
+    let (tx, rx) = mpsc::channel();
+    let (_server, socket, _client, _done) = connected(move |b| {
+        b.on_typed("upload", move |up: Upload, _ack| {
+            let _ = tx.send(up);
+        })
+    });
+    socket.emit("upload", Args::from_serialize(&upload()).unwrap());
+    assert_eq!(rx.recv_timeout(WAIT).unwrap(), upload());
+
+    // From Node: the echo comes back with its attachments, and a typed ack reads a tuple.
+    for mode in [Mode::WebSocket, Mode::Polling] {
+        let (tx, rx) = mpsc::channel();
+        let client = builder(shared_server(SioVersion::V4).url(), SioVersion::V4, mode)
+            .connect()
+            .expect("connect");
+        client.on_typed("echo", move |up: Upload, _ack| {
+            let _ = tx.send(up);
+        });
+        client.emit("echo", upload()).unwrap();
+        assert_eq!(rx.recv_timeout(WAIT).unwrap(), upload(), "{mode:?}");
+        let (n, up): (u32, Upload) = client
+            .emit_with_ack_typed("ack", (7, upload()), WAIT)
+            .expect("typed ack");
+        assert_eq!((n, up), (7, upload()), "{mode:?}");
+    }
+}
+
+#[test]
+fn arguments_that_do_not_fit_a_typed_listener_reach_events_as_an_error_naming_the_event() {
+    let (tx, rx) = mpsc::channel::<Upload>();
+    let (_server, socket, client, _done) = connected(move |b| {
+        b.on_typed("upload", move |up: Upload, _ack| {
+            let _ = tx.send(up);
+        })
+    });
+    let mut events = client.events();
+    socket.emit("upload", args(json!({"name": 5})));
+    let error = loop {
+        match events.next_timeout(WAIT).expect("an event") {
+            Event::Error(error) => break error,
+            _ => continue,
+        }
+    };
+    let text = error.to_string();
+    assert!(
+        matches!(*error, sio_client::Error::Deserialize(_)) && text.contains("\"upload\""),
+        "{text}"
+    );
+    assert!(rx.try_recv().is_err(), "the listener was not called");
+    let wrong: Result<(String, String), _> =
+        client.emit_with_ack_typed("nobody", (), Duration::from_millis(100));
+    assert!(matches!(wrong, Err(sio_client::Error::AckTimeout(_))));
+}

@@ -186,6 +186,19 @@ impl Args {
             .map_err(|e| Error::Deserialize(format!("argument list: {e}")))
     }
 
+    /// The arguments as one value: a lone argument as itself (a struct, a string), several
+    /// as a sequence (a tuple, a `Vec`); a lone argument read as a one-element tuple works too.
+    pub fn parse_data<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        if self.values.len() == 1 {
+            match self.get::<T>(0) {
+                Ok(value) => Ok(value),
+                Err(first) => self.parse::<T>().map_err(|_| first),
+            }
+        } else {
+            self.parse::<T>()
+        }
+    }
+
     /// Argument `index` if it is binary (a placeholder referring to an existing attachment).
     pub fn binary(&self, index: usize) -> Option<&Bytes> {
         resolve_placeholder(self.values.get(index)?, &self.attachments)?.ok()
