@@ -158,22 +158,31 @@ fn squid_with_shipped_rules_refuses_connect_so_polling_goes_through_it() {
     round_trips(&client, what);
     client.disconnect();
 
+    // squid logs a request when it ends, which may be just after the client saw its answer.
     let connect = format!("CONNECT 127.0.0.1:{}", node.port());
-    let denied = squid.log_lines("access.log", &connect);
-    assert!(
-        denied.iter().any(|l| l.contains("TCP_DENIED/403")),
-        "{what}: squid logged no refused CONNECT\n{}",
-        squid.logs()
+    wait_until(
+        &squid,
+        &format!("{what}: squid logging a refused CONNECT"),
+        || {
+            squid
+                .log_lines("access.log", &connect)
+                .iter()
+                .any(|l| l.contains("TCP_DENIED/403"))
+        },
     );
     // Forwarded as absolute-URI requests: that is what squid logs as the URL.
-    let polls = squid.log_lines(
-        "access.log",
-        &format!("http://127.0.0.1:{}/socket.io/", node.port()),
-    );
-    assert!(
-        polls.iter().filter(|l| l.contains("TCP_MISS/200")).count() >= 3,
-        "{what}: squid forwarded too few polling requests\n{}",
-        squid.logs()
+    let polls = format!("http://127.0.0.1:{}/socket.io/", node.port());
+    wait_until(
+        &squid,
+        &format!("{what}: squid forwarding 3 polling requests"),
+        || {
+            squid
+                .log_lines("access.log", &polls)
+                .iter()
+                .filter(|l| l.contains("TCP_MISS/200"))
+                .count()
+                >= 3
+        },
     );
 }
 
@@ -361,11 +370,12 @@ fn haproxy_round_robin_without_stickiness_fails_polling_with_a_clear_error() {
             haproxy.logs()
         ),
     }
+    // haproxy logs a request when it ends, which may be just after the client saw its answer.
     for server in ["nodes/node0", "nodes/node1"] {
-        assert!(
-            !haproxy.log_lines("stdout.log", server).is_empty(),
-            "haproxy sent no request to {server}\n{}",
-            haproxy.logs()
+        wait_until(
+            &haproxy,
+            &format!("haproxy sending a request to {server}"),
+            || !haproxy.log_lines("stdout.log", server).is_empty(),
         );
     }
 }
