@@ -420,6 +420,76 @@ async fn throughput_sio(url: &str, mode: Mode, run: Duration) -> Throughput {
     out
 }
 
+/// The blocking client from one thread: [`WINDOW`] acks in flight as `AckHandle`s, the oldest
+/// waited for and replaced, as a caller without async would keep many requests going.
+fn throughput_blocking_one_thread(url: &str, mode: Mode, run: Duration) -> Throughput {
+    let client = sio_connect_blocking(url, mode);
+    let mut next = 0u64;
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut out = Throughput::default();
+    let start = Instant::now();
+    let deadline = start + run;
+    for _ in 0..WINDOW {
+        in_flight.push_back((next, client.emit_with_ack_handle("ack", next, ACK_TIMEOUT)));
+        next += 1;
+    }
+    while let Some((seq, handle)) = in_flight.pop_front() {
+        match handle
+            .and_then(|h| h.wait())
+            .ok()
+            .and_then(|a| a.get::<u64>(0).ok())
+        {
+            Some(g) if g == seq => out.acked += 1,
+            Some(_) => out.wrong += 1,
+            None => out.lost += 1,
+        }
+        if Instant::now() < deadline {
+            in_flight.push_back((next, client.emit_with_ack_handle("ack", next, ACK_TIMEOUT)));
+            next += 1;
+        }
+    }
+    out.active = start.elapsed();
+    client.disconnect();
+    out
+}
+
+/// The blocking client as before `AckHandle`: [`WINDOW`] threads, each waiting on its own
+/// `emit_with_ack`.
+fn throughput_blocking_threads(url: &str, mode: Mode, run: Duration) -> Throughput {
+    let client = sio_connect_blocking(url, mode);
+    let start = Instant::now();
+    let deadline = start + run;
+    let workers: Vec<_> = (0..WINDOW as u64)
+        .map(|w| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let mut out = Throughput::default();
+                let mut seq = w;
+                while Instant::now() < deadline {
+                    match client
+                        .emit_with_ack("ack", seq, ACK_TIMEOUT)
+                        .ok()
+                        .and_then(|a| a.get::<u64>(0).ok())
+                    {
+                        Some(g) if g == seq => out.acked += 1,
+                        Some(_) => out.wrong += 1,
+                        None => out.lost += 1,
+                    }
+                    seq += WINDOW as u64;
+                }
+                out
+            })
+        })
+        .collect();
+    let mut out = Throughput::default();
+    for worker in workers {
+        out.add(worker.join().expect("worker"));
+    }
+    out.active = start.elapsed();
+    client.disconnect();
+    out
+}
+
 /// Panics raised inside rust_socketio's own tasks. When two acks in flight share an id, its
 /// receive task can index past the end of its ack list (`Vec::remove`) and die; the
 /// connection then never delivers anything again. The panic hook counts these instead of
@@ -833,6 +903,37 @@ fn main() {
              CPU µs/ack = this process's user+system CPU per reply (the Node server excluded).",
             LOST_AFTER.as_secs()
         );
+    }
+
+    if enabled("throughput") {
+        println!(
+            "\n2b. The blocking client with {WINDOW} acks in flight: one thread holding AckHandles \
+             against {WINDOW} threads each blocked in emit_with_ack ({secs} s each, same run)"
+        );
+        for mode in modes() {
+            let (one, many) = if mode == Mode::WebSocket {
+                let one = throughput_blocking_one_thread(&url, mode, run);
+                (one, throughput_blocking_threads(&url, mode, run))
+            } else {
+                let many = throughput_blocking_threads(&url, mode, run);
+                (throughput_blocking_one_thread(&url, mode, run), many)
+            };
+            for (name, t) in [("1 thread, AckHandle", one), ("64 threads", many)] {
+                println!(
+                    "  {:<10} {:<22} {:>10.0} acks/s  wrong {}  lost {}",
+                    mode.name(),
+                    name,
+                    t.per_sec(),
+                    t.wrong,
+                    t.lost
+                );
+            }
+            println!(
+                "  {:<10} ratio 1 thread / 64 threads: {:.2}x (higher is better)",
+                mode.name(),
+                one.per_sec() / many.per_sec().max(1e-9)
+            );
+        }
     }
 
     if enabled("connect") {
