@@ -17,6 +17,11 @@ pub type Handler = Arc<dyn Fn(Args, Option<AckSender>) + Send + Sync>;
 /// A handler for every event: also gets the event name.
 pub type AnyHandler = Arc<dyn Fn(&str, Args, Option<AckSender>) + Send + Sync>;
 
+/// An auth payload computed asynchronously (a token fetched over HTTP, say).
+pub(crate) type AsyncAuth = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Value> + Send>> + Send + Sync,
+>;
+
 /// Where a namespace's auth payload comes from: fixed, or computed at every (re)connect so that
 /// a refreshed token is used after an outage.
 #[derive(Clone, Default)]
@@ -25,15 +30,22 @@ pub(crate) enum AuthSource {
     None,
     Fixed(Value),
     Dynamic(Arc<dyn Fn() -> Value + Send + Sync>),
+    /// Resolved by the driver (off the protocol core) before each CONNECT.
+    Async(AsyncAuth),
 }
 
 impl AuthSource {
+    /// The payload now; `None` for none, and for an asynchronous source (resolved elsewhere).
     pub(crate) fn value(&self) -> Option<Value> {
         match self {
-            AuthSource::None => None,
+            AuthSource::None | AuthSource::Async(_) => None,
             AuthSource::Fixed(v) => Some(v.clone()),
             AuthSource::Dynamic(f) => Some(f()),
         }
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        matches!(self, AuthSource::Async(_))
     }
 }
 
@@ -165,6 +177,30 @@ macro_rules! namespace_options {
         {
             self.auth = Ok(crate::config::AuthSource::Dynamic(std::sync::Arc::new(
                 auth,
+            )));
+            self
+        }
+
+        /// Computes the auth payload asynchronously at every connect and reconnect (a token
+        /// fetched over HTTP without blocking a runtime thread; the JS client's `auth`
+        /// callback). The CONNECT waits for it, within the connect `timeout`.
+        ///
+        /// ```no_run
+        /// # async fn fetch_token() -> String { String::new() }
+        /// # async fn run() -> Result<(), sio_client::Error> {
+        /// let client = sio_client::AsyncClient::builder("https://example.com")
+        ///     .auth_async(|| async { serde_json::json!({ "token": fetch_token().await }) })
+        ///     .connect_async()
+        ///     .await?;
+        /// # Ok(()) }
+        /// ```
+        pub fn auth_async<F, Fut>(mut self, auth: F) -> Self
+        where
+            F: Fn() -> Fut + Send + Sync + 'static,
+            Fut: std::future::Future<Output = serde_json::Value> + Send + 'static,
+        {
+            self.auth = Ok(crate::config::AuthSource::Async(std::sync::Arc::new(
+                move || Box::pin(auth()),
             )));
             self
         }

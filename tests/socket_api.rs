@@ -269,3 +269,74 @@ fn a_handler_holding_a_weak_client_replies_and_does_not_keep_it_joined() {
         .expect("the handler's weak client does not keep the namespace");
     assert!(me.get().unwrap().upgrade().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_async_auth_provider_is_asked_again_for_a_reconnection() {
+    let server = MockServer::builder().start().await.expect("mock");
+    let n = Arc::new(AtomicU64::new(0));
+    let counter = n.clone();
+    let client = AsyncClient::builder(server.url())
+        .auth_async(move || {
+            let counter = counter.clone();
+            async move {
+                // A token fetched without blocking a runtime thread.
+                tokio::task::yield_now().await;
+                let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                serde_json::json!({ "token": format!("token-{n}") })
+            }
+        })
+        .reconnection_delay(Duration::from_millis(10))
+        .connect_async()
+        .await
+        .expect("connect");
+    let first = server.wait_for_sockets(1, WAIT).await.expect("socket")[0].clone();
+    assert_eq!(first.auth(), Some(&serde_json::json!({"token": "token-1"})));
+    first.close_connection();
+    let second = server.wait_for_sockets(2, WAIT).await.expect("socket")[1].clone();
+    assert_eq!(
+        second.auth(),
+        Some(&serde_json::json!({"token": "token-2"}))
+    );
+    assert!(client.active());
+}
+
+#[test]
+fn an_async_auth_provider_reaches_node() {
+    let client = builder(
+        shared_server(SioVersion::V4).url(),
+        SioVersion::V4,
+        Mode::WebSocket,
+    )
+    .namespace("/admin")
+    .auth_async(|| async { serde_json::json!({ "token": "secret" }) })
+    .connect();
+    // The Node server's /admin namespace refuses a wrong token; the right one connects.
+    assert!(client.is_ok(), "{:?}", client.err());
+    let refused = builder(
+        shared_server(SioVersion::V4).url(),
+        SioVersion::V4,
+        Mode::WebSocket,
+    )
+    .namespace("/admin")
+    .auth_async(|| async { serde_json::json!({ "token": "wrong" }) })
+    .connect();
+    assert!(
+        matches!(refused, Err(Error::ConnectRefused { .. })),
+        "{:?}",
+        refused.err()
+    );
+}
+
+#[test]
+fn an_async_auth_provider_reaches_a_socketio_2_namespace() {
+    let client = builder(
+        shared_server(SioVersion::V2).url(),
+        SioVersion::V2,
+        Mode::Polling,
+    )
+    .protocol_version(EngineVersion::V3)
+    .namespace("/admin")
+    .auth_async(|| async { serde_json::json!({ "token": "secret" }) })
+    .connect();
+    assert!(client.is_ok(), "{:?}", client.err());
+}

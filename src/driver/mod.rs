@@ -20,7 +20,12 @@ mod upgrade;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::pin::Pin;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -39,6 +44,10 @@ use crate::transport::net::Net;
 use crate::transport::{Active, Io, Transport};
 use crate::Error;
 
+/// An asynchronous auth payload being computed: its namespace, the link it was asked on, and
+/// the value.
+type Resolving = Pin<Box<dyn Future<Output = (Arc<str>, u64, Value)> + Send>>;
+
 /// Most requests, or incoming frames, handled in one turn of the loop before it flushes.
 const BATCH: usize = 64;
 
@@ -54,15 +63,21 @@ pub(crate) fn spawn(
     net: Arc<Net>,
 ) {
     let span = tracing::debug_span!("sio_connection", url = %config.url);
+    let handshake_async = match &handshake_auth {
+        AuthSource::Async(auth) => Some(auth.clone()),
+        _ => None,
+    };
     let core = ClientCore::new(core_config(&config), handshake_auth, rand::random());
     let driver = Driver {
         config,
         shared,
         net,
         core,
+        handshake_async,
         routes: Routes::new(weak),
         link: None,
         opening: None,
+        resolving: FuturesUnordered::new(),
         closing: Vec::new(),
         finished: None,
     };
@@ -90,10 +105,15 @@ struct Driver {
     shared: Arc<Shared>,
     net: Arc<Net>,
     core: ClientCore,
+    /// The main namespace's auth when it is asynchronous: socket.io 2 servers take it in the
+    /// handshake query, so it is resolved before each EIO=3 handshake.
+    handshake_async: Option<crate::config::AsyncAuth>,
     routes: Routes,
     link: Option<Link>,
     /// The link being opened, with the Engine.IO revision it speaks.
     opening: Option<(Opening, EngineVersion)>,
+    /// Asynchronous auth payloads being computed: namespace, link epoch, value.
+    resolving: FuturesUnordered<Resolving>,
     /// Transports of dropped links, closed politely from the loop.
     closing: Vec<Active>,
     /// The core is done: why, and the error for requests still queued.
@@ -153,6 +173,9 @@ impl Driver {
                     }
                     self.on_opened(opened, version);
                 }
+                Some((namespace, link, value)) = self.resolving.next(), if !self.resolving.is_empty() => {
+                    self.feed_core(|core, now| core.handle_auth(now, &namespace, link, Some(value)));
+                }
                 event = link_next(&mut self.link, read) => {
                     self.on_link_event(event);
                     // Frames already read are handled before the next flush, so what they
@@ -211,9 +234,26 @@ impl Driver {
                     version,
                     query_auth,
                 } => {
-                    let opening =
-                        open::open_link(self.config.clone(), self.net.clone(), version, query_auth);
+                    let query_async = match version {
+                        EngineVersion::V3 => self.handshake_async.clone(),
+                        _ => None,
+                    };
+                    let opening = open::open_link(
+                        self.config.clone(),
+                        self.net.clone(),
+                        version,
+                        query_auth,
+                        query_async,
+                    );
                     self.opening = Some((opening, version));
+                }
+                Output::ResolveAuth { namespace, link } => {
+                    if let Some(auth) = self.routes.async_auth(&namespace) {
+                        self.resolving.push(Box::pin(async move {
+                            let value = auth().await;
+                            (namespace, link, value)
+                        }));
+                    }
                 }
                 Output::DropLink => {
                     if let Some(link) = self.link.take() {
@@ -251,9 +291,9 @@ impl Driver {
                     ))));
                     return;
                 }
-                let reply = self
-                    .routes
-                    .add_socket(namespace.clone(), events, status, reply);
+                let reply =
+                    self.routes
+                        .add_socket(namespace.clone(), auth.clone(), events, status, reply);
                 Command::Connect {
                     namespace,
                     auth,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::{Config, PairsFn};
+use crate::config::{AsyncAuth, Config, PairsFn};
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::client::query_value;
 use crate::transport::connect::{self, ConnectOptions, Opened};
@@ -44,8 +44,13 @@ pub(super) fn open_link(
     net: Arc<Net>,
     version: EngineVersion,
     query_auth: Option<Value>,
+    query_async: Option<AsyncAuth>,
 ) -> Opening {
     Box::pin(async move {
+        let query_auth = match query_async {
+            Some(auth) => Some(auth().await),
+            None => query_auth,
+        };
         // Computed now: a token refreshed while the connection was down is the one sent.
         let mut query = PairsFn::extend(&config.query_fn, &config.query);
         let headers = PairsFn::extend(&config.headers_fn, &config.headers);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::{AsyncAuth, AuthSource};
 use crate::event::{AckRoute, AckSender, Event};
 use crate::event_queue::EventQueue;
 use crate::proto::socketio::client::{Output, Status, Token};
@@ -20,6 +21,7 @@ struct Socket {
     status: Arc<SocketStatus>,
     /// Where its `AckSender`s send (one per namespace, shared by every event asking for one).
     acks: Arc<dyn AckRoute>,
+    auth: AuthSource,
 }
 
 impl Socket {
@@ -92,10 +94,19 @@ impl Routes {
         self.sockets.contains_key(namespace)
     }
 
+    /// A namespace's asynchronous auth, when it has one.
+    pub(super) fn async_auth(&self, namespace: &str) -> Option<AsyncAuth> {
+        match &self.sockets.get(namespace)?.auth {
+            AuthSource::Async(auth) => Some(auth.clone()),
+            _ => None,
+        }
+    }
+
     /// A namespace joins: its queue and status are where its outputs go from now on.
     pub(super) fn add_socket(
         &mut self,
         namespace: Arc<str>,
+        auth: AuthSource,
         sinks: SocketSinks,
         status: Arc<SocketStatus>,
         reply: oneshot::Sender<Result<(), Error>>,
@@ -110,6 +121,7 @@ impl Routes {
                 sinks,
                 status,
                 acks,
+                auth,
             },
         );
         let token = self.token();
@@ -183,7 +195,10 @@ impl Routes {
                 // Dropping the sink ends the namespace's event stream.
                 self.sockets.remove(&namespace);
             }
-            Output::OpenLink { .. } | Output::DropLink | Output::Finished { .. } => {}
+            Output::OpenLink { .. }
+            | Output::DropLink
+            | Output::ResolveAuth { .. }
+            | Output::Finished { .. } => {}
         }
     }
 

@@ -158,6 +158,8 @@ pub(super) struct AppLog {
     pub(super) finished: Option<DisconnectReason>,
     pub(super) links_opened: Vec<EngineVersion>,
     pub(super) links_dropped: usize,
+    /// Asynchronous auth asked for: namespace and link epoch.
+    pub(super) auth_requests: Vec<(String, u64)>,
 }
 
 pub(super) struct Pair {
@@ -246,6 +248,14 @@ impl Pair {
         );
         self.drive();
         ack.map(|(token, _)| token)
+    }
+
+    /// Answers the oldest asynchronous auth request with `auth`.
+    pub(super) fn resolve_auth(&mut self, auth: Value) {
+        let (namespace, link) = self.log.auth_requests.remove(0);
+        self.core
+            .handle_auth(self.now, &namespace, link, Some(auth));
+        self.drive();
     }
 
     pub(super) fn disconnect(&mut self, namespace: &str) {
@@ -383,6 +393,9 @@ impl Pair {
                 self.server.to_client.clear();
             }
             Output::Finished { reason, .. } => self.log.finished = Some(reason),
+            Output::ResolveAuth { namespace, link } => {
+                self.log.auth_requests.push((namespace.to_string(), link))
+            }
         }
     }
 

@@ -146,7 +146,7 @@ impl ClientCore {
             return Ok(());
         };
         let socket = self.namespaces.get_mut(&namespace).expect("present");
-        let Phase::Connecting { reply, attempt } =
+        let Phase::Connecting { reply, attempt, .. } =
             std::mem::replace(&mut socket.phase, Phase::Connected)
         else {
             if !socket.is_connected() {

@@ -97,6 +97,8 @@ pub(crate) enum Output {
         version: EngineVersion,
         query_auth: Option<Value>,
     },
+    /// Compute the asynchronous auth of `namespace`, then call `handle_auth` with `link`.
+    ResolveAuth { namespace: Arc<str>, link: u64 },
     /// Close the current link (politely); it carries nothing for the core any more.
     DropLink,
     /// Every namespace is gone; `error` is the last failure, for callers still queued.

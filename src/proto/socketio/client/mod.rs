@@ -110,6 +110,8 @@ pub(crate) struct ClientCore {
     backoff: Backoff,
     /// The Engine.IO session id of the current link.
     engine_sid: Arc<str>,
+    /// Counts links, so that an answer meant for a link that is gone is recognised.
+    link_epoch: u64,
     /// The attempt number of the link being opened (0: the first connect).
     attempt: u32,
     ever_connected: bool,
@@ -138,6 +140,7 @@ impl ClientCore {
             link: Link::Down,
             backoff,
             engine_sid: Arc::from(""),
+            link_epoch: 0,
             attempt: 0,
             ever_connected: false,
             last_error: None,
@@ -320,7 +323,12 @@ impl ClientCore {
         let Some(socket) = self.namespaces.get(namespace) else {
             return;
         };
-        if self.is_linked() && matches!(socket.phase, Phase::Connected | Phase::Connecting { .. }) {
+        if self.is_linked()
+            && matches!(
+                socket.phase,
+                Phase::Connected | Phase::Connecting { sent: true, .. }
+            )
+        {
             self.transmit.push_back(Packet::disconnect(namespace));
         }
         self.close_namespace(namespace, DisconnectReason::IoClientDisconnect, None);
@@ -341,6 +349,7 @@ impl ClientCore {
             return;
         }
         self.engine_sid = Arc::from(engine_sid);
+        self.link_epoch = self.link_epoch.wrapping_add(1);
         self.link = Link::Up(transport);
         let attempt = (self.attempt > 0).then_some(self.attempt);
         let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
@@ -560,8 +569,56 @@ impl ClientCore {
             return;
         };
         let reply = reply.take();
-        socket.phase = Phase::Connecting { reply, attempt };
-        if let Some(packet) = socket.connect_packet(namespace, version) {
+        // socket.io 2 joins `/` by itself (its auth went in the handshake query).
+        let implicit = version == EngineVersion::V3 && &**namespace == "/";
+        if socket.auth.is_async() && !implicit {
+            socket.phase = Phase::Connecting {
+                reply,
+                attempt,
+                sent: false,
+            };
+            self.outputs.push_back(Output::ResolveAuth {
+                namespace: namespace.clone(),
+                link: self.link_epoch,
+            });
+            return;
+        }
+        socket.phase = Phase::Connecting {
+            reply,
+            attempt,
+            sent: true,
+        };
+        // The auth is evaluated now, once per connect.
+        let auth = socket.auth.value();
+        if let Some(packet) = socket.connect_packet(namespace, version, auth) {
+            self.transmit.push_back(packet);
+        }
+    }
+
+    /// The asynchronous auth of `namespace`, asked for on link `link`, is `auth`: its CONNECT
+    /// goes out (unless that link is gone, or the namespace left meanwhile).
+    pub(crate) fn handle_auth(
+        &mut self,
+        _now: Instant,
+        namespace: &str,
+        link: u64,
+        auth: Option<Value>,
+    ) {
+        if link != self.link_epoch || !self.is_linked() {
+            return;
+        }
+        let version = self.version;
+        let Some(socket) = self.namespaces.get_mut(namespace) else {
+            return;
+        };
+        let Phase::Connecting { sent, .. } = &mut socket.phase else {
+            return;
+        };
+        if *sent {
+            return;
+        }
+        *sent = true;
+        if let Some(packet) = socket.connect_packet(namespace, version, auth) {
             self.transmit.push_back(packet);
         }
     }

@@ -19,11 +19,13 @@ pub(super) enum Phase {
     Waiting {
         reply: Option<Token>,
     },
-    /// CONNECT sent on the current link.
+    /// Joining on the current link: CONNECT sent, or (`sent` false) waiting for its
+    /// asynchronous auth.
     Connecting {
         reply: Option<Token>,
         /// The reconnection attempt this is, when it is one.
         attempt: Option<u32>,
+        sent: bool,
     },
     Connected,
 }
@@ -72,10 +74,14 @@ impl Namespace {
         )
     }
 
-    /// The CONNECT that joins `name` under `version` (none: socket.io 2 joins `/` by itself).
-    /// The auth is evaluated now, once per connect.
-    pub(super) fn connect_packet(&self, name: &str, version: EngineVersion) -> Option<Packet> {
-        let auth = self.auth.value();
+    /// The CONNECT that joins `name` under `version` with `auth` (none: socket.io 2 joins
+    /// `/` by itself).
+    pub(super) fn connect_packet(
+        &self,
+        name: &str,
+        version: EngineVersion,
+        auth: Option<Value>,
+    ) -> Option<Packet> {
         match version {
             EngineVersion::V4 | EngineVersion::Auto => {
                 // Connection-state recovery: the session id and last offset ride along.

@@ -466,3 +466,44 @@ fn twenty_server_restarts_lose_nothing_and_answer_nothing_twice() {
         21
     );
 }
+
+fn async_auth() -> AuthSource {
+    AuthSource::Async(std::sync::Arc::new(|| Box::pin(async { json!(null) })))
+}
+
+#[test]
+fn an_asynchronous_auth_holds_the_connect_until_it_is_resolved_on_that_link() {
+    let mut pair = Pair::new(config());
+    let reply = pair.connect_with("/", async_auth(), None);
+    assert_eq!(
+        pair.log.auth_requests.len(),
+        1,
+        "asked once the link is open"
+    );
+    assert!(
+        pair.server.connects.is_empty(),
+        "no CONNECT before the auth"
+    );
+    pair.resolve_auth(json!({"token": "t1"}));
+    assert!(pair.connect_reply(reply).is_ok());
+    assert_eq!(pair.server.connects[0].1, Some(json!({"token": "t1"})));
+
+    // Lost while the next one is being computed: the late answer is for a link that is gone.
+    pair.lose_link(false);
+    pair.step_until(5 * SECOND, |p| p.log.auth_requests.len() == 1);
+    pair.lose_link(true);
+    pair.resolve_auth(json!({"token": "stale"}));
+    assert_eq!(
+        pair.server.connects.len(),
+        1,
+        "nothing sent for the stale answer"
+    );
+    pair.server_up();
+    pair.step_until(10 * SECOND, |p| p.log.auth_requests.len() == 1);
+    pair.resolve_auth(json!({"token": "t2"}));
+    assert_eq!(
+        pair.server.connects.last().unwrap().1,
+        Some(json!({"token": "t2"}))
+    );
+    assert!(pair.server.is_connected("/"));
+}
