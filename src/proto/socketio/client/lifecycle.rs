@@ -73,14 +73,20 @@ impl ClientCore {
         let delay = self.backoff.next_delay(self.random.next_f64());
         self.timers
             .set(Timer::Reconnect, deadline_after(now, delay));
-        let announce: Vec<Arc<str>> = self
+        self.announce_to_reconnecting(Event::Reconnecting { attempt, delay });
+    }
+
+    /// Tells `event` to every namespace that is reconnecting (was connected, now waits for a
+    /// link); a first connect in progress hears of its outcome through its caller instead.
+    pub(super) fn announce_to_reconnecting(&mut self, event: Event) {
+        let reconnecting: Vec<Arc<str>> = self
             .namespaces
             .iter()
             .filter(|(_, s)| matches!(s.phase, Phase::Waiting { reply: None }))
             .map(|(n, _)| n.clone())
             .collect();
-        for namespace in announce {
-            self.event(&namespace, Event::Reconnecting { attempt, delay });
+        for namespace in reconnecting {
+            self.event(&namespace, event.clone());
         }
     }
 

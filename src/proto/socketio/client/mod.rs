@@ -388,16 +388,7 @@ impl ClientCore {
             self.finish(DisconnectReason::TransportError);
             return;
         }
-        let shared = Arc::new(error.clone());
-        let announce: Vec<Arc<str>> = self
-            .namespaces
-            .iter()
-            .filter(|(_, s)| matches!(s.phase, Phase::Waiting { reply: None }))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for namespace in announce {
-            self.event(&namespace, Event::Error(shared.clone()));
-        }
+        self.announce_to_reconnecting(Event::Error(Arc::new(error.clone())));
         self.last_error = Some(error);
         self.schedule_reconnect(now);
     }
