@@ -55,7 +55,8 @@ impl AckHandle {
 }
 
 fn gone() -> Error {
-    Error::Disconnected("the connection is closed".into())
+    // The reply's sender went without a word: the client's driver ended (closed or dropped).
+    Error::Disconnected(crate::DisconnectReason::IoClientDisconnect)
 }
 
 impl Future for AckHandle {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::event::DisconnectReason;
 use crate::proto::ProtocolError;
+use crate::transport::diagnosis::ConnectFailure;
 use crate::Transport;
 
 /// Everything that can go wrong, saying what failed and where.
@@ -61,8 +63,11 @@ pub enum Error {
     ConnectTimeout(Duration),
     /// No acknowledgement arrived in time.
     AckTimeout(Duration),
-    /// The connection is gone (or went away while waiting).
-    Disconnected(String),
+    /// The socket is not connected, or stopped being connected while the call waited, and why
+    /// (the JS client's reasons): an acknowledgement lost with the connection (`transport
+    /// close`, `ping timeout`, ...), an emit on a socket the server disconnected (`io server
+    /// disconnect`) or on a client that was closed or dropped (`io client disconnect`).
+    Disconnected(DisconnectReason),
     /// The server sent something that breaks the protocol.
     Protocol(ProtocolError),
     /// A transport failed (IO, TLS, HTTP status, WebSocket error).
@@ -88,6 +93,27 @@ pub enum Error {
     AckAlreadySent(u64),
     /// The client was closed with `disconnect()` or dropped.
     Closed,
+    /// No transport got through: every attempt, with hints for the classic mistakes (see
+    /// [`ConnectFailure`]). [`Error::last_failure`] is the last transport's error (the one a
+    /// connect returned before the report existed).
+    ///
+    /// ```no_run
+    /// # fn main() {
+    /// match sio_client::ClientBuilder::new("https://localhost:3000").connect() {
+    ///     Err(sio_client::Error::ConnectFailed(failure)) => {
+    ///         for attempt in &failure.attempts {
+    ///             eprintln!("{}: {:?}", attempt.transport, attempt.outcome);
+    ///         }
+    ///         for hint in &failure.hints {
+    ///             eprintln!("hint: {hint}");
+    ///         }
+    ///     }
+    ///     Err(other) => eprintln!("{other}"),
+    ///     Ok(_client) => {}
+    /// }
+    /// # }
+    /// ```
+    ConnectFailed(Box<ConnectFailure>),
 }
 
 impl fmt::Display for Error {
@@ -119,7 +145,7 @@ impl fmt::Display for Error {
             } => write!(f, "namespace {namespace} refused the connection: {message}"),
             Error::ConnectTimeout(d) => write!(f, "connection not established within {d:?}"),
             Error::AckTimeout(d) => write!(f, "no acknowledgement within {d:?}"),
-            Error::Disconnected(why) => write!(f, "disconnected: {why}"),
+            Error::Disconnected(reason) => write!(f, "disconnected: {reason}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::Transport {
                 transport, message, ..
@@ -134,6 +160,7 @@ impl fmt::Display for Error {
             ),
             Error::AckAlreadySent(id) => write!(f, "acknowledgement {id} was already sent"),
             Error::Closed => f.write_str("client is closed"),
+            Error::ConnectFailed(failure) => failure.fmt(f),
         }
     }
 }
@@ -152,6 +179,7 @@ impl std::error::Error for Error {
                 ..
             } => Some(&**source),
             Error::Protocol(e) => Some(e),
+            Error::ConnectFailed(failure) => Some(&failure.error),
             _ => None,
         }
     }
@@ -167,6 +195,16 @@ impl From<ProtocolError> for Error {
 pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
 
 impl Error {
+    /// The error that decided a failed connect: for [`Error::ConnectFailed`], the last
+    /// transport's error (a [`Error::Handshake`], [`Error::Transport`],
+    /// [`Error::ConnectTimeout`], ...); any other error is itself.
+    pub fn last_failure(&self) -> &Error {
+        match self {
+            Error::ConnectFailed(failure) => failure.error.last_failure(),
+            other => other,
+        }
+    }
+
     /// A transport failure without an underlying error value.
     pub(crate) fn transport(transport: Transport, message: impl Into<String>) -> Self {
         Error::Transport {

@@ -269,6 +269,13 @@ impl EventQueue {
         }
     }
 
+    /// The next event with its weight if one is waiting, without waiting (the dispatcher takes
+    /// what has piled up in one go).
+    pub(crate) fn try_pop_sized(&self) -> Option<(Event, usize)> {
+        let mut state = self.lock();
+        self.take(&mut state)
+    }
+
     pub(crate) async fn pop(&self) -> Option<Event> {
         self.pop_sized().await.map(|(event, _)| event)
     }

@@ -114,4 +114,5 @@ pub use listeners::{ListenerId, OutgoingHandler};
 pub use payload::Args;
 pub use proto::engineio::EngineVersion;
 pub use transport::connect::Attempt;
+pub use transport::diagnosis::{ConnectFailure, Hint};
 pub use transport::Transport;

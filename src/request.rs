@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::config::AuthSource;
+use crate::event::DisconnectReason;
 use crate::event_queue::{EventQueue, EventSink};
 use crate::listeners::Listeners;
 use crate::transport::connect::Attempt;
@@ -72,11 +73,29 @@ pub(crate) struct SocketStatus {
     pub(crate) buffered: AtomicUsize,
     /// The socket's id while connected.
     pub(crate) id: Mutex<Option<Arc<str>>>,
+    /// Why the socket was closed, once it is.
+    closed_reason: Mutex<Option<DisconnectReason>>,
 }
 
 impl SocketStatus {
     pub(crate) fn id(&self) -> Option<Arc<str>> {
         self.id.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Closes the socket for good: calls fail at the call site with `reason`.
+    pub(crate) fn close(&self, reason: DisconnectReason) {
+        *self.closed_reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// The error of a call on a socket that is closed (or whose client is gone).
+    pub(crate) fn closed_error(&self) -> Error {
+        let reason = self
+            .closed_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Error::Disconnected(reason.unwrap_or(DisconnectReason::IoClientDisconnect))
     }
 
     pub(crate) fn set_id(&self, id: Option<Arc<str>>) {

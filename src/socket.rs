@@ -1,5 +1,6 @@
 //! What the blocking and async facades share: a handle on one namespace of one connection.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +18,7 @@ use crate::request::{AckRequest, Request, Shared, SocketSinks, SocketStatus};
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
-use crate::{AckHandle, Args, Error, Event, Transport};
+use crate::{AckHandle, Args, DisconnectReason, Error, Event, Transport};
 
 /// One namespace of one connection.
 pub(crate) struct SocketCore {
@@ -54,9 +55,8 @@ impl Pending {
         match self.reply.await {
             Ok(Ok(())) => Ok(self.core),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::Disconnected(
-                "connection closed while connecting".into(),
-            )),
+            // The driver ended without answering: the client was dropped meanwhile.
+            Err(_) => Err(Error::Disconnected(DisconnectReason::IoClientDisconnect)),
         }
     }
 }
@@ -163,7 +163,7 @@ fn join(
             deadline: Some(deadline_after(Instant::now(), config.timeout)),
             reply: reply_tx,
         })
-        .map_err(|_| Error::Disconnected("the connection is closed".into()))?;
+        .map_err(|_| Error::Disconnected(DisconnectReason::IoClientDisconnect))?;
     let core = SocketCore {
         namespace,
         commands,
@@ -178,10 +178,17 @@ fn join(
     Ok((core, reply))
 }
 
+/// Events the dispatcher takes in one go when they have piled up (a burst): they cost one
+/// trip to the blocking pool instead of one each.
+const DISPATCH_BATCH: usize = 64;
+
 /// Runs listeners off the driver, in order, and hands everything else to `events()` readers.
-/// Back-pressure passes through: the dispatcher takes the next event only when the listeners
-/// of the one before returned and the `events()` queue has room, so a slow listener fills
-/// `inbound` and the driver stops reading the transport (see `event_queue.rs`).
+/// Back-pressure passes through: the dispatcher takes more only when the listeners of what it
+/// took returned and the `events()` queue has room, so a slow listener fills `inbound` and the
+/// driver stops reading the transport (see `event_queue.rs`). What has piled up in `inbound`
+/// (at most [`DISPATCH_BATCH`] events) goes to the blocking pool together; each event's
+/// listeners are looked up just before they run, so an `off` or `once` inside a listener
+/// holds for the very next event, as when they went one by one.
 fn spawn_dispatcher(
     runtime: &tokio::runtime::Handle,
     listeners: Arc<Listeners>,
@@ -189,67 +196,128 @@ fn spawn_dispatcher(
     queue: Arc<EventQueue>,
 ) {
     runtime.spawn(async move {
-        while let Some((event, bytes)) = inbound.pop_sized().await {
-            match event {
-                Event::Message {
-                    namespace,
-                    event,
-                    args,
-                    ack,
-                } => {
-                    let calls = listeners.take_calls(&event);
-                    if calls.event.is_empty() {
-                        // No listener of its own: `on_any` listeners see it, then `events()`.
-                        if !calls.any.is_empty() {
-                            let (name, args, ack) = (event.clone(), args.clone(), ack.clone());
-                            run_handler(move || {
-                                for any in &calls.any {
-                                    any(&name, args.clone(), ack.clone());
-                                }
-                            })
-                            .await;
-                        }
-                        queue.room().await;
-                        let message = Event::Message {
-                            namespace,
-                            event,
-                            args,
-                            ack,
-                        };
-                        queue.push(message, bytes);
-                    } else {
-                        // One trip to the blocking pool per event, whatever its listener
-                        // count; the last listener gets the arguments themselves.
-                        let errors = run_listeners(move || {
-                            for any in &calls.any {
-                                any(&event, args.clone(), ack.clone());
-                            }
-                            let (last, others) = calls.event.split_last().expect("not empty");
-                            let mut errors: Vec<Error> = others
-                                .iter()
-                                .filter_map(|l| l.call(args.clone(), ack.clone()))
-                                .collect();
-                            errors.extend(last.call(args, ack));
-                            errors
-                        })
-                        .await;
-                        // A typed listener's arguments that did not fit: the application
-                        // hears it rather than the event vanishing.
-                        for error in errors {
-                            tracing::warn!(%error, "a typed listener could not read its event");
-                            queue.room().await;
-                            queue.push(Event::Error(Arc::new(error)), 0);
-                        }
+        let mut pending: VecDeque<(Event, usize)> = VecDeque::new();
+        loop {
+            if pending.is_empty() {
+                let Some(first) = inbound.pop_sized().await else {
+                    break;
+                };
+                pending.push_back(first);
+                while pending.len() < DISPATCH_BATCH {
+                    match inbound.try_pop_sized() {
+                        Some(next) => pending.push_back(next),
+                        None => break,
                     }
                 }
-                other => {
-                    queue.room().await;
-                    queue.push(other, bytes);
-                }
             }
+            if !matches!(pending.front(), Some((Event::Message { .. }, _))) {
+                // State changes go straight to `events()`.
+                if let Some((event, bytes)) = pending.pop_front() {
+                    queue.room().await;
+                    queue.push(event, bytes);
+                }
+                continue;
+            }
+            let batch = std::mem::take(&mut pending);
+            let listeners = listeners.clone();
+            let outcome =
+                match tokio::task::spawn_blocking(move || run_batch(&listeners, batch)).await {
+                    Ok(outcome) => outcome,
+                    // `run_batch` catches every listener's panic: only a failure of the pool
+                    // itself (a runtime shutting down) lands here.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the event dispatcher stopped");
+                        break;
+                    }
+                };
+            // A typed listener's arguments that did not fit: the application hears it rather
+            // than the event vanishing.
+            for error in outcome.errors {
+                tracing::warn!(%error, "a typed listener could not read its event");
+                queue.room().await;
+                queue.push(Event::Error(Arc::new(error)), 0);
+            }
+            if let Some((event, bytes)) = outcome.for_events {
+                queue.room().await;
+                queue.push(event, bytes);
+            }
+            pending = outcome.rest;
         }
         queue.close();
     });
+}
+
+/// What a batch of listener calls left for the async side.
+struct BatchOutcome {
+    /// Typed listeners' errors, in the order of their events.
+    errors: Vec<Error>,
+    /// The event that stopped the batch: one without a listener of its own (its `on_any`
+    /// listeners have run) or a state change; it goes to `events()` next.
+    for_events: Option<(Event, usize)>,
+    /// The events after it, not yet looked at.
+    rest: VecDeque<(Event, usize)>,
+}
+
+/// Runs the listeners of `batch`'s messages in order, up to the first event that goes to
+/// `events()`. A panicking listener is reported and skipped: the others, and the events after
+/// it, still run.
+fn run_batch(listeners: &Listeners, mut batch: VecDeque<(Event, usize)>) -> BatchOutcome {
+    let mut errors = Vec::new();
+    while let Some((event, bytes)) = batch.pop_front() {
+        let Event::Message {
+            namespace,
+            event,
+            args,
+            ack,
+        } = event
+        else {
+            return BatchOutcome {
+                errors,
+                for_events: Some((event, bytes)),
+                rest: batch,
+            };
+        };
+        let calls = listeners.take_calls(&event);
+        for any in &calls.any {
+            guarded(|| any(&event, args.clone(), ack.clone()));
+        }
+        if calls.event.is_empty() {
+            let message = Event::Message {
+                namespace,
+                event,
+                args,
+                ack,
+            };
+            return BatchOutcome {
+                errors,
+                for_events: Some((message, bytes)),
+                rest: batch,
+            };
+        }
+        // The last listener gets the arguments themselves.
+        let (last, others) = calls.event.split_last().expect("not empty");
+        for listener in others {
+            errors.extend(guarded(|| listener.call(args.clone(), ack.clone())).flatten());
+        }
+        errors.extend(guarded(|| last.call(args, ack)).flatten());
+    }
+    BatchOutcome {
+        errors,
+        for_events: None,
+        rest: batch,
+    }
+}
+
+/// Runs one listener; a panic in it is logged (as a panicking handler task was before) and
+/// does not take the other listeners or events down with it.
+fn guarded<R>(listener: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(listener)) {
+        Ok(value) => Some(value),
+        Err(_) => {
+            tracing::warn!("an event handler panicked");
+            None
+        }
+    }
 }
 
 /// An acknowledgement read into `R` (see `Args::parse_data`), an error naming the event when
@@ -262,25 +330,6 @@ pub(crate) fn read_answer<R: serde::de::DeserializeOwned>(
         Error::Deserialize(why) => Error::Deserialize(format!("the ack of {event:?}: {why}")),
         other => other,
     })
-}
-
-/// Listeners that may report errors, on the blocking pool as [`run_handler`].
-async fn run_listeners(listeners: impl FnOnce() -> Vec<Error> + Send + 'static) -> Vec<Error> {
-    match tokio::task::spawn_blocking(listeners).await {
-        Ok(errors) => errors,
-        Err(e) => {
-            tracing::warn!(error = %e, "an event handler panicked");
-            Vec::new()
-        }
-    }
-}
-
-/// Handlers are plain blocking closures: they run on the blocking pool so that a slow one never
-/// stalls a runtime worker.
-async fn run_handler(handler: impl FnOnce() + Send + 'static) {
-    if let Err(e) = tokio::task::spawn_blocking(handler).await {
-        tracing::warn!(error = %e, "an event handler panicked");
-    }
 }
 
 impl SocketCore {
@@ -347,7 +396,7 @@ impl SocketCore {
 
     fn send(&self, command: Request) -> Result<(), Error> {
         if self.shared.is_closed() || self.status.closed.load(Ordering::Acquire) {
-            return Err(Error::Disconnected("the connection is closed".into()));
+            return Err(self.status.closed_error());
         }
         // While disconnected, an emit takes a slot of the send buffer here, at the call site,
         // so a full buffer is an error the caller sees (the driver empties it on reconnection).
@@ -382,7 +431,7 @@ impl SocketCore {
         self.shared.outgoing.add(weight);
         self.commands.send(command).map_err(|_| {
             self.shared.outgoing.sub(weight);
-            Error::Disconnected("the connection is closed".into())
+            self.status.closed_error()
         })
     }
 

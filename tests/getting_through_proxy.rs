@@ -276,8 +276,8 @@ fn proxy_demanding_credentials_is_a_clear_407_error() {
         .proxy(proxy.url())
         .transports([Transport::WebSocket, Transport::Polling])
         .connect();
-    match result {
-        Err(Error::Handshake { status, .. }) => assert_eq!(status, Some(407)),
+    match result.as_ref().map_err(Error::last_failure) {
+        Err(Error::Handshake { status, .. }) => assert_eq!(*status, Some(407)),
         other => panic!("expected a 407, got {other:?}"),
     }
     assert!(

@@ -302,7 +302,7 @@ fn run_case(
     if let Some(max) = vector.max_receive {
         builder = builder.max_receive(max);
     }
-    let client = match builder.connect() {
+    let client = match builder.connect().map_err(|e| e.last_failure().clone()) {
         Err(Error::ConnectTimeout(d)) => {
             return Err(format!(
                 "connect ran into its {d:?} timeout: the input was swallowed"
@@ -580,7 +580,8 @@ async fn async_client_cases() {
                 .reconnection(false)
                 .timeout(CONNECT_TIMEOUT)
                 .connect_async();
-            let client = match tokio::time::timeout(CASE_LIMIT, connect).await {
+            let connected = tokio::time::timeout(CASE_LIMIT, connect).await;
+            let client = match connected.map(|r| r.map_err(|e| e.last_failure().clone())) {
                 Err(_) => panic!("{label}: connect hung"),
                 Ok(Err(Error::ConnectTimeout(_))) => panic!("{label}: input swallowed"),
                 Ok(Err(_)) => continue,

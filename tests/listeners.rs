@@ -276,3 +276,60 @@ fn arguments_that_do_not_fit_a_typed_listener_reach_events_as_an_error_naming_th
         client.emit_with_ack_typed("nobody", (), Duration::from_millis(100));
     assert!(matches!(wrong, Err(sio_client::Error::AckTimeout(_))));
 }
+
+/// A burst reaches the listeners in batches: an `off` inside a listener still holds from the
+/// very next event on (they go to `events()`, in order), and a listener that panics neither
+/// stops the listeners after it nor loses the events after its own.
+#[test]
+fn off_inside_a_listener_and_a_panicking_listener_during_a_burst() {
+    const N: u32 = 500;
+    let (_server, socket, client, done) = connected(|b| b);
+    let mut events = client.events();
+    let seen = log();
+    let id = Arc::new(Mutex::new(None));
+    let weak = client.downgrade();
+    let (seen_in, id_in) = (seen.clone(), id.clone());
+    let listener = client.on("tick", move |args, _| {
+        let n = args.get::<u32>(0).unwrap();
+        push(&seen_in, n.to_string());
+        if n == 100 {
+            let id = id_in.lock().unwrap().take().expect("the listener's id");
+            assert!(weak.upgrade().expect("client alive").off(id));
+        }
+    });
+    *id.lock().unwrap() = Some(listener);
+    let after_panic = log();
+    let after = after_panic.clone();
+    client.on("boom", |args, _| {
+        if args.get::<u32>(0).unwrap() % 2 == 1 {
+            panic!("a listener that panics on odd numbers (expected by the test)");
+        }
+    });
+    client.on("boom", move |args, _| {
+        push(&after, args.get::<u32>(0).unwrap().to_string())
+    });
+    for n in 0..N {
+        socket.emit("tick", args(json!(n)));
+        socket.emit("boom", args(json!(n)));
+    }
+    mark(&socket, &done);
+    let listened: Vec<String> = (0..=100).map(|n| n.to_string()).collect();
+    assert_eq!(*seen.lock().unwrap(), listened, "exactly up to the off");
+    let all: Vec<String> = (0..N).map(|n| n.to_string()).collect();
+    assert_eq!(
+        *after_panic.lock().unwrap(),
+        all,
+        "every boom reached the second listener"
+    );
+    for expected in 101..N {
+        let got = loop {
+            match events.next_timeout(WAIT).expect("the ticks after the off") {
+                Event::Message { event, args, .. } if event == "tick" => {
+                    break args.get::<u32>(0).unwrap()
+                }
+                _ => continue,
+            }
+        };
+        assert_eq!(got, expected);
+    }
+}

@@ -355,7 +355,7 @@ fn haproxy_round_robin_without_stickiness_fails_polling_with_a_clear_error() {
     };
     // The handshake opens a session on one server; the next request reaches the other one,
     // which does not know the session id.
-    match &error {
+    match error.last_failure() {
         Error::Transport {
             transport, message, ..
         } => {

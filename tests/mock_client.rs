@@ -488,7 +488,10 @@ fn websocket_then_polling(server: &MockServer) -> Client {
 fn reject_websocket_403_fails_a_websocket_only_client() {
     let server = background();
     server.faults().reject_websocket(Some(403));
-    match websocket_only(&server) {
+    match websocket_only(&server)
+        .as_ref()
+        .map_err(Error::last_failure)
+    {
         Err(Error::Handshake {
             transport: Transport::WebSocket,
             status: Some(403),
@@ -515,7 +518,10 @@ fn reject_websocket_403_falls_back_to_polling() {
 fn websocket_no_upgrade_fails_with_status_200() {
     let server = background();
     server.faults().websocket_no_upgrade(true);
-    match websocket_only(&server) {
+    match websocket_only(&server)
+        .as_ref()
+        .map_err(Error::last_failure)
+    {
         Err(Error::Handshake {
             transport: Transport::WebSocket,
             status: Some(200),
@@ -538,7 +544,10 @@ fn websocket_no_upgrade_falls_back_to_polling() {
 fn reset_on_upgrade_fails_the_handshake() {
     let server = background();
     server.faults().reset_on_upgrade(true);
-    match websocket_only(&server) {
+    match websocket_only(&server)
+        .as_ref()
+        .map_err(Error::last_failure)
+    {
         // A reset carries no HTTP answer, so no status.
         Err(Error::Handshake {
             transport: Transport::WebSocket,
@@ -571,7 +580,7 @@ fn black_hole_websocket_fails_within_the_timeout() {
     let took = started.elapsed();
     assert!(
         matches!(
-            result,
+            result.as_ref().map_err(Error::last_failure),
             Err(Error::ConnectTimeout(_)
                 | Error::Handshake {
                     transport: Transport::WebSocket,

@@ -340,3 +340,43 @@ fn an_async_auth_provider_reaches_a_socketio_2_namespace() {
     .connect();
     assert!(client.is_ok(), "{:?}", client.err());
 }
+
+#[test]
+fn a_header_from_headers_fn_is_the_one_node_sees_after_a_reconnection() {
+    for version in [SioVersion::V4, SioVersion::V2] {
+        for mode in [Mode::WebSocket, Mode::Polling, Mode::Upgrade] {
+            let label = format!("{version:?} {mode:?}");
+            let n = Arc::new(AtomicU64::new(0));
+            let counter = n.clone();
+            let client = builder(shared_server(version).url(), version, mode)
+                .headers_fn(move || {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    vec![("authorization".into(), format!("Bearer token-{n}"))]
+                })
+                .reconnection_delay(Duration::from_millis(10))
+                .connect()
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+            let seen = |client: &Client| -> Option<String> {
+                client
+                    .emit_with_ack("handshake-header", "authorization", WAIT)
+                    .unwrap_or_else(|e| panic!("{label}: {e}"))
+                    .get(0)
+                    .unwrap_or_else(|e| panic!("{label}: {e}"))
+            };
+            assert_eq!(seen(&client).as_deref(), Some("Bearer token-1"), "{label}");
+            let mut events = client.events();
+            client.emit("cut-me", ()).expect("emit");
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match events.next_timeout(left) {
+                    Some(Event::Reconnected { .. }) => break,
+                    Some(_) => continue,
+                    None => panic!("{label}: no reconnection within {WAIT:?}"),
+                }
+            }
+            assert_eq!(seen(&client).as_deref(), Some("Bearer token-2"), "{label}");
+            assert_eq!(n.load(Ordering::SeqCst), 2, "{label}: once per connect");
+        }
+    }
+}

@@ -270,7 +270,7 @@ async fn a_request_closed_twice_is_an_error() {
         .connect_async()
         .await
         .expect_err("every request is closed unanswered");
-    match &error {
+    match error.last_failure() {
         Error::Handshake {
             transport: Transport::Polling,
             status: None,

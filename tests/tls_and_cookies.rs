@@ -85,7 +85,7 @@ fn assert_single_attempt(client: &Client, transport: Transport) {
 
 /// The failure a transport reports when the server's certificate is refused, with its text.
 fn tls_failure(error: &Error, transport: Transport) -> String {
-    match error {
+    match error.last_failure() {
         Error::Handshake {
             transport: t,
             status,
@@ -200,7 +200,7 @@ fn untrusted_ca_fails_with_the_default_transports_too() {
         .connect()
         .expect_err("no transport gets through an untrusted certificate");
     // The error is the last transport's to fail; whichever it was, it names the certificate.
-    let transport = match &error {
+    let transport = match error.last_failure() {
         Error::Handshake { transport, .. } | Error::Transport { transport, .. } => *transport,
         other => panic!("expected a handshake or transport error, got {other:?}"),
     };
@@ -463,7 +463,7 @@ fn sticky_balancer_turns_away_a_client_without_the_cookie() {
         .transports([Transport::Polling])
         .connect()
         .expect_err("a second cookie jar is turned away");
-    match &error {
+    match error.last_failure() {
         Error::Handshake { status, .. } => assert_eq!(*status, Some(503), "{error}"),
         other => panic!("expected a 503 handshake error, got {other:?}"),
     }

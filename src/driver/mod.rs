@@ -204,7 +204,7 @@ impl Driver {
             .finished
             .take()
             .flatten()
-            .unwrap_or_else(|| Error::Disconnected("connection closed".into()));
+            .unwrap_or(Error::Disconnected(DisconnectReason::IoClientDisconnect));
         refuse_pending(&mut requests, &error);
         // What was queued last (the DISCONNECTs of a client leaving) goes out before the
         // transport closes, so the server hears the client's reason, not a network failure.

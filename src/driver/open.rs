@@ -60,9 +60,8 @@ pub(super) fn open_link(
         let endpoint = Arc::new(Endpoint::new(&config.url, &config.path, &query, version)?);
         let options = Arc::new(connect_options(&config, headers.clone()));
         let settings = connect::http_settings(&options, endpoint, net)?;
-        let opened = tokio::time::timeout(config.timeout, connect::open(&options, &settings))
-            .await
-            .map_err(|_| Error::ConnectTimeout(config.timeout))??;
+        // Bounded by the connect timeout inside, so that a timeout reports the attempts too.
+        let opened = connect::open(&options, &settings).await?;
         Ok(OpenedLink {
             settings,
             opened,

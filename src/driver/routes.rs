@@ -160,7 +160,7 @@ impl Routes {
                             s.connected.store(on, Ordering::Release)
                         }
                         Status::Id(id) => s.set_id(Some(id)),
-                        Status::Closed => s.closed.store(true, Ordering::Release),
+                        Status::Closed(reason) => s.close(reason),
                         Status::Recovered(on) => s.recovered.store(on, Ordering::Release),
                         Status::Buffered(n) => s.buffered.store(n, Ordering::Release),
                     }

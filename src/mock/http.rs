@@ -72,6 +72,20 @@ pub(crate) enum ReadError {
     TooLarge,
 }
 
+/// Whether `start` can begin an HTTP request line: a method of capital letters, then a space.
+/// Node's parser answers 400 at the first byte that cannot be HTTP (a TLS ClientHello's 0x16,
+/// say) rather than waiting for a head that never ends; so does the mock, so that an
+/// `https://` client to a plain port fails at once, as against Node.
+fn could_be_request_line(start: &[u8]) -> bool {
+    // Leading empty lines are allowed before a request (RFC 9112 §2.2).
+    let start = start
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .map_or(&[][..], |i| &start[i..]);
+    let method_len = start.iter().position(|&b| b == b' ').unwrap_or(start.len());
+    method_len <= 16 && start[..method_len].iter().all(u8::is_ascii_uppercase)
+}
+
 /// Reads the next request. `buf` holds bytes already read from the stream (pipelined requests or
 /// bytes read while a poll was pending) and keeps whatever follows this request.
 pub(crate) async fn read_request<S: AsyncRead + Unpin>(
@@ -83,7 +97,7 @@ pub(crate) async fn read_request<S: AsyncRead + Unpin>(
         if let Some(pos) = find_head_end(buf) {
             break pos;
         }
-        if buf.len() > MAX_HEAD {
+        if buf.len() > MAX_HEAD || !could_be_request_line(buf) {
             return Err(ReadError::Malformed);
         }
         let n = stream.read_buf(buf).await.map_err(|_| ReadError::Closed)?;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::diagnosis::{self, ConnectFailure};
 use super::http::HttpSettings;
 use super::memory;
 use super::net::Net;
@@ -202,7 +203,8 @@ fn status_of(error: &Error) -> Option<u16> {
     }
 }
 
-/// Opens a session on the best transport that works; see the module docs.
+/// Opens a session on the best transport that works, within `options.timeout`; see the
+/// module docs. A failure is [`Error::ConnectFailed`]: every attempt, with hints.
 pub(crate) async fn open(
     options: &Arc<ConnectOptions>,
     settings: &HttpSettings,
@@ -223,8 +225,11 @@ pub(crate) async fn open(
         configured
     };
     let start = Instant::now();
+    let deadline = tokio::time::sleep(options.timeout);
+    tokio::pin!(deadline);
     let mut started: Vec<Instant> = Vec::new();
     let mut records: Vec<Option<Attempt>> = Vec::new();
+    let mut failures: Vec<Error> = Vec::new();
     let mut running = FuturesUnordered::new();
     let mut last_error = None;
     let mut winner = None;
@@ -272,6 +277,7 @@ pub(crate) async fn open(
                             started_after: started[i] - start,
                             elapsed,
                         });
+                        failures.push(error.clone());
                         let server_is_socketio2 = matches!(
                             &error,
                             Error::Protocol(e) if detect::is_socketio2_server(e)
@@ -299,15 +305,41 @@ pub(crate) async fn open(
                 records.push(None);
                 running.push(attempt(i, order[i], options, settings));
             }
+            () = &mut deadline => {
+                let timeout = Error::ConnectTimeout(options.timeout);
+                failures.push(timeout.clone());
+                last_error = Some(timeout);
+                break;
+            }
         }
     }
 
     let Some((transport, handshake, initial)) = winner else {
+        let attempts = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| {
+                record.unwrap_or_else(|| Attempt {
+                    transport: order[i],
+                    outcome: Err(format!("no answer within {:?}", options.timeout)),
+                    status: None,
+                    started_after: started[i] - start,
+                    elapsed: started[i].elapsed(),
+                })
+            })
+            .collect();
         finish_in_background(running, options.timeout);
-        return Err(last_error.unwrap_or(Error::InvalidUrl {
-            url: options.url.clone(),
-            reason: "no usable transport configured".into(),
-        }));
+        let Some(error) = last_error else {
+            return Err(Error::InvalidUrl {
+                url: options.url.clone(),
+                reason: "no usable transport configured".into(),
+            });
+        };
+        if matches!(&error, Error::Protocol(e) if detect::is_socketio2_server(e)) {
+            // Not a failure to get through: the core answers it by switching to Engine.IO v3.
+            return Err(error);
+        }
+        return Err(failed(options, settings, error, attempts, &failures));
     };
     let won = transport.kind();
     if options.remember_transport {
@@ -333,6 +365,45 @@ pub(crate) async fn open(
         initial,
         attempts,
     })
+}
+
+/// The report of a connect that got through nowhere.
+fn failed(
+    options: &ConnectOptions,
+    settings: &HttpSettings,
+    error: Error,
+    attempts: Vec<Attempt>,
+    failures: &[Error],
+) -> Error {
+    let endpoint = &settings.endpoint;
+    let proxy = settings
+        .net
+        .proxy_for(&endpoint.url(Transport::Polling, None, 0))
+        .ok()
+        .flatten()
+        .map(|proxy| {
+            // The proxy's address only: its credentials stay out of error messages.
+            let host = proxy.host_str().unwrap_or_default();
+            match proxy.port_or_known_default() {
+                Some(port) => format!("{}://{host}:{port}", proxy.scheme()),
+                None => format!("{}://{host}", proxy.scheme()),
+            }
+        });
+    let context = diagnosis::Context {
+        path: endpoint.path(),
+        host: endpoint.host(),
+        address: endpoint.host_key(),
+        tls: endpoint.is_tls(),
+        proxy,
+    };
+    let failures: Vec<&Error> = failures.iter().collect();
+    let hints = diagnosis::hints(&context, &failures);
+    Error::ConnectFailed(Box::new(ConnectFailure {
+        url: options.url.clone(),
+        error,
+        attempts,
+        hints,
+    }))
 }
 
 /// Lets attempts still running finish in the background, closing whatever session they open.

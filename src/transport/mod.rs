@@ -37,6 +37,7 @@ impl fmt::Display for Transport {
 
 mod active;
 pub(crate) mod connect;
+pub(crate) mod diagnosis;
 pub(crate) mod dial;
 pub(crate) mod http;
 pub(crate) mod memory;

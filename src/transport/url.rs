@@ -69,6 +69,21 @@ impl Endpoint {
         self.version
     }
 
+    /// The Engine.IO path asked for (`/socket.io/` by default).
+    pub(crate) fn path(&self) -> &str {
+        self.base.path()
+    }
+
+    /// The server's host name.
+    pub(crate) fn host(&self) -> &str {
+        self.base.host_str().unwrap_or_default()
+    }
+
+    /// Whether the server is reached over TLS (`https://`, `wss://`).
+    pub(crate) fn is_tls(&self) -> bool {
+        self.base.scheme() == "https"
+    }
+
     /// `host:port` of the server, the key of the per-host transport memory.
     pub(crate) fn host_key(&self) -> String {
         let host = self.base.host_str().unwrap_or_default();

@@ -13,6 +13,8 @@
 //   "echo" (args...)            -> socket.emit("echo", ...args)
 //   "ack" (args..., cb)         -> cb(...args)
 //   "socket-id" (cb)            -> cb(socket.id)
+//   "handshake-header" (name, cb) -> cb(socket.handshake.headers[name] ?? null): the header as
+//                                    the request that opened the session carried it
 //   "request-ack" (args...)     -> socket.emit("need-ack", ...args, (...reply) =>
 //                                    socket.emit("got-ack", ...reply))
 //   "disconnect-me"             -> socket.disconnect(true)
@@ -109,6 +111,11 @@ function wire(io, nspName) {
     socket.on("socket-id", (...args) => {
       const { ack } = splitAck(args);
       if (ack) ack(socket.id);
+    });
+    socket.on("handshake-header", (...args) => {
+      const { data, ack } = splitAck(args);
+      const value = socket.handshake.headers[String(data[0]).toLowerCase()];
+      if (ack) ack(value === undefined ? null : value);
     });
     socket.on("request-ack", (...args) => {
       const { data } = splitAck(args);

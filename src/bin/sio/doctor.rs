@@ -42,12 +42,25 @@ struct Row {
     detail: String,
     open: String,
     ack: String,
+    /// What the failure suggests (`sio_client::Hint`s, as text).
+    hints: Vec<String>,
 }
 
 fn try_one(options: &DoctorArgs, transports: &[Transport], label: &str) -> (Row, Option<Client>) {
     let started = Instant::now();
-    let result =
-        builder(options, transports).and_then(|b| b.connect().map_err(|e| error_detail(&e)));
+    let result = builder(options, transports)
+        .map_err(|message| (message, Vec::new()))
+        .and_then(|b| {
+            b.connect().map_err(|e| {
+                let hints = match &e {
+                    sio_client::Error::ConnectFailed(failure) => {
+                        failure.hints.iter().map(ToString::to_string).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                (error_detail(&e), hints)
+            })
+        });
     let elapsed = started.elapsed();
     match result {
         Ok(client) => {
@@ -73,10 +86,11 @@ fn try_one(options: &DoctorArgs, transports: &[Transport], label: &str) -> (Row,
                 detail: format!("connected over {} in {}", client.transport(), ms(elapsed)),
                 open,
                 ack,
+                hints: Vec::new(),
             };
             (row, Some(client))
         }
-        Err(error) => {
+        Err((error, hints)) => {
             let detail = first_line(&error);
             let row = Row {
                 transport: label.to_string(),
@@ -84,6 +98,7 @@ fn try_one(options: &DoctorArgs, transports: &[Transport], label: &str) -> (Row,
                 detail,
                 open: "-".into(),
                 ack: "-".into(),
+                hints,
             };
             (row, None)
         }
@@ -92,7 +107,7 @@ fn try_one(options: &DoctorArgs, transports: &[Transport], label: &str) -> (Row,
 
 /// What went wrong, in one line: the HTTP status and body of a refused handshake.
 fn error_detail(error: &sio_client::Error) -> String {
-    match error {
+    match error.last_failure() {
         sio_client::Error::Handshake {
             status: Some(status),
             body,
@@ -167,6 +182,19 @@ pub fn run(options: DoctorArgs) -> ExitCode {
             );
         }
         client.disconnect();
+    }
+    let mut hints: Vec<&String> = Vec::new();
+    for hint in rows.iter().flat_map(|row| &row.hints) {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    }
+    if !hints.is_empty() {
+        println!();
+        println!("hints:");
+        for hint in hints {
+            println!("  - {hint}");
+        }
     }
     println!();
     let verdict = match (fallback_ok, working.as_slice()) {

@@ -49,6 +49,9 @@ pub(super) struct Received {
 pub(super) struct ScriptedServer {
     /// Refuses new sessions (a restart in progress, a network cut).
     pub(super) down: bool,
+    /// Leaves a link being opened unanswered: the test answers it with
+    /// `core.handle_link_failed` or `core.handle_link_open` itself.
+    pub(super) hang_open: bool,
     /// Namespaces refused with this CONNECT_ERROR data.
     pub(super) refuse: HashMap<String, Value>,
     /// Answers every event that asks for an acknowledgement.
@@ -377,6 +380,9 @@ impl Pair {
             Output::Forget { namespace } => self.log.forgotten.push(namespace.to_string()),
             Output::OpenLink { version, .. } => {
                 self.log.links_opened.push(version);
+                if self.server.hang_open {
+                    return;
+                }
                 if self.server.down {
                     let error = Error::transport(Transport::WebSocket, "connection refused");
                     self.core.handle_link_failed(self.now, error);

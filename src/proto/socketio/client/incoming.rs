@@ -53,7 +53,10 @@ impl ClientCore {
                 } else {
                     // Refused on a reconnection (e.g. an expired token): the socket is closed,
                     // the application hears why.
-                    self.status(&namespace, Status::Closed);
+                    self.status(
+                        &namespace,
+                        Status::Closed(DisconnectReason::IoServerDisconnect),
+                    );
                     self.status(&namespace, Status::Connected(false));
                     self.event(&namespace, Event::Error(Arc::new(error.clone())));
                     self.drop_namespace(&namespace, &error);

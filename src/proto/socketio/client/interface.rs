@@ -54,8 +54,8 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Status {
     Connected(bool),
-    /// Gone for good: emits fail at the call site.
-    Closed,
+    /// Gone for good, and why: emits fail at the call site with that reason.
+    Closed(DisconnectReason),
     Recovered(bool),
     /// Emits waiting for a connection.
     Buffered(usize),

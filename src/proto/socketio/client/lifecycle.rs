@@ -51,7 +51,7 @@ impl ClientCore {
             let error = self
                 .last_error
                 .clone()
-                .unwrap_or_else(|| Error::Disconnected("reconnection failed".into()));
+                .unwrap_or(Error::Disconnected(DisconnectReason::TransportClose));
             let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
             for namespace in names {
                 let socket = self.namespaces.get(&namespace).expect("present");
@@ -62,7 +62,7 @@ impl ClientCore {
                         Some(&error),
                     );
                 } else {
-                    self.status(&namespace, Status::Closed);
+                    self.status(&namespace, Status::Closed(DisconnectReason::TransportClose));
                     self.event(&namespace, Event::ReconnectFailed);
                     self.drop_namespace(&namespace, &error);
                 }
@@ -101,10 +101,11 @@ impl ClientCore {
         let Some(socket) = self.namespaces.get_mut(namespace) else {
             return;
         };
-        let gone = Error::Disconnected(reason.as_str().to_string());
+        self.last_reason = Some(reason.clone());
+        let gone = Error::Disconnected(reason.clone());
         let was_connected = socket.is_connected();
         let reply = socket.take_reply();
-        self.status(namespace, Status::Closed);
+        self.status(namespace, Status::Closed(reason.clone()));
         self.status(namespace, Status::Connected(false));
         if let Some(token) = reply {
             self.outputs.push_back(Output::ConnectReply {
@@ -147,6 +148,7 @@ impl ClientCore {
         }
         self.timers.cancel(&Timer::Connect(namespace.clone()));
         self.timers.cancel(&Timer::Retry(namespace.clone()));
+        self.overdue.retain(|overdue| overdue != namespace);
         // Ack timers of the namespace are skipped when they fire (no caller left).
         self.outputs.push_back(Output::Forget {
             namespace: namespace.clone(),
@@ -162,9 +164,9 @@ impl ClientCore {
         let error = self
             .last_error
             .clone()
-            .unwrap_or_else(|| Error::Disconnected("connection closed".into()));
+            .unwrap_or_else(|| Error::Disconnected(reason.clone()));
         for namespace in names {
-            self.status(&namespace, Status::Closed);
+            self.status(&namespace, Status::Closed(reason.clone()));
             self.drop_namespace(&namespace, &error);
         }
         self.timers = TimerTable::default();

@@ -97,6 +97,10 @@ enum Link {
 }
 
 /// The client state machine of one connection (see the module docs).
+/// How long a namespace whose connect ran out of time waits for the link's verdict (see
+/// `ClientCore::overdue`): the link's open has the same deadline, give or take scheduling.
+const LINK_VERDICT_GRACE: Duration = Duration::from_secs(1);
+
 pub(crate) struct ClientCore {
     config: CoreConfig,
     /// The Engine.IO revision of the current (or next) link: never `Auto`.
@@ -116,6 +120,14 @@ pub(crate) struct ClientCore {
     attempt: u32,
     ever_connected: bool,
     last_error: Option<Error>,
+    /// Why the last namespace was closed or the last link lost: the reason a call on a socket
+    /// that is not connected fails with.
+    last_reason: Option<DisconnectReason>,
+    /// Namespaces whose connect ran out of time while the link was being opened. The link's
+    /// open is bounded by the same timeout, so its verdict (the report of every transport's
+    /// attempt) is due at once; they wait for it, at most [`LINK_VERDICT_GRACE`], and fail
+    /// with it rather than with a bare `ConnectTimeout`.
+    overdue: Vec<Arc<str>>,
     finished: bool,
     random: SplitMix64,
     transmit: VecDeque<Packet>,
@@ -137,6 +149,8 @@ impl ClientCore {
             handshake_auth,
             namespaces: BTreeMap::new(),
             timers: TimerTable::default(),
+            overdue: Vec::new(),
+            last_reason: None,
             link: Link::Down,
             backoff,
             engine_sid: Arc::from(""),
@@ -164,13 +178,23 @@ impl ClientCore {
         self.outputs.pop_front()
     }
 
+    /// The error of a call on a socket that is not connected (anymore).
+    fn disconnected(&self) -> Error {
+        Error::Disconnected(
+            self.last_reason
+                .clone()
+                .unwrap_or(DisconnectReason::TransportClose),
+        )
+    }
+
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
         self.timers.next()
     }
 
     pub(crate) fn handle_command(&mut self, now: Instant, command: Command) {
         if self.finished {
-            refuse(&mut self.outputs, command, &closed_error());
+            let closed = self.disconnected();
+            refuse(&mut self.outputs, command, &closed);
             return;
         }
         match command {
@@ -263,7 +287,7 @@ impl ClientCore {
             if let Some((token, _)) = ack {
                 self.outputs.push_back(Output::AckReply {
                     token,
-                    result: Err(Error::Disconnected(format!("{namespace} is not connected"))),
+                    result: Err(self.disconnected()),
                 });
             }
             return;
@@ -273,9 +297,7 @@ impl ClientCore {
             if let Some((token, _)) = ack {
                 self.outputs.push_back(Output::AckReply {
                     token,
-                    result: Err(Error::Disconnected(
-                        "volatile emit while disconnected".into(),
-                    )),
+                    result: Err(self.disconnected()),
                 });
             }
             return;
@@ -351,6 +373,15 @@ impl ClientCore {
         self.engine_sid = Arc::from(engine_sid);
         self.link_epoch = self.link_epoch.wrapping_add(1);
         self.link = Link::Up(transport);
+        // Opened too late for the namespaces already out of time.
+        let timed_out = Error::ConnectTimeout(self.config.timeout);
+        for namespace in std::mem::take(&mut self.overdue) {
+            self.close_namespace(
+                &namespace,
+                DisconnectReason::TransportError,
+                Some(&timed_out),
+            );
+        }
         let attempt = (self.attempt > 0).then_some(self.attempt);
         let names: Vec<Arc<str>> = self.namespaces.keys().cloned().collect();
         for namespace in names {
@@ -364,12 +395,20 @@ impl ClientCore {
             return;
         }
         self.link = Link::Down;
+        for namespace in std::mem::take(&mut self.overdue) {
+            self.close_namespace(&namespace, DisconnectReason::TransportError, Some(&error));
+        }
+        if self.namespaces.is_empty() {
+            self.last_error = Some(error);
+            self.finish(DisconnectReason::TransportError);
+            return;
+        }
         let server_is_socketio2 = is_socketio2_server(&error);
         if server_is_socketio2 && self.switch_to_v3(now) {
             return;
         }
         if self.detect_version && self.version == EngineVersion::V3 {
-            if let Error::Handshake { status, body, .. } = &error {
+            if let Error::Handshake { status, body, .. } = error.last_failure() {
                 if detect::refuses_engineio3(*status, body) {
                     // The socket.io 2 server detected earlier became a 3/4 one: the next
                     // attempt, after the usual delay, speaks v4 again.
@@ -411,7 +450,8 @@ impl ClientCore {
                 reason,
                 DisconnectReason::IoClientDisconnect | DisconnectReason::IoServerDisconnect
             );
-        let gone = Error::Disconnected(reason.as_str().to_string());
+        self.last_reason = Some(reason.clone());
+        let gone = Error::Disconnected(reason.clone());
         let retry_initial_connect =
             self.config.retry_initial_connect && !error.as_ref().is_some_and(is_socketio2_server);
         let shared = error.clone().map(Arc::new);
@@ -434,7 +474,7 @@ impl ClientCore {
             self.status(&namespace, Status::Connected(false));
             if !keep {
                 // Before the application hears of it: an emit right after must fail.
-                self.status(&namespace, Status::Closed);
+                self.status(&namespace, Status::Closed(reason.clone()));
             }
             if was_connected {
                 if let Some(error) = &shared {
@@ -531,11 +571,17 @@ impl ClientCore {
                 }
                 Timer::Connect(namespace) => {
                     let error = Error::ConnectTimeout(self.config.timeout);
-                    if self
+                    let waiting = self
                         .namespaces
                         .get(&namespace)
-                        .is_some_and(|s| !s.is_connected())
-                    {
+                        .is_some_and(|s| !s.is_connected());
+                    if waiting && self.link == Link::Opening && !self.overdue.contains(&namespace) {
+                        self.overdue.push(namespace.clone());
+                        self.timers
+                            .set(Timer::Connect(namespace), now + LINK_VERDICT_GRACE);
+                        continue;
+                    }
+                    if waiting {
                         self.close_namespace(
                             &namespace,
                             DisconnectReason::TransportError,
@@ -691,13 +737,9 @@ fn refuse(outputs: &mut VecDeque<Output>, command: Command, error: &Error) {
     }
 }
 
-fn closed_error() -> Error {
-    Error::Disconnected("connection closed".into())
-}
-
 /// Whether `error` says the server speaks socket.io 2 to a client set to v4.
 pub(crate) fn is_socketio2_server(error: &Error) -> bool {
-    matches!(error, Error::Protocol(e) if detect::is_socketio2_server(e))
+    matches!(error.last_failure(), Error::Protocol(e) if detect::is_socketio2_server(e))
 }
 
 /// The reconnection jitter's random numbers: small, seeded, reproducible under test.

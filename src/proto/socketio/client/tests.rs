@@ -110,7 +110,11 @@ fn gives_up_after_the_configured_attempts() {
         3,
         "the first link and two attempts"
     );
-    assert!(pair.log.status.contains(&("/".into(), Status::Closed)));
+    assert!(pair
+        .log
+        .status
+        .iter()
+        .any(|(ns, s)| ns == "/" && matches!(s, Status::Closed(_))));
     assert_eq!(pair.log.forgotten, ["/"]);
 }
 
@@ -181,9 +185,10 @@ fn acks_of_packets_that_went_out_fail_when_the_link_is_lost() {
     pair.server.auto_ack = false;
     let ack = pair.emit("/", "lost", json!(1), Some(60 * SECOND)).unwrap();
     pair.lose_link(false);
-    assert!(
-        matches!(pair.ack_reply(ack), Err(Error::Disconnected(why)) if why == "transport close")
-    );
+    assert!(matches!(
+        pair.ack_reply(ack),
+        Err(Error::Disconnected(DisconnectReason::TransportClose))
+    ));
 }
 
 #[test]
@@ -319,6 +324,51 @@ fn a_first_connect_retried_still_ends_at_its_deadline() {
     ));
     assert_eq!(pair.elapsed(), 7 * SECOND);
     assert!(pair.log.links_opened.len() >= 3, "retried meanwhile");
+}
+
+#[test]
+fn a_connect_out_of_time_while_the_link_opens_fails_with_the_links_report() {
+    let mut pair = Pair::new(config());
+    pair.server.hang_open = true;
+    let reply = pair.connect("/", Some(7 * SECOND));
+    pair.advance(7 * SECOND);
+    assert!(
+        !pair.log.connect_replies.contains_key(&reply),
+        "waits for the link's verdict, due at the same deadline"
+    );
+    // The driver's transport race ends at the same deadline, with every attempt.
+    let report = Error::transport(Transport::Polling, "every transport ran out of time");
+    pair.core.handle_link_failed(pair.now, report);
+    pair.drive();
+    assert!(matches!(
+        pair.connect_reply(reply),
+        Err(Error::Transport {
+            transport: Transport::Polling,
+            ..
+        })
+    ));
+    assert_eq!(pair.log.finished, Some(DisconnectReason::TransportError));
+}
+
+#[test]
+fn a_link_that_never_answers_still_ends_the_connect_soon_after_its_deadline() {
+    let mut pair = Pair::new(super::CoreConfig {
+        retry_initial_connect: true,
+        ..config()
+    });
+    pair.server.hang_open = true;
+    let reply = pair.connect("/", Some(7 * SECOND));
+    pair.step_until(30 * SECOND, |p| p.log.connect_replies.contains_key(&reply));
+    assert!(matches!(
+        pair.connect_reply(reply),
+        Err(Error::ConnectTimeout(_))
+    ));
+    assert_eq!(pair.elapsed(), 7 * SECOND + super::LINK_VERDICT_GRACE);
+    // A verdict after that changes nothing.
+    pair.core
+        .handle_link_failed(pair.now, Error::transport(Transport::Polling, "late"));
+    pair.drive();
+    assert_eq!(pair.log.connect_replies[&reply].len(), 1);
 }
 
 #[test]
