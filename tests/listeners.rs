@@ -5,6 +5,8 @@
 //! listeners of one socket run event by event, so once the marker's listener ran, every
 //! listener of the events before it has run too.
 
+#![cfg(feature = "mock-server")]
+
 mod support;
 
 use std::sync::{mpsc, Arc, Mutex};

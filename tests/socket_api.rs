@@ -2,6 +2,8 @@
 //! servers: `id()` (the server's `socket.id`), `active()`, headers and query computed at every
 //! (re)connect, and acknowledgements kept in flight without a thread each.
 
+#![cfg(feature = "mock-server")]
+
 mod support;
 
 use std::collections::HashSet;
