@@ -594,13 +594,14 @@ impl ClientBuilder {
     /// Presents this client certificate when a server (or an `https://` proxy) asks for one:
     /// mutual TLS. `chain_pem` holds the certificate, then any intermediates; `key_pem` its
     /// private key (PKCS#8, PKCS#1 or SEC1). The JS client's `cert` and `key`. Used on every
-    /// transport; a bad certificate or key is reported when connecting.
+    /// transport; a bad certificate or key is reported when connecting. Replaces an identity
+    /// set before (with this or `tls_client_pkcs12`).
     pub fn tls_client_certificate(
         mut self,
         chain_pem: impl Into<Vec<u8>>,
         key_pem: impl Into<Vec<u8>>,
     ) -> Self {
-        self.config.tls.client_pem = Some(crate::transport::net::ClientPem {
+        self.config.tls.client_identity = Some(crate::transport::net::ClientIdentity::Pem {
             chain: chain_pem.into(),
             key: key_pem.into(),
         });
@@ -608,27 +609,25 @@ impl ClientBuilder {
     }
 
     /// Presents the client identity in this PKCS#12 archive (DER, `.p12`/`.pfx`) with its
-    /// password: the JS client's `pfx` and `passphrase`. Only with the platform TLS library
-    /// ([`use_native_tls(true)`](Self::use_native_tls), feature `native-tls`); with rustls,
-    /// connecting reports an error saying to use
-    /// [`tls_client_certificate`](Self::tls_client_certificate) with PEM.
+    /// password, like [`tls_client_certificate`](Self::tls_client_certificate): the JS
+    /// client's `pfx` and `passphrase`. The archive's first private key is used, with its
+    /// certificate and the issuers the archive holds as the chain; on every transport and to
+    /// an `https://` proxy that asks for a certificate. The archive is read in pure Rust
+    /// (p12-keystore): PBES2 (AES, what current OpenSSL and Windows write) and the legacy
+    /// 3DES and RC2 encryptions. A wrong password or an archive without a private key and its
+    /// certificate is reported when connecting, before anything is dialled. Replaces an
+    /// identity set before (with this or `tls_client_certificate`).
+    #[cfg(feature = "pkcs12")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pkcs12")))]
     pub fn tls_client_pkcs12(
         mut self,
         der: impl Into<Vec<u8>>,
         password: impl Into<String>,
     ) -> Self {
-        self.config.tls.client_pkcs12 = Some(crate::transport::net::ClientPkcs12 {
+        self.config.tls.client_identity = Some(crate::transport::net::ClientIdentity::Pkcs12 {
             der: der.into(),
             password: password.into(),
         });
-        self
-    }
-
-    /// Uses the platform's TLS library (OpenSSL, SChannel, Security.framework) instead of rustls,
-    /// with its certificate store (plus [`add_root_certificate`](Self::add_root_certificate)).
-    /// Needs the crate feature `native-tls`; without it, connecting reports a clear error.
-    pub fn use_native_tls(mut self, native: bool) -> Self {
-        self.config.tls.native_tls = native;
         self
     }
 

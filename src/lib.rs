@@ -59,16 +59,18 @@
 //! learns later (a packet field, a session event) is not a breaking change.
 //!
 //! Crate features: `ring` (default) or `aws-lc-rs` pick rustls' crypto provider;
-//! `native-roots` and `native-tls` add the operating system's certificate store and TLS
-//! library; `mock-server` adds the `mock` module; `cli` builds the `sio` command. The
-//! README's "Crate features and dependencies" says why ring is the default.
+//! `native-roots` (default) adds the operating system's certificate store; `pkcs12` adds
+//! PKCS#12 client identities (`ClientBuilder::tls_client_pkcs12`, read in pure Rust);
+//! `mock-server` adds the `mock` module; `cli` builds the `sio` command. TLS is rustls on
+//! every transport, without OpenSSL. The README's "Crate features and dependencies" says why
+//! ring is the default.
 //!
 //! # In scope
 //!
 //! - Socket.IO clients for servers speaking Engine.IO 4 / Socket.IO 5 (socket.io 3 and 4,
 //!   python-socketio 5, socketioxide) and Engine.IO 3 / Socket.IO 4 (socket.io 2).
 //! - WebSocket, HTTP long-polling and HTTP streaming, chosen and raced automatically, with
-//!   upgrades; proxies (environment or explicit), TLS (rustls or native-tls), cookies.
+//!   upgrades; proxies (environment or explicit), TLS (rustls), cookies.
 //! - Namespaces, acknowledgements, binary attachments, reconnection with the JS client's
 //!   backoff, at-least-once emits, the offline send buffer, connection-state recovery.
 //! - Bounded memory and back-pressure against fast or hostile servers.

@@ -405,29 +405,56 @@ fn websocket_and_polling_through_an_https_proxy() {
     );
 }
 
-/// With the platform TLS library, an `https://` proxy works too: reqwest's TLS to the proxy is
-/// the platform's, the WebSocket's is rustls with the same trust.
-#[cfg(feature = "native-tls")]
+/// An `https://` proxy that requires a client certificate gets the PKCS#12 identity, the same
+/// as the server would: one rustls configuration for every TLS session of the client.
+#[cfg(feature = "pkcs12")]
 #[test]
-fn https_proxy_with_native_tls() {
-    // One TLS hop only: OpenSSL picks a CA by subject name, and the test CAs all share one.
+fn pkcs12_identity_to_an_https_proxy_requiring_one() {
     let server = mock();
     let proxy = ConnectProxy::start_background(Some(special_credentials()));
-    let proxy_front = TlsFront::start_background(proxy.addr());
-    for transport in [Transport::WebSocket, Transport::Polling] {
+    let proxy_front = TlsFront::start_background_requiring_client_cert(proxy.addr());
+    let identity = proxy_front.client_identity();
+    let pkcs12 = support::tls::pkcs12(&identity.chain_pem, &identity.key_pem, PKCS12_PASSWORD);
+    for transport in EVERY_TRANSPORT {
         connect_and_exchange(
             client(server.url())
-                .use_native_tls(true)
                 .proxy(https_proxy_url(&proxy_front, Some(&special_credentials())))
-                .add_root_certificate(proxy_front.ca_pem()),
+                .add_root_certificate(proxy_front.ca_pem())
+                .tls_client_pkcs12(pkcs12.clone(), PKCS12_PASSWORD),
             transport,
-            "native-tls through an https proxy",
+            "PKCS#12 identity to an https proxy",
         );
     }
-    // The WebSocket tunnelled, the polling requests forwarded.
+    // The WebSocket tunnelled, the HTTP transports forwarded.
     let stats = proxy.stats();
     assert!(stats.tunnels >= 1 && stats.forwarded >= 1, "{stats:?}");
-    assert_eq!(proxy.stats().auth_rejected, 0);
+    assert_eq!(stats.auth_rejected, 0, "{stats:?}");
+    assert!(
+        proxy_front.stats().handshakes_ok >= 3,
+        "{:?}",
+        proxy_front.stats()
+    );
+
+    // Without the identity the proxy's front refuses the handshake.
+    let before = proxy_front.stats().handshakes_failed;
+    let result = client(server.url())
+        .proxy(https_proxy_url(&proxy_front, Some(&special_credentials())))
+        .add_root_certificate(proxy_front.ca_pem())
+        .transports([Transport::WebSocket])
+        .connect();
+    assert!(
+        result.is_err(),
+        "an https proxy requiring a client certificate let one without in"
+    );
+    assert!(
+        wait_until(|| proxy_front.stats().handshakes_failed > before),
+        "{:?}",
+        proxy_front.stats()
+    );
+    // Refused for the missing certificate (a count of successful handshakes would race with
+    // the previous clients' last requests).
+    let refusal = proxy_front.stats().last_handshake_error.unwrap_or_default();
+    assert!(refusal.contains("certificate"), "{refusal}");
 }
 
 #[test]
@@ -535,50 +562,134 @@ fn bad_client_certificate_material_is_a_clear_error() {
     assert_eq!(front.stats().connections, 0, "refused before dialling");
 }
 
-#[test]
-fn pkcs12_needs_the_native_tls_backend() {
-    let server = mock();
-    let error = client(server.url())
-        .tls_client_pkcs12(vec![0u8; 16], "password")
-        .connect()
-        .unwrap_err();
-    assert!(error.to_string().contains("use_native_tls"), "{error}");
-}
+/// A password with characters a shell or a URL would mangle: it must reach the PKCS#12 key
+/// derivation as typed.
+#[cfg(feature = "pkcs12")]
+const PKCS12_PASSWORD: &str = "s3cret+&";
 
-#[cfg(feature = "native-tls")]
+#[cfg(feature = "pkcs12")]
 #[test]
-fn client_certificates_with_native_tls_pem_and_pkcs12() {
+fn pkcs12_client_identity_on_every_transport() {
     let server = mock();
     let front = TlsFront::start_background_requiring_client_cert(server.addr());
     let identity = front.client_identity();
-    for transport in [Transport::WebSocket, Transport::Polling] {
+    let pkcs12 = support::tls::pkcs12(&identity.chain_pem, &identity.key_pem, PKCS12_PASSWORD);
+    for transport in EVERY_TRANSPORT {
         connect_and_exchange(
             client(front.url())
-                .use_native_tls(true)
                 .add_root_certificate(front.ca_pem())
-                .tls_client_certificate(identity.chain_pem.clone(), identity.key_pem.clone()),
+                .tls_client_pkcs12(pkcs12.clone(), PKCS12_PASSWORD),
             transport,
-            "native-tls, PEM identity",
+            "PKCS#12 identity",
         );
     }
-    let pkcs12 = support::tls::pkcs12(&identity.chain_pem, &identity.key_pem, "s3cret+&");
-    for transport in [Transport::WebSocket, Transport::Polling] {
+    // OpenSSL 1.x's encryption (RC2-40 and 3DES, a SHA-1 MAC), still what many exports are.
+    let legacy = support::tls::pkcs12_with(
+        &identity.chain_pem,
+        &identity.key_pem,
+        PKCS12_PASSWORD,
+        &["-legacy"],
+    );
+    for transport in EVERY_TRANSPORT {
         connect_and_exchange(
             client(front.url())
-                .use_native_tls(true)
                 .add_root_certificate(front.ca_pem())
-                .tls_client_pkcs12(pkcs12.clone(), "s3cret+&"),
+                .tls_client_pkcs12(legacy.clone(), PKCS12_PASSWORD),
             transport,
-            "native-tls, PKCS#12 identity",
+            "legacy PKCS#12 identity",
         );
     }
-    let error = client(front.url())
-        .use_native_tls(true)
-        .add_root_certificate(front.ca_pem())
-        .tls_client_pkcs12(pkcs12, "wrong")
-        .connect()
-        .unwrap_err();
-    assert!(error.to_string().contains("PKCS#12"), "{error}");
+    let accepted = front.stats().handshakes_ok;
+    assert!(accepted >= 6, "{:?}", front.stats());
+
+    // The front still refuses a client without a certificate, and one whose PKCS#12 holds a
+    // certificate from another CA.
+    let foreign = front.foreign_client_identity();
+    let foreign = support::tls::pkcs12(&foreign.chain_pem, &foreign.key_pem, PKCS12_PASSWORD);
+    for transport in EVERY_TRANSPORT {
+        for (what, builder) in [
+            ("no client certificate", client(front.url())),
+            (
+                "a PKCS#12 identity from another CA",
+                client(front.url()).tls_client_pkcs12(foreign.clone(), PKCS12_PASSWORD),
+            ),
+        ] {
+            let before = front.stats().handshakes_failed;
+            let result = builder
+                .add_root_certificate(front.ca_pem())
+                .transports([transport])
+                .connect();
+            assert!(result.is_err(), "{what} over {transport:?} connected");
+            let counted = wait_until(|| front.stats().handshakes_failed > before);
+            assert!(counted, "{what} over {transport:?}: {:?}", front.stats());
+        }
+    }
+    assert_eq!(front.stats().handshakes_ok, accepted, "{:?}", front.stats());
+}
+
+#[cfg(feature = "pkcs12")]
+#[test]
+fn bad_pkcs12_material_is_a_clear_error() {
+    let server = mock();
+    let front = TlsFront::start_background_requiring_client_cert(server.addr());
+    let identity = front.client_identity();
+    let pkcs12 = support::tls::pkcs12(&identity.chain_pem, &identity.key_pem, PKCS12_PASSWORD);
+    let certificates_only = support::tls::pkcs12_with(
+        &identity.chain_pem,
+        &identity.key_pem,
+        PKCS12_PASSWORD,
+        &["-nokeys"],
+    );
+    for (what, der, password, expected) in [
+        (
+            "a wrong password",
+            pkcs12.clone(),
+            "s3cret+",
+            "wrong password",
+        ),
+        ("an empty password", pkcs12, "", "wrong password"),
+        (
+            "an archive without a key",
+            certificates_only,
+            PKCS12_PASSWORD,
+            "no private key",
+        ),
+        (
+            "not PKCS#12",
+            b"a PEM file?".to_vec(),
+            PKCS12_PASSWORD,
+            "not PKCS#12",
+        ),
+    ] {
+        for transport in EVERY_TRANSPORT {
+            let error = client(front.url())
+                .add_root_certificate(front.ca_pem())
+                .tls_client_pkcs12(der.clone(), password)
+                .transports([transport])
+                .connect()
+                .expect_err(what);
+            assert!(
+                matches!(error, sio_client::Error::Transport { .. }),
+                "{what} over {transport:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message.contains("PKCS#12"),
+                "{what} over {transport:?}: {message}"
+            );
+            assert!(
+                message.contains(expected),
+                "{what} over {transport:?}: {message}"
+            );
+            // The passwords stay out of the message.
+            assert!(!message.contains(PKCS12_PASSWORD), "{what}: {message}");
+            assert!(
+                password.is_empty() || !message.contains(password),
+                "{what}: {message}"
+            );
+        }
+    }
+    assert_eq!(front.stats().connections, 0, "refused before dialling");
 }
 
 #[test]

@@ -327,41 +327,70 @@ fn native_roots_keep_the_added_test_ca() {
     acks(&client, "native roots", 1);
 }
 
-#[cfg(feature = "native-tls")]
+/// A PKCS#12 client identity on every transport, and an upgrade, to a front that requires a
+/// client certificate: rustls on every link, the first and the upgraded one.
+#[cfg(feature = "pkcs12")]
 #[test]
-fn native_tls_backend_on_every_transport() {
+fn pkcs12_identity_on_every_transport_and_the_upgrade() {
     let server = mock();
-    let front = TlsFront::start_background(server.addr());
-    for transport in [
-        Transport::WebSocket,
-        Transport::Streaming,
-        Transport::Polling,
-    ] {
+    let front = TlsFront::start_background_requiring_client_cert(server.addr());
+    let identity = front.client_identity();
+    let password = "p12 +&=%";
+    let pkcs12 = support::tls::pkcs12(&identity.chain_pem, &identity.key_pem, password);
+    for transport in ALL {
         let client = client(front.url())
-            .use_native_tls(true)
             .add_root_certificate(front.ca_pem())
+            .tls_client_pkcs12(pkcs12.clone(), password)
             .transports([transport])
             .connect()
-            .unwrap_or_else(|e| panic!("{transport} over native-tls: {e}"));
+            .unwrap_or_else(|e| panic!("{transport} with a PKCS#12 identity: {e}"));
         assert_eq!(client.transport(), transport);
-        acks(&client, "native tls", 1);
+        assert_single_attempt(&client, transport);
+        acks(&client, "pkcs12", 2);
     }
-    // The platform library refuses the unknown CA too.
-    let refused = client(front.url())
-        .use_native_tls(true)
-        .transports([Transport::WebSocket])
-        .connect();
-    assert!(refused.is_err());
-}
-
-#[cfg(not(feature = "native-tls"))]
-#[test]
-fn native_tls_without_the_feature_is_a_clear_error() {
-    let error = client("https://localhost:1".into())
-        .use_native_tls(true)
+    // Polling first, then the WebSocket upgrade: both links present the identity.
+    let upgraded = client(front.url())
+        .add_root_certificate(front.ca_pem())
+        .tls_client_pkcs12(pkcs12.clone(), password)
+        .transports([Transport::Polling, Transport::WebSocket])
         .connect()
-        .expect_err("use_native_tls(true) needs the native-tls feature");
-    assert!(error.to_string().contains("native-tls"), "{error}");
+        .expect("polling with a PKCS#12 identity");
+    acks(&upgraded, "pkcs12 polling", 1);
+    assert_eq!(
+        wait_transport_change(&upgraded),
+        (Transport::Polling, Transport::WebSocket)
+    );
+    acks(&upgraded, "pkcs12 websocket", 1);
+    assert_eq!(front.stats().handshakes_failed, 0, "{:?}", front.stats());
+
+    // The same front refuses a client without a certificate, on every transport.
+    for transport in ALL {
+        let refused = client(front.url())
+            .add_root_certificate(front.ca_pem())
+            .transports([transport])
+            .connect();
+        assert!(
+            refused.is_err(),
+            "{transport} without a client certificate connected"
+        );
+    }
+    // A wrong password is a clear error before anything is dialled.
+    let connections = front.stats().connections;
+    let error = client(front.url())
+        .add_root_certificate(front.ca_pem())
+        .tls_client_pkcs12(pkcs12, "p12 +&")
+        .connect()
+        .expect_err("a wrong PKCS#12 password");
+    let message = error.to_string();
+    assert!(
+        message.contains("PKCS#12") && message.contains("wrong password"),
+        "{message}"
+    );
+    assert_eq!(
+        front.stats().connections,
+        connections,
+        "dialled with a bad identity"
+    );
 }
 
 // ------------------------------------------------------------------------------------------

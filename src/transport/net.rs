@@ -1,9 +1,9 @@
 //! Network settings shared by every transport of a client: TLS (rustls, trusting the bundled
 //! webpki roots and the operating system's store, or `SSL_CERT_FILE`/`SSL_CERT_DIR` when set,
-//! plus custom CAs, or no verification at all for development; a client certificate when one
-//! is given), the proxy choice, the WebSocket's TCP dial (Happy Eyeballs), and one cookie jar
-//! so that sticky-session load balancers see the same cookies on the handshake, every poll and
-//! the WebSocket upgrade.
+//! plus custom CAs, or no verification at all for development; a client certificate, PEM or
+//! PKCS#12, when one is given), the proxy choice, the WebSocket's TCP dial (Happy Eyeballs),
+//! and one cookie jar so that sticky-session load balancers see the same cookies on the
+//! handshake, every poll and the WebSocket upgrade.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -32,39 +32,29 @@ pub(crate) struct TlsOptions {
     pub(crate) builtin_roots: bool,
     /// Accept any certificate (development only).
     pub(crate) accept_invalid_certs: bool,
-    /// Use the platform's TLS library (feature `native-tls`) instead of rustls.
-    pub(crate) native_tls: bool,
-    /// Client certificate chain and its private key, both PEM (mutual TLS).
-    pub(crate) client_pem: Option<ClientPem>,
-    /// Client identity as PKCS#12 (DER) with its password, for the `native-tls` backend.
-    pub(crate) client_pkcs12: Option<ClientPkcs12>,
+    /// The client identity for mutual TLS, presented to the server and to an `https://`
+    /// proxy that asks for one. The last one set on the builder.
+    pub(crate) client_identity: Option<ClientIdentity>,
 }
 
-/// A PEM client certificate chain and private key.
+/// A client certificate chain and its private key, as given to the builder.
 #[derive(Clone)]
-pub(crate) struct ClientPem {
-    pub(crate) chain: Vec<u8>,
-    pub(crate) key: Vec<u8>,
+pub(crate) enum ClientIdentity {
+    /// The chain (leaf first) and the key, both PEM.
+    Pem { chain: Vec<u8>, key: Vec<u8> },
+    /// A PKCS#12 archive (DER) and its password (feature `pkcs12`).
+    #[cfg(feature = "pkcs12")]
+    Pkcs12 { der: Vec<u8>, password: String },
 }
 
-/// A PKCS#12 archive and its password.
-#[derive(Clone)]
-#[cfg_attr(not(feature = "native-tls"), allow(dead_code))]
-pub(crate) struct ClientPkcs12 {
-    pub(crate) der: Vec<u8>,
-    pub(crate) password: String,
-}
-
-// Keys stay out of logs and error messages.
-impl std::fmt::Debug for ClientPem {
+// Keys and passwords stay out of logs and error messages.
+impl std::fmt::Debug for ClientIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientPem(..)")
-    }
-}
-
-impl std::fmt::Debug for ClientPkcs12 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClientPkcs12(..)")
+        match self {
+            ClientIdentity::Pem { .. } => f.write_str("ClientIdentity::Pem(..)"),
+            #[cfg(feature = "pkcs12")]
+            ClientIdentity::Pkcs12 { .. } => f.write_str("ClientIdentity::Pkcs12(..)"),
+        }
     }
 }
 
@@ -78,28 +68,17 @@ impl Default for TlsOptions {
             native_roots: cfg!(feature = "native-roots"),
             builtin_roots: true,
             accept_invalid_certs: false,
-            native_tls: false,
-            client_pem: None,
-            client_pkcs12: None,
+            client_identity: None,
         }
     }
-}
-
-/// The TLS implementation a client uses for every transport.
-#[derive(Debug, Clone)]
-pub(crate) enum TlsBackend {
-    Rustls(Arc<ClientConfig>),
-    #[cfg(feature = "native-tls")]
-    Native(native_tls::TlsConnector),
 }
 
 /// The resolved network settings of one client.
 #[derive(Debug)]
 pub(crate) struct Net {
-    pub(crate) tls: TlsBackend,
-    /// rustls settings for the TLS session to an `https://` proxy (the same trust as the
-    /// server's, whichever backend talks to the server).
-    pub(crate) proxy_tls: Arc<ClientConfig>,
+    /// The rustls settings of every TLS session of this client: to the server on every
+    /// transport, and to an `https://` proxy (the same trust and client identity).
+    pub(crate) tls: Arc<ClientConfig>,
     pub(crate) proxy: ProxySetting,
     /// Addresses given for host names instead of DNS (`ClientBuilder::resolve`), by lower-case
     /// name.
@@ -115,28 +94,11 @@ pub(crate) struct Net {
 }
 
 impl Net {
-    /// Builds the TLS configuration; a bad CA file is reported here, at connect time.
+    /// Builds the TLS configuration; a bad CA file or client identity (PEM or PKCS#12) is
+    /// reported here, at connect time, before anything is dialled.
     pub(crate) fn new(tls: &TlsOptions, proxy: ProxySetting) -> Result<Net, Error> {
-        let (backend, proxy_tls) = if tls.native_tls {
-            let without_pkcs12 = TlsOptions {
-                client_pkcs12: None,
-                ..tls.clone()
-            };
-            (native_backend(tls)?, Arc::new(tls_config(&without_pkcs12)?))
-        } else {
-            if tls.client_pkcs12.is_some() {
-                return Err(tls_error(
-                    "a PKCS#12 client identity needs use_native_tls(true) (feature `native-tls`); \
-                     with rustls, give the certificate and key as PEM"
-                        .into(),
-                ));
-            }
-            let config = Arc::new(tls_config(tls)?);
-            (TlsBackend::Rustls(config.clone()), config)
-        };
         Ok(Net {
-            tls: backend,
-            proxy_tls,
+            tls: Arc::new(tls_config(tls)?),
             proxy,
             resolve: HashMap::new(),
             cookies: Arc::new(Jar::default()),
@@ -195,12 +157,7 @@ impl Net {
         pooled: bool,
     ) -> Result<reqwest::Client, Error> {
         let proxy_net = self.clone();
-        let builder = reqwest::Client::builder();
-        let builder = match &self.tls {
-            TlsBackend::Rustls(config) => builder.tls_backend_preconfigured((**config).clone()),
-            #[cfg(feature = "native-tls")]
-            TlsBackend::Native(connector) => builder.tls_backend_preconfigured(connector.clone()),
-        };
+        let builder = reqwest::Client::builder().tls_backend_preconfigured((*self.tls).clone());
         let mut builder = if pooled {
             builder
         } else {
@@ -262,38 +219,6 @@ fn http_equivalent(url: &Url) -> Url {
     http
 }
 
-#[cfg(feature = "native-tls")]
-fn native_backend(options: &TlsOptions) -> Result<TlsBackend, Error> {
-    let mut builder = native_tls::TlsConnector::builder();
-    for pem in &options.extra_roots {
-        let cert = native_tls::Certificate::from_pem(pem)
-            .map_err(|e| tls_error(format!("CA certificate: {e}")))?;
-        builder.add_root_certificate(cert);
-    }
-    if let Some(pkcs12) = &options.client_pkcs12 {
-        let identity = native_tls::Identity::from_pkcs12(&pkcs12.der, &pkcs12.password)
-            .map_err(|e| tls_error(format!("PKCS#12 client identity: {e}")))?;
-        builder.identity(identity);
-    } else if let Some(pem) = &options.client_pem {
-        let identity = native_tls::Identity::from_pkcs8(&pem.chain, &pem.key)
-            .map_err(|e| tls_error(format!("client certificate: {e}")))?;
-        builder.identity(identity);
-    }
-    builder.danger_accept_invalid_certs(options.accept_invalid_certs);
-    builder.danger_accept_invalid_hostnames(options.accept_invalid_certs);
-    builder
-        .build()
-        .map(TlsBackend::Native)
-        .map_err(|e| tls_error(e.to_string()))
-}
-
-#[cfg(not(feature = "native-tls"))]
-fn native_backend(_options: &TlsOptions) -> Result<TlsBackend, Error> {
-    Err(tls_error(
-        "use_native_tls(true) needs the crate feature `native-tls`".into(),
-    ))
-}
-
 fn tls_error(message: String) -> Error {
     Error::transport(
         crate::Transport::WebSocket,
@@ -313,10 +238,10 @@ fn tls_config(options: &TlsOptions) -> Result<ClientConfig, Error> {
     } else {
         builder.with_root_certificates(root_store(options)?)
     };
-    match &options.client_pem {
+    match &options.client_identity {
         None => Ok(builder.with_no_client_auth()),
-        Some(pem) => {
-            let (chain, key) = client_identity(pem)?;
+        Some(identity) => {
+            let (chain, key) = client_identity(identity)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| tls_error(format!("client certificate: {e}")))
@@ -377,11 +302,22 @@ fn shared_roots(builtin: bool, native: bool) -> Result<Arc<RootCertStore>, Error
     Ok(slot.get_or_init(|| Arc::new(roots)).clone())
 }
 
-/// The PEM client chain (leaf first) and key, read as rustls wants them.
+/// The client chain (leaf first) and key, read as rustls wants them.
 fn client_identity(
-    pem: &ClientPem,
+    identity: &ClientIdentity,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
-    let chain = CertificateDer::pem_slice_iter(&pem.chain)
+    match identity {
+        ClientIdentity::Pem { chain, key } => pem_identity(chain, key),
+        #[cfg(feature = "pkcs12")]
+        ClientIdentity::Pkcs12 { der, password } => pkcs12_identity(der, password),
+    }
+}
+
+fn pem_identity(
+    chain: &[u8],
+    key: &[u8],
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    let chain = CertificateDer::pem_slice_iter(chain)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| tls_error(format!("client certificate: {e}")))?;
     if chain.is_empty() {
@@ -389,9 +325,57 @@ fn client_identity(
             "no PEM certificate in the client certificate".into(),
         ));
     }
-    let key = PrivateKeyDer::from_pem_slice(&pem.key)
+    let key = PrivateKeyDer::from_pem_slice(key)
         .map_err(|e| tls_error(format!("client private key: {e}")))?;
     Ok((chain, key))
+}
+
+/// The first private key of a PKCS#12 archive with its certificate chain (leaf first, then
+/// the issuers the archive holds), the key as PKCS#8: what a PEM identity gives rustls.
+#[cfg(feature = "pkcs12")]
+fn pkcs12_identity(
+    der: &[u8],
+    password: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+    use p12_keystore::{KeyStore, Pkcs12ImportPolicy};
+    use rustls::pki_types::PrivatePkcs8KeyDer;
+
+    let store = KeyStore::from_pkcs12(der, password, Pkcs12ImportPolicy::Strict)
+        .map_err(|e| tls_error(format!("PKCS#12 client identity: {}", pkcs12_problem(&e))))?;
+    // Strict: a key comes with the certificate that has its local key id (the leaf, first in
+    // `certs`), or not at all.
+    let Some((_alias, key_chain)) = store.private_key_chain() else {
+        return Err(tls_error(
+            "PKCS#12 client identity: no private key with its certificate in the archive".into(),
+        ));
+    };
+    let chain = key_chain
+        .certs()
+        .iter()
+        .map(|cert| CertificateDer::from(cert.as_der().to_vec()))
+        .collect();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key_chain.key().as_der().to_vec()));
+    Ok((chain, key))
+}
+
+/// What went wrong reading a PKCS#12 archive, in the words of someone holding a `.p12` file.
+#[cfg(feature = "pkcs12")]
+fn pkcs12_problem(error: &p12_keystore::error::Error) -> String {
+    use p12_keystore::error::Error as P12;
+    let what = match error {
+        // The MAC over the archive is keyed by the password.
+        P12::MacError(_) => "wrong password (the archive's MAC does not match)",
+        // An archive without a MAC: the bags do not decrypt.
+        P12::UnpadError | P12::Pkcs5Error(_) => "wrong password, or a damaged archive",
+        P12::DerError(_) | P12::InvalidVersion | P12::UnsupportedContentType => {
+            "not PKCS#12 (DER, `.p12`/`.pfx`)"
+        }
+        P12::UnsupportedEncryptionScheme | P12::UnsupportedMacAlgorithm => {
+            "an unsupported encryption or MAC"
+        }
+        _ => "cannot read the archive",
+    };
+    format!("{what}: {error}")
 }
 
 #[cfg(feature = "native-roots")]

@@ -102,12 +102,8 @@ impl WebSocketTransport {
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let proxy = net.proxy_for(url)?;
-        let connector = match &net.tls {
-            super::net::TlsBackend::Rustls(config) => Connector::Rustls(config.clone()),
-            #[cfg(feature = "native-tls")]
-            super::net::TlsBackend::Native(connector) => Connector::NativeTls(connector.clone()),
-        };
-        let proxy_tls = net.proxy_tls.clone();
+        let connector = Connector::Rustls(net.tls.clone());
+        let proxy_tls = net.tls.clone();
         let resolved = net.resolved(&host, port);
         let connect = async move {
             let tcp: BoxedIo = match &proxy {

@@ -433,9 +433,16 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> io::Result<()> {
 }
 
 /// A PKCS#12 archive (DER) of this PEM chain and key, protected by `password`, made by the
-/// `openssl` command (Debian's `openssl` package); panics with what is missing when it is not
-/// there.
+/// `openssl` command (Debian's `openssl` package) with its defaults (PBES2 with AES-256-CBC,
+/// an HMAC-SHA256 MAC); panics with what is missing when it is not there.
 pub fn pkcs12(chain_pem: &str, key_pem: &str, password: &str) -> Vec<u8> {
+    pkcs12_with(chain_pem, key_pem, password, &[])
+}
+
+/// Like [`pkcs12`], with more `openssl pkcs12 -export` options: `-legacy` for the encryption
+/// of OpenSSL 1.x (RC2-40 for the certificates, 3DES for the key, a SHA-1 MAC), `-nokeys` for
+/// an archive of certificates only.
+pub fn pkcs12_with(chain_pem: &str, key_pem: &str, password: &str, options: &[&str]) -> Vec<u8> {
     use std::io::Write as _;
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!(
@@ -449,7 +456,9 @@ pub fn pkcs12(chain_pem: &str, key_pem: &str, password: &str) -> Vec<u8> {
     std::fs::write(&cert, chain_pem).expect("write the certificate");
     std::fs::write(&key, key_pem).expect("write the key");
     let child = Command::new("openssl")
-        .args(["pkcs12", "-export", "-passout", "stdin", "-in"])
+        .args(["pkcs12", "-export", "-passout", "stdin"])
+        .args(options)
+        .arg("-in")
         .arg(&cert)
         .arg("-inkey")
         .arg(&key)
