@@ -45,6 +45,7 @@ pub(crate) mod net;
 pub(crate) mod polling;
 pub(crate) mod proxy;
 pub(crate) mod retry;
+pub(crate) mod shared;
 pub(crate) mod url;
 pub(crate) mod websocket;
 

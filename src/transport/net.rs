@@ -18,10 +18,12 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use url::Url;
 
 use super::proxy::{self, ProxySetting};
+use super::shared::Registry;
 use crate::Error;
 
-/// TLS options, as set on the builder.
-#[derive(Debug, Clone)]
+/// TLS options, as set on the builder. Clients with equal options share one rustls
+/// configuration (see `shared.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct TlsOptions {
     /// PEM files' contents of extra trusted CAs.
     pub(crate) extra_roots: Vec<Vec<u8>>,
@@ -38,7 +40,7 @@ pub(crate) struct TlsOptions {
 }
 
 /// A client certificate chain and its private key, as given to the builder.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ClientIdentity {
     /// The chain (leaf first) and the key, both PEM.
     Pem { chain: Vec<u8>, key: Vec<u8> },
@@ -84,13 +86,41 @@ pub(crate) struct Net {
     /// name.
     resolve: HashMap<String, Vec<IpAddr>>,
     pub(crate) cookies: Arc<Jar>,
-    /// One HTTP client (and connection pool) for every link of this client, built on first
-    /// use: building one costs far more than a request.
-    http: std::sync::OnceLock<reqwest::Client>,
-    /// The same without a pool, built the first time it is needed: every request on a new
+    /// The options `tls` was made from: with the proxy and `resolve`, what decides which
+    /// shared HTTP client this client uses.
+    options: TlsOptions,
+    /// The HTTP client (and connection pool) of every link of this client, shared with the
+    /// clients of the process that have the same settings (see `shared.rs`); looked up on
+    /// first use: building one costs far more than a request.
+    http: std::sync::OnceLock<Arc<reqwest::Client>>,
+    /// The same without a pool, looked up the first time it is needed: every request on a new
     /// connection, for the one retry of a request that met a closed kept-alive connection
     /// (the pool might hand out another connection the same proxy has closed).
-    unpooled: std::sync::OnceLock<reqwest::Client>,
+    unpooled: std::sync::OnceLock<Arc<reqwest::Client>>,
+}
+
+/// What makes two clients' HTTP clients interchangeable.
+#[derive(PartialEq, Eq, Hash)]
+struct HttpKey {
+    tls: TlsOptions,
+    proxy: ProxySetting,
+    resolve: Vec<(String, Vec<IpAddr>)>,
+    connect_timeout: std::time::Duration,
+    pooled: bool,
+}
+
+/// The process's rustls configurations, by options.
+fn tls_configs() -> &'static Registry<TlsOptions, ClientConfig> {
+    static CONFIGS: std::sync::OnceLock<Registry<TlsOptions, ClientConfig>> =
+        std::sync::OnceLock::new();
+    CONFIGS.get_or_init(Registry::new)
+}
+
+/// The process's HTTP clients, by settings.
+fn http_clients() -> &'static Registry<HttpKey, reqwest::Client> {
+    static CLIENTS: std::sync::OnceLock<Registry<HttpKey, reqwest::Client>> =
+        std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Registry::new)
 }
 
 impl Net {
@@ -98,10 +128,11 @@ impl Net {
     /// reported here, at connect time, before anything is dialled.
     pub(crate) fn new(tls: &TlsOptions, proxy: ProxySetting) -> Result<Net, Error> {
         Ok(Net {
-            tls: Arc::new(tls_config(tls)?),
+            tls: tls_configs().get_or_try_insert(tls.clone(), || tls_config(tls))?,
             proxy,
             resolve: HashMap::new(),
             cookies: Arc::new(Jar::default()),
+            options: tls.clone(),
             http: std::sync::OnceLock::new(),
             unpooled: std::sync::OnceLock::new(),
         })
@@ -126,37 +157,57 @@ impl Net {
             .map(|ips| ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
     }
 
-    /// The client's HTTP client: our TLS, our cookie jar, our proxy rule.
+    /// The client's HTTP client: our TLS and our proxy rule (cookies are the caller's, per
+    /// request: see `retry::send`).
     pub(crate) fn http_client(
-        self: &Arc<Self>,
+        &self,
         connect_timeout: std::time::Duration,
     ) -> Result<reqwest::Client, Error> {
-        if let Some(client) = self.http.get() {
-            return Ok(client.clone());
-        }
-        let client = self.build_http_client(connect_timeout, true)?;
-        Ok(self.http.get_or_init(|| client).clone())
+        self.shared_http(&self.http, connect_timeout, true)
     }
 
     /// Like [`http_client`](Self::http_client), but every request goes on a new connection,
     /// closed after the response.
     pub(crate) fn unpooled_http_client(
-        self: &Arc<Self>,
+        &self,
         connect_timeout: std::time::Duration,
     ) -> Result<reqwest::Client, Error> {
-        if let Some(client) = self.unpooled.get() {
-            return Ok(client.clone());
-        }
-        let client = self.build_http_client(connect_timeout, false)?;
-        Ok(self.unpooled.get_or_init(|| client).clone())
+        self.shared_http(&self.unpooled, connect_timeout, false)
     }
 
-    fn build_http_client(
-        self: &Arc<Self>,
+    fn shared_http(
+        &self,
+        slot: &std::sync::OnceLock<Arc<reqwest::Client>>,
         connect_timeout: std::time::Duration,
         pooled: bool,
     ) -> Result<reqwest::Client, Error> {
-        let proxy_net = self.clone();
+        if let Some(client) = slot.get() {
+            return Ok((**client).clone());
+        }
+        let mut resolve: Vec<(String, Vec<IpAddr>)> = self
+            .resolve
+            .iter()
+            .map(|(host, ips)| (host.clone(), ips.clone()))
+            .collect();
+        resolve.sort();
+        let key = HttpKey {
+            tls: self.options.clone(),
+            proxy: self.proxy.clone(),
+            resolve,
+            connect_timeout,
+            pooled,
+        };
+        let client = http_clients()
+            .get_or_try_insert(key, || self.build_http_client(connect_timeout, pooled))?;
+        Ok((**slot.get_or_init(|| client)).clone())
+    }
+
+    fn build_http_client(
+        &self,
+        connect_timeout: std::time::Duration,
+        pooled: bool,
+    ) -> Result<reqwest::Client, Error> {
+        let proxy = self.proxy.clone();
         let builder = reqwest::Client::builder().tls_backend_preconfigured((*self.tls).clone());
         let mut builder = if pooled {
             builder
@@ -171,11 +222,10 @@ impl Net {
         builder
             .tcp_nodelay(true)
             .connect_timeout(connect_timeout)
-            .cookie_provider(self.cookies.clone())
             // One proxy rule for every transport: ours, not reqwest's own reading of the env.
             .no_proxy()
             .proxy(reqwest::Proxy::custom(move |url| {
-                proxy_net.proxy_for(url).ok().flatten()
+                proxy::proxy_for(&proxy, url).ok().flatten()
             }))
             .build()
             .map_err(|e| Error::transport_caused(crate::Transport::Polling, e))

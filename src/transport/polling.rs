@@ -222,6 +222,9 @@ async fn post(
             format!("POST answered {status}: {body}"),
         ));
     }
+    // Read to its end (the server's `ok`): a response dropped unread makes the HTTP client
+    // close its connection instead of handing it back to the pool, a new connection per POST.
+    read_body(response, 64 * 1024).await?;
     Ok(())
 }
 

@@ -16,7 +16,7 @@ use url::Url;
 use crate::{Error, Transport};
 
 /// Where proxy settings come from.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) enum ProxySetting {
     /// The environment variables, as curl reads them, then the operating system's proxy
     /// settings on Windows and macOS (the default).

@@ -82,7 +82,7 @@ pub(crate) async fn send<F>(
 where
     F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
 {
-    let error = match build(&settings.http).send().await {
+    let error = match send_with_cookies(settings, &settings.http, &build).await {
         Err(error) if closed_before_response(&error) => error,
         other => return other,
     };
@@ -94,7 +94,37 @@ where
         error = ?error,
         "connection closed before the response: sending the request once more on a new one"
     );
-    build(&unpooled).send().await
+    send_with_cookies(settings, &unpooled, &build).await
+}
+
+/// Sends one try with the client's own cookies, and keeps what the response sets: the HTTP
+/// client is shared with other clients (`shared.rs`), the cookie jar is not. A `Cookie`
+/// header the application set itself is left alone.
+async fn send_with_cookies<F>(
+    settings: &HttpSettings,
+    http: &reqwest::Client,
+    build: &F,
+) -> Result<reqwest::Response, reqwest::Error>
+where
+    F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+{
+    let mut request = build(http).build()?;
+    if !request.headers().contains_key(reqwest::header::COOKIE) {
+        if let Some(cookies) = settings.net.cookie_header(request.url()) {
+            if let Ok(value) = reqwest::header::HeaderValue::from_str(&cookies) {
+                request.headers_mut().insert(reqwest::header::COOKIE, value);
+            }
+        }
+    }
+    let response = http.execute(request).await?;
+    settings.net.store_cookies(
+        response.url(),
+        response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter(),
+    );
+    Ok(response)
 }
 
 #[cfg(test)]
