@@ -15,9 +15,17 @@
 //! [`WINDOW`] in flight, all clients at once, and the rate is reported. Every reply is checked
 //! against the (client, sequence) it answers.
 //!
+//! Between the two, the clients sit idle for [`IDLE_HEARTBEATS`] heartbeats of the server
+//! (pingInterval [`PING_INTERVAL`], pingTimeout [`PING_TIMEOUT`]): every ping must be answered in
+//! time, so every client must still be connected, on its first session, afterwards. The time
+//! to connect all clients is reported too.
+//!
 //! RSS is what the kernel charges to the process, allocator slack included: the figures are
 //! an upper bound on what the client keeps, measured as an application would see it.
-//! `SIO_MEMORY_CLIENTS` and `SIO_MEMORY_EMITS` override the defaults.
+//! `SIO_MEMORY_CLIENTS` and `SIO_MEMORY_EMITS` override the defaults, `SIO_MEMORY_TRANSPORTS`
+//! (a comma list of `websocket`, `streaming`, `polling`) the transports measured. With 10,000
+//! clients the process needs about 10,000 descriptors for WebSocket and 10,000 plus a few
+//! hundred for polling and streaming (one waiting GET each; POSTs share the pool).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -36,6 +44,13 @@ const CONNECTING: usize = 64;
 /// Acks in flight per client in the throughput run.
 const WINDOW: usize = 25;
 const WAIT: Duration = Duration::from_secs(120);
+/// The mock server's heartbeat: shorter than Node's 25 s + 20 s, so that the idle period spans
+/// several pings, long enough for a server saturated by the throughput run to ping on time.
+const PING_INTERVAL: Duration = Duration::from_secs(5);
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Heartbeat periods (interval + timeout) the clients sit through, idle, before the
+/// throughput run: four pings at least.
+const IDLE_HEARTBEATS: u32 = 2;
 
 const ROLE: &str = "SIO_MEMORY_ROLE";
 
@@ -76,6 +91,8 @@ fn rss_kib(pid: &str) -> u64 {
 fn serve() {
     runtime().block_on(async {
         let server = MockServer::builder()
+            .ping_interval(PING_INTERVAL)
+            .ping_timeout(PING_TIMEOUT)
             .on("/", "ack", |_socket, args, ack| {
                 if let Some(ack) = ack {
                     ack.send(args);
@@ -96,6 +113,7 @@ fn serve() {
 fn transport_named(name: &str) -> Transport {
     match name {
         "websocket" => Transport::WebSocket,
+        "streaming" => Transport::Streaming,
         "polling" => Transport::Polling,
         other => panic!("unknown transport {other}"),
     }
@@ -147,19 +165,30 @@ fn clients() {
         acks(&warm, 1_000_000, 0..1, 1).await;
         let before = rss_kib("self");
 
+        let connecting = Instant::now();
         let clients: Vec<AsyncClient> = stream::iter(0..n)
             .map(|_| connect(&url, transport))
             .buffer_unordered(CONNECTING)
             .try_collect()
             .await
             .expect("connect");
+        let connect_secs = connecting.elapsed().as_secs_f64();
         // Settled: every client connected and through one round trip.
         stream::iter(clients.iter().enumerate())
             .for_each_concurrent(CONNECTING, |(id, c)| acks(c, id as u64, 0..1, 1))
             .await;
         assert!(clients.iter().all(AsyncClient::is_connected));
+        let ids: Vec<Option<String>> = clients.iter().map(AsyncClient::id).collect();
         let after = rss_kib("self");
-        println!("settled {before} {after}");
+        // Idle through several heartbeats: a ping answered late would have the server close
+        // the session (a new id after the reconnection, or no connection at all).
+        tokio::time::sleep((PING_INTERVAL + PING_TIMEOUT) * IDLE_HEARTBEATS).await;
+        let lost = clients
+            .iter()
+            .zip(&ids)
+            .filter(|(c, id)| !c.is_connected() || c.id() != **id)
+            .count();
+        println!("settled {before} {after} {connect_secs} {lost}");
         std::io::stdout().flush().expect("stdout");
         let mut line = String::new();
         tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line))
@@ -251,7 +280,9 @@ fn drive() {
         "{:<10} {:>12} {:>12} {:>12} {:>16} {:>14}",
         "transport", "RSS before", "RSS after", "per client", "server per conn", "acks/s"
     );
-    for name in ["websocket", "polling"] {
+    let transports =
+        std::env::var("SIO_MEMORY_TRANSPORTS").unwrap_or("websocket,streaming,polling".into());
+    for name in transports.split(',').map(str::trim) {
         // A fresh server per transport, so its figure is for this transport's sessions only.
         let mut server = Proc::spawn(&[(ROLE, "server")]);
         let url = server.line();
@@ -275,8 +306,14 @@ fn drive() {
             acked[0] / acked[1],
         );
         eprintln!(
-            "  ({name}: {n} x {emits} acked emits, {WINDOW} in flight per client, in {:.2} s)",
-            acked[1]
+            "  ({name}: all {n} connected in {:.1} s; {} of them lost their session while idle \
+             through {IDLE_HEARTBEATS} heartbeats of {:?} + {:?}; {n} x {emits} acked emits, \
+             {WINDOW} in flight per client, in {:.2} s)",
+            settled[2], settled[3], PING_INTERVAL, PING_TIMEOUT, acked[1]
+        );
+        assert_eq!(
+            settled[3], 0.0,
+            "{name}: clients lost their session while idle (pings answered late)"
         );
     }
 }

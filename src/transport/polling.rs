@@ -193,6 +193,20 @@ pub(crate) async fn handshake_streaming(
     }
 }
 
+/// POSTs in flight at once in the whole process. Each polling client has one GET waiting (a
+/// connection each, whatever the pool) and at most one POST in flight; with the shared pool
+/// (`shared.rs`) POSTs reuse idle connections, but when thousands of clients POST at once the
+/// pool opens a connection for each. Past this many, a POST waits for one to finish instead:
+/// the process stays within its descriptor limit (10,000 polling clients under load would
+/// otherwise need 20,000), at the cost of some latency only under that load. A POST carries
+/// every packet queued meanwhile, so waiting batches rather than slows.
+const MAX_POSTS_IN_FLIGHT: usize = 512;
+
+fn posts_in_flight() -> &'static tokio::sync::Semaphore {
+    static POSTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    POSTS.get_or_init(|| tokio::sync::Semaphore::new(MAX_POSTS_IN_FLIGHT))
+}
+
 /// Performs one POST of an encoded payload; the server answers `ok`.
 async fn post(
     settings: HttpSettings,
@@ -202,6 +216,8 @@ async fn post(
 ) -> Result<(), Error> {
     // Shared, not copied, by the two tries a stale connection can cost.
     let body = bytes::Bytes::from(body);
+    // Waits while too many POSTs of the process are in flight: see `MAX_POSTS_IN_FLIGHT`.
+    let _permit = posts_in_flight().acquire().await.ok();
     // Sent again only when the connection closed before an answer began: on a kept-alive
     // connection, one the peer had closed idle, so the payload was never read and the server
     // does not see it twice (the retry module has the reasoning and its limits).
