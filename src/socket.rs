@@ -14,7 +14,7 @@ use crate::event_queue::{EventQueue, EventSink};
 use crate::listeners::Listeners;
 use crate::proto::socketio::is_reserved_event;
 use crate::proto::time::deadline_after;
-use crate::request::{AckRequest, Request, Shared, SocketSinks, SocketStatus};
+use crate::request::{AckRequest, Request, RequestSender, Shared, SocketSinks, SocketStatus};
 use crate::transport::connect::{header_map, Attempt};
 use crate::transport::net::Net;
 use crate::transport::url::Endpoint;
@@ -23,7 +23,7 @@ use crate::{AckHandle, Args, DisconnectReason, Error, Event, Transport};
 /// One namespace of one connection.
 pub(crate) struct SocketCore {
     pub(crate) namespace: Arc<str>,
-    commands: mpsc::UnboundedSender<Request>,
+    commands: RequestSender,
     shared: Arc<Shared>,
     status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
@@ -38,9 +38,9 @@ impl Drop for SocketCore {
     fn drop(&mut self) {
         // The last handle of a namespace leaves it; the driver closes the connection when no
         // namespace is left. Dropping never waits.
-        let _ = self.commands.send(Request::Disconnect {
+        let _ = self.commands.send(Box::new(Request::Disconnect {
             namespace: self.namespace.clone(),
-        });
+        }));
     }
 }
 
@@ -126,7 +126,7 @@ fn join(
     namespace: Arc<str>,
     auth: AuthSource,
     handlers: Handlers,
-    commands: mpsc::UnboundedSender<Request>,
+    commands: RequestSender,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,
@@ -155,14 +155,14 @@ fn join(
     let status = Arc::new(SocketStatus::default());
     let (reply_tx, reply) = oneshot::channel();
     commands
-        .send(Request::Connect {
+        .send(Box::new(Request::Connect {
             namespace: namespace.clone(),
             auth,
             events,
             status: status.clone(),
             deadline: Some(deadline_after(Instant::now(), config.timeout)),
             reply: reply_tx,
-        })
+        }))
         .map_err(|_| Error::Disconnected(DisconnectReason::IoClientDisconnect))?;
     let core = SocketCore {
         namespace,
@@ -429,7 +429,7 @@ impl SocketCore {
             }
         }
         self.shared.outgoing.add(weight);
-        self.commands.send(command).map_err(|_| {
+        self.commands.send(Box::new(command)).map_err(|_| {
             self.shared.outgoing.sub(weight);
             self.status.closed_error()
         })
@@ -479,9 +479,9 @@ impl SocketCore {
 
     pub(crate) fn disconnect(&self) {
         self.status.closed.store(true, Ordering::Release);
-        let _ = self.commands.send(Request::Disconnect {
+        let _ = self.commands.send(Box::new(Request::Disconnect {
             namespace: self.namespace.clone(),
-        });
+        }));
     }
 
     /// Starts joining another namespace on the same connection.

@@ -61,3 +61,59 @@ fn polling_clients_share_kept_alive_connections_for_their_posts() {
         stats.connections
     );
 }
+
+/// A pooled connection lives on the runtime that opened it: clients on two runtimes (two
+/// `#[tokio::test]`s, say) must not share a pool, or one runtime's shutdown kills connections
+/// the other's clients were handed. After runtime A is gone, the client on runtime B keeps
+/// working.
+#[test]
+fn clients_on_another_runtime_survive_a_runtime_shutting_down() {
+    use sio_client::AsyncClient;
+    let server = MockServer::builder()
+        .on("/", "ack", |_socket, args, ack| {
+            if let Some(ack) = ack {
+                ack.send(args);
+            }
+        })
+        .start_background()
+        .expect("mock");
+    let runtime = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let connect = |url: String| async move {
+        AsyncClient::builder(url)
+            .transports([Transport::Polling])
+            .upgrade(false)
+            .reconnection(false)
+            .timeout(WAIT)
+            .connect_async()
+            .await
+            .expect("connect")
+    };
+    let emits = |client: AsyncClient, from: u64| async move {
+        for i in from..from + 20 {
+            let answer = client
+                .emit_with_ack("ack", i, WAIT)
+                .await
+                .expect("acknowledged");
+            assert_eq!(answer.get::<u64>(0).unwrap(), i);
+        }
+        client
+    };
+    let (a, b) = (runtime(), runtime());
+    // Several clients on A leave several idle connections in A's pool, opened on A.
+    let on_a: Vec<AsyncClient> = a.block_on(async {
+        let clients = futures_util::future::join_all((0..8).map(|_| connect(server.url()))).await;
+        futures_util::future::join_all(clients.into_iter().map(|c| emits(c, 0))).await
+    });
+    // B's handshake and polls would take those idle connections if the pool were shared.
+    let on_b = b.block_on(async { emits(connect(server.url()).await, 100).await });
+    drop(a);
+    drop(on_a);
+    let on_b = b.block_on(emits(on_b, 200));
+    assert!(on_b.is_connected());
+}

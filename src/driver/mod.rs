@@ -26,7 +26,6 @@ use std::pin::Pin;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use self::link::{link_next, Link, LinkEvent, LinkInput};
@@ -38,7 +37,7 @@ use crate::config::{AuthSource, Config};
 use crate::event::DisconnectReason;
 use crate::proto::engineio::{EngineVersion, Session};
 use crate::proto::socketio::client::{ClientCore, Command, CoreConfig, Output};
-use crate::request::{Request, Shared};
+use crate::request::{Request, RequestReceiver, Shared, WeakRequestSender};
 use crate::transport::connect::Opened;
 use crate::transport::net::Net;
 use crate::transport::{Active, Io, Transport};
@@ -56,8 +55,8 @@ const BATCH: usize = 64;
 pub(crate) fn spawn(
     runtime: &tokio::runtime::Handle,
     config: Arc<Config>,
-    requests: mpsc::UnboundedReceiver<Request>,
-    weak: mpsc::WeakUnboundedSender<Request>,
+    requests: RequestReceiver,
+    weak: WeakRequestSender,
     shared: Arc<Shared>,
     handshake_auth: AuthSource,
     net: Arc<Net>,
@@ -82,6 +81,13 @@ pub(crate) fn spawn(
         finished: None,
     };
     runtime.spawn(driver.run(requests).instrument(span));
+}
+
+/// Closes a transport politely. Boxed: the close future is large (a WebSocket close handshake,
+/// a polling close POST) and rare, and awaited inline it would make every client's driver
+/// future, kept for the whole life of the connection, that much larger.
+async fn close_transport(transport: Active) {
+    Box::pin(transport.close()).await;
 }
 
 /// What of the user's options the core acts on.
@@ -121,10 +127,10 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self, mut requests: mpsc::UnboundedReceiver<Request>) {
+    async fn run(mut self, mut requests: RequestReceiver) {
         // The first namespace's CONNECT is already queued.
         while let Ok(request) = requests.try_recv() {
-            self.on_request(request);
+            self.on_request(*request);
         }
         // One timer for the driver's whole life, moved only when the next deadline changes: a
         // fresh `sleep_until` on every turn of the loop is a timer-wheel insert and removal per
@@ -134,7 +140,7 @@ impl Driver {
         let mut armed: Option<Instant> = None;
         while self.finished.is_none() {
             for transport in self.closing.drain(..) {
-                transport.close().await;
+                close_transport(transport).await;
             }
             if let Some(link) = self.link.as_mut() {
                 link.flush();
@@ -153,14 +159,14 @@ impl Driver {
             tokio::select! {
                 request = requests.recv() => match request {
                     Some(request) => {
-                        self.on_request(request);
+                        self.on_request(*request);
                         // Requests already queued go out in the same write (one flush).
                         for _ in 0..BATCH {
                             if self.finished.is_some() {
                                 break;
                             }
                             let Ok(request) = requests.try_recv() else { break };
-                            self.on_request(request);
+                            self.on_request(*request);
                         }
                     }
                     None => self.feed_core(|core, now| core.handle_command(now, Command::DisconnectAll)),
@@ -169,7 +175,7 @@ impl Driver {
                     self.opening = None;
                     // Namespaces that asked to join meanwhile join on this link too.
                     while let Ok(request) = requests.try_recv() {
-                        self.on_request(request);
+                        self.on_request(*request);
                     }
                     self.on_opened(opened, version);
                 }
@@ -212,11 +218,11 @@ impl Driver {
             let mut link = link;
             link.flush();
             for transport in link.into_transports() {
-                transport.close().await;
+                close_transport(transport).await;
             }
         }
         for transport in self.closing.drain(..) {
-            transport.close().await;
+            close_transport(transport).await;
         }
     }
 
@@ -548,10 +554,10 @@ impl Driver {
 }
 
 /// Answers every queued request of a connection that is gone.
-fn refuse_pending(requests: &mut mpsc::UnboundedReceiver<Request>, error: &Error) {
+fn refuse_pending(requests: &mut RequestReceiver, error: &Error) {
     requests.close();
     while let Ok(request) = requests.try_recv() {
-        match request {
+        match *request {
             Request::Connect { reply, .. } => {
                 let _ = reply.send(Err(error.clone()));
             }

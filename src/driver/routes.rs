@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::config::{AsyncAuth, AuthSource};
 use crate::event::{AckRoute, AckSender, Event};
 use crate::event_queue::EventQueue;
 use crate::proto::socketio::client::{Output, Status, Token};
-use crate::request::{Request, SocketSinks, SocketStatus};
+use crate::request::{Request, SocketSinks, SocketStatus, WeakRequestSender};
 use crate::{Args, Error};
 
 /// One namespace as the application sees it.
@@ -45,7 +45,7 @@ impl Socket {
 
 /// Acknowledgements of one namespace, sent back into the driver's request channel.
 struct RequestAcks {
-    requests: mpsc::WeakUnboundedSender<Request>,
+    requests: WeakRequestSender,
     namespace: Arc<str>,
 }
 
@@ -57,17 +57,17 @@ impl AckRoute for RequestAcks {
     fn send_ack(&self, id: u64, args: Args) -> Result<(), Error> {
         let requests = self.requests.upgrade().ok_or(Error::Closed)?;
         requests
-            .send(Request::Ack {
+            .send(Box::new(Request::Ack {
                 namespace: self.namespace.clone(),
                 id,
                 args,
-            })
+            }))
             .map_err(|_| Error::Closed)
     }
 }
 
 pub(super) struct Routes {
-    requests: mpsc::WeakUnboundedSender<Request>,
+    requests: WeakRequestSender,
     sockets: HashMap<Arc<str>, Socket>,
     connects: HashMap<Token, oneshot::Sender<Result<(), Error>>>,
     acks: HashMap<Token, oneshot::Sender<Result<Args, Error>>>,
@@ -75,7 +75,7 @@ pub(super) struct Routes {
 }
 
 impl Routes {
-    pub(super) fn new(requests: mpsc::WeakUnboundedSender<Request>) -> Routes {
+    pub(super) fn new(requests: WeakRequestSender) -> Routes {
         Routes {
             requests,
             sockets: HashMap::new(),

@@ -99,9 +99,13 @@ pub(crate) struct Net {
     unpooled: std::sync::OnceLock<Arc<reqwest::Client>>,
 }
 
-/// What makes two clients' HTTP clients interchangeable.
+/// What makes two clients' HTTP clients interchangeable. The runtime is part of it: a pooled
+/// connection's task runs on the runtime that opened it and ends with it, so a pool shared
+/// across runtimes (one per `#[tokio::test]`, say) would hand out connections that die when
+/// another test's runtime shuts down.
 #[derive(PartialEq, Eq, Hash)]
 struct HttpKey {
+    runtime: Option<tokio::runtime::Id>,
     tls: TlsOptions,
     proxy: ProxySetting,
     resolve: Vec<(String, Vec<IpAddr>)>,
@@ -191,6 +195,7 @@ impl Net {
             .collect();
         resolve.sort();
         let key = HttpKey {
+            runtime: tokio::runtime::Handle::try_current().ok().map(|r| r.id()),
             tls: self.options.clone(),
             proxy: self.proxy.clone(),
             resolve,

@@ -8,7 +8,7 @@
 //! the pool has. Cookies stay per client: they are added and stored per request from the
 //! client's own jar (`retry::send`), not by the shared HTTP client.
 //!
-//! Entries are weak: what the last client using some settings drops goes (and with it any key
+//! HTTP clients are shared per runtime too (see `net::HttpKey`). Entries are weak: what the last client using some settings drops goes (and with it any key
 //! material in those settings), pruned at the next lookup.
 
 use std::collections::HashMap;

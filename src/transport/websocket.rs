@@ -96,9 +96,10 @@ impl WebSocketTransport {
         let mut config = tungstenite::protocol::WebSocketConfig::default();
         config.max_message_size = Some(max_message);
         config.max_frame_size = Some(max_message);
-        // tungstenite's 128 KiB default read buffer is zero-filled on the first read and then
-        // stays resident: 128 KiB per idle connection. It grows per frame when needed.
-        config.read_buffer_size = 8 * 1024;
+        // tungstenite's 128 KiB default read buffer is allocated eagerly and stays resident:
+        // 128 KiB per idle connection. It is also the most read per syscall; a larger frame
+        // grows it for that frame. 4 KiB holds dozens of typical events per read.
+        config.read_buffer_size = 4 * 1024;
         let host = url.host_str().unwrap_or_default().to_string();
         let port = url.port_or_known_default().unwrap_or(80);
         let proxy = net.proxy_for(url)?;
