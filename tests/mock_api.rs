@@ -5,6 +5,9 @@
 #![cfg(feature = "mock-server")]
 
 #[allow(dead_code)]
+#[path = "support/http.rs"]
+mod http_support;
+#[allow(dead_code)]
 #[path = "support/node.rs"]
 mod node;
 #[allow(dead_code)]
@@ -286,7 +289,7 @@ fn received_history_is_bounded() {
 
 /// The CORS headers of a preflight and of a handshake GET from `origin`, names lowercased.
 async fn cors_answers(base: &str, origin: &str) -> Vec<(u16, Vec<(String, String)>)> {
-    let http = reqwest::Client::new();
+    let http = http_support::reqwest_builder().build().unwrap();
     let url = format!("{base}/socket.io/?EIO=4&transport=polling");
     let preflight = http
         .request(reqwest::Method::OPTIONS, &url)
@@ -342,7 +345,7 @@ async fn cors_answers_preflight_and_marks_answers() {
         .start()
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = http_support::reqwest_builder().build().unwrap();
     let url = format!("{}/socket.io/?EIO=4&transport=polling", server.url());
     let preflight = http
         .request(reqwest::Method::OPTIONS, &url)
@@ -407,7 +410,7 @@ async fn cors_answers_preflight_and_marks_answers() {
 /// What a pending polling GET gets when the client POSTs a close packet, or `None` when the
 /// GET lost the race and arrived after the close.
 async fn pending_get_on_client_close(base: &str) -> Option<(u16, String)> {
-    let http = reqwest::Client::new();
+    let http = http_support::reqwest_builder().build().unwrap();
     let url = format!("{base}/socket.io/?EIO=4&transport=polling");
     let open = http.get(&url).send().await.unwrap().text().await.unwrap();
     let open: Value = serde_json::from_str(open.strip_prefix('0').unwrap()).unwrap();

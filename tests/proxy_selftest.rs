@@ -287,7 +287,7 @@ async fn expect_continue_is_answered_and_background_start_works_in_async_code() 
 async fn pass_with_reqwest() {
     let server = mock().await;
     let proxy = FaultProxy::start(server.addr(), ProxyMode::Pass).await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = http::reqwest_builder().no_proxy().build().unwrap();
     let base = format!("{}{HANDSHAKE}", proxy.url());
     let body = http.get(&base).send().await.unwrap().text().await.unwrap();
     let sid = open_packet(&body)["sid"].as_str().unwrap().to_owned();
@@ -724,14 +724,14 @@ async fn reqwest_forwarding_with_and_without_credentials() {
     let proxy = ConnectProxy::start(creds()).await;
     let target = format!("http://{}{HANDSHAKE}", server.addr());
 
-    let anonymous = reqwest::Client::builder()
+    let anonymous = http::reqwest_builder()
         .proxy(reqwest::Proxy::http(proxy.url()).unwrap())
         .build()
         .unwrap();
     let r = anonymous.get(&target).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 407);
 
-    let authed = reqwest::Client::builder()
+    let authed = http::reqwest_builder()
         .proxy(reqwest::Proxy::http(proxy.url_with_credentials()).unwrap())
         .build()
         .unwrap();

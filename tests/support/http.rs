@@ -570,3 +570,13 @@ pub fn chunk(data: &[u8]) -> Vec<u8> {
 
 /// The last chunk of a chunked body, with no trailers.
 pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// A reqwest client builder for tests that speak HTTP to the fakes directly. The crate builds
+/// rustls without picking a crypto provider for reqwest (it hands reqwest its own config), and
+/// with `--all-features` both ring and aws-lc-rs are compiled in, so reqwest's own default
+/// would panic ("No rustls crypto provider is configured"): the test process installs ring
+/// first, as an application in that position would.
+pub fn reqwest_builder() -> reqwest::ClientBuilder {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
