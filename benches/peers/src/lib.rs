@@ -1,1 +1,1 @@
-//! Nothing: the crate exists for `benches/ack.rs` (see Cargo.toml).
+//! Nothing: the crate exists for `benches/ack.rs` and `benches/compare.rs` (see Cargo.toml).

@@ -11,8 +11,14 @@
 //!   "ack" (args..., cb)         -> cb(...args)
 //!   "request-ack" (args...)     -> emit("need-ack", ...args, reply => emit("got-ack", ...reply))
 //!   "disconnect-me"             -> socket.disconnect()
+//!   "burst" (n, size)           -> n x emit("item", i, <size x "x">) back to back, then
+//!                                  emit("burst-done", n) (benches/peers/benches/compare.rs)
 //! "/admin" needs `auth: {token: "secret"}`; otherwise the CONNECT is refused with the message
 //! "not authorized" (socketioxide sends no `data` with a refusal).
+//!
+//! Accepted sockets get TCP_NODELAY (a lone small frame, an ack, leaves at once instead of
+//! waiting for the client's delayed ACK), and each connection may buffer [`BUFFER`] packets;
+//! a burst that outruns the client waits for room instead of losing events.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -25,8 +31,11 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 use socketioxide::extract::{AckSender, Data, SocketRef};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::SocketIo;
+use socketioxide::{SendError, SocketError, SocketIo};
 use tokio::net::TcpListener;
+
+/// Packets a connection may hold before `emit` reports it full (socketioxide's default: 128).
+const BUFFER: usize = 4096;
 
 /// Any socket.io argument, binary included (`serde_json::Value` would turn bytes into arrays of
 /// numbers). socketioxide's parser hands binary attachments to `visit_byte_buf` and turns
@@ -224,11 +233,44 @@ async fn on_connect(socket: SocketRef) {
             }
         },
     );
+    socket.on(
+        "burst",
+        async |socket: SocketRef, Data((n, size)): Data<(u64, usize)>| {
+            let pad = "x".repeat(size);
+            for i in 0..n {
+                if !emit_waiting(&socket, "item", &(i, pad.as_str())).await {
+                    return;
+                }
+            }
+            emit_waiting(&socket, "burst-done", &n).await;
+        },
+    );
     socket.on("disconnect-me", async |socket: SocketRef| {
         if let Err(e) = socket.disconnect() {
             eprintln!("[socketioxide] disconnect failed: {e}");
         }
     });
+}
+
+/// Emits, waiting while the connection's packet buffer is full (the client reads more slowly
+/// than the loop emits); false once the socket is gone or the emit failed otherwise.
+async fn emit_waiting<T: serde::Serialize + ?Sized>(
+    socket: &SocketRef,
+    event: &str,
+    data: &T,
+) -> bool {
+    loop {
+        match socket.emit(event, data) {
+            Ok(()) => return true,
+            Err(SendError::Socket(SocketError::InternalChannelFull)) => {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => {
+                eprintln!("[socketioxide] {event} failed: {e}");
+                return false;
+            }
+        }
+    }
 }
 
 struct Options {
@@ -277,7 +319,7 @@ async fn main() {
         std::process::exit(0);
     });
 
-    let mut builder = SocketIo::builder();
+    let mut builder = SocketIo::builder().max_buffer_size(BUFFER);
     if let Some(d) = opts.ping_interval {
         builder = builder.ping_interval(d);
     }
@@ -307,6 +349,9 @@ async fn main() {
                 continue;
             }
         };
+        if let Err(e) = stream.set_nodelay(true) {
+            eprintln!("[socketioxide] TCP_NODELAY failed: {e}");
+        }
         let svc = svc.clone();
         tokio::spawn(async move {
             let conn = http1::Builder::new()
