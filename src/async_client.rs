@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{AuthSource, ClientBuilder, Handlers};
 use crate::socket::{self, SocketCore};
-use crate::transport::connect::Attempt;
+use crate::transport::report::Attempt;
 use crate::{runtime, AckHandle, Args, Error, Event, Transport};
 
 /// A connected socket.io namespace, for async code. Cheap to clone; the namespace is left when
@@ -201,7 +201,7 @@ impl SocketBuilder {
         }
     }
 
-    fn start(self) -> Result<socket::Pending, Error> {
+    pub(crate) fn start(self) -> Result<socket::Pending, Error> {
         let auth = self.auth.map_err(Error::Serialize)?;
         self.parent.join(&self.namespace, auth, self.handlers)
     }
@@ -212,12 +212,5 @@ impl SocketBuilder {
         Ok(AsyncClient {
             core: Arc::new(pending.wait().await?),
         })
-    }
-
-    /// Joins, blocking until the namespace is connected.
-    pub fn connect(self) -> Result<crate::Client, Error> {
-        let pending = self.start()?;
-        let core = runtime::block_on(pending.wait())?;
-        Ok(crate::Client::from_core(Arc::new(core)))
     }
 }

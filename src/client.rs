@@ -9,7 +9,7 @@ use crate::async_client::SocketBuilder;
 use crate::config::ClientBuilder;
 use crate::event_queue::EventQueue;
 use crate::socket::{self, SocketCore};
-use crate::transport::connect::Attempt;
+use crate::transport::report::Attempt;
 use crate::{runtime, AckHandle, Args, Error, Event, Transport};
 
 /// A connected socket.io namespace with a blocking API. Cheap to clone; the namespace is left
@@ -265,5 +265,16 @@ impl Iterator for Events {
 
     fn next(&mut self) -> Option<Event> {
         self.queue.pop_blocking()
+    }
+}
+
+// The blocking half of `SocketBuilder` (defined with its async half in `async_client.rs`),
+// here so that `async_client` does not import this module, which imports it.
+impl SocketBuilder {
+    /// Joins, blocking until the namespace is connected.
+    pub fn connect(self) -> Result<Client, Error> {
+        let pending = self.start()?;
+        let core = runtime::block_on(pending.wait())?;
+        Ok(Client::from_core(Arc::new(core)))
     }
 }

@@ -5,17 +5,13 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::event::AckSender;
 use crate::event_queue::EventOverflow;
 use crate::proto::engineio::EngineVersion;
 use crate::transport::net::TlsOptions;
 use crate::transport::proxy::ProxySetting;
-use crate::{Args, Error, Transport};
+use crate::{Error, Transport};
 
-/// A handler for one event: gets the arguments and, when the server asked for one, an ack sender.
-pub type Handler = Arc<dyn Fn(Args, Option<AckSender>) + Send + Sync>;
-/// A handler for every event: also gets the event name.
-pub type AnyHandler = Arc<dyn Fn(&str, Args, Option<AckSender>) + Send + Sync>;
+pub use crate::listeners::{AnyHandler, Handler};
 
 /// An auth payload computed asynchronously (a token fetched over HTTP, say).
 pub(crate) type AsyncAuth = Arc<

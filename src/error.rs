@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::event::DisconnectReason;
 use crate::proto::ProtocolError;
-use crate::transport::diagnosis::ConnectFailure;
+use crate::reason::DisconnectReason;
+use crate::transport::report::{Attempt, Hint};
 use crate::Transport;
 
 /// Everything that can go wrong, saying what failed and where.
@@ -268,6 +268,42 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A connect that did not get through: the error that decided it, every transport's attempt,
+/// and what the failures suggest. Reached through [`Error::ConnectFailed`]; the hints come from `transport/diagnosis.rs`.
+#[non_exhaustive]
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    /// The URL as given to the builder.
+    pub url: String,
+    /// The last transport's error (or [`Error::ConnectTimeout`] when the whole race ran out of
+    /// time); the same as [`Error::last_failure`].
+    pub error: Error,
+    /// Every transport tried, in the order they started, with what went wrong for each.
+    pub attempts: Vec<Attempt>,
+    /// What the failures suggest, most likely first; empty when nothing stands out.
+    pub hints: Vec<Hint>,
+}
+
+impl fmt::Display for ConnectFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "could not connect to {}", self.url)?;
+        if self.attempts.is_empty() {
+            write!(f, ": {}", self.error)?;
+        }
+        for (i, attempt) in self.attempts.iter().enumerate() {
+            let sep = if i == 0 { ": " } else { "; " };
+            match &attempt.outcome {
+                Ok(()) => write!(f, "{sep}{} opened", attempt.transport)?,
+                Err(why) => write!(f, "{sep}{}: {why}", attempt.transport)?,
+            }
+        }
+        for hint in &self.hints {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
 }
 
 /// Shorthand for `Result<T, sio_client::Error>`.

@@ -14,8 +14,12 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::config::{AnyHandler, Handler};
-use crate::Args;
+use crate::{AckSender, Args};
+
+/// A handler for one event: gets the arguments and, when the server asked for one, an ack sender.
+pub type Handler = Arc<dyn Fn(Args, Option<AckSender>) + Send + Sync>;
+/// A handler for every event: also gets the event name.
+pub type AnyHandler = Arc<dyn Fn(&str, Args, Option<AckSender>) + Send + Sync>;
 
 /// A listener for every emit of a socket: the event name and its arguments, before they go out.
 pub type OutgoingHandler = Arc<dyn Fn(&str, &Args) + Send + Sync>;

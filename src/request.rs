@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::config::AuthSource;
-use crate::event::DisconnectReason;
 use crate::event_queue::{EventQueue, EventSink};
 use crate::listeners::Listeners;
-use crate::transport::connect::Attempt;
+use crate::reason::DisconnectReason;
+use crate::transport::report::Attempt;
 use crate::transport::Outgoing;
 use crate::{Args, Error, Transport};
 

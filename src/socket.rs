@@ -15,8 +15,9 @@ use crate::listeners::Listeners;
 use crate::proto::socketio::is_reserved_event;
 use crate::proto::time::deadline_after;
 use crate::request::{AckRequest, Request, RequestSender, Shared, SocketSinks, SocketStatus};
-use crate::transport::connect::{header_map, Attempt};
+use crate::transport::connect::header_map;
 use crate::transport::net::Net;
+use crate::transport::report::Attempt;
 use crate::transport::url::Endpoint;
 use crate::{AckHandle, Args, DisconnectReason, Error, Event, Transport};
 

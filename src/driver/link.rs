@@ -5,10 +5,10 @@
 
 use std::time::Instant;
 
-use crate::event::DisconnectReason;
 use crate::proto::engineio::{CloseReason, Data, Packet as EnginePacket, Session, SessionEvent};
 use crate::proto::socketio as sio;
 use crate::proto::time::deadline_after;
+use crate::reason::DisconnectReason;
 use crate::transport::http::HttpSettings;
 use crate::transport::{Active, Io, Transport};
 use crate::Error;

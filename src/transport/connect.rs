@@ -18,32 +18,17 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::diagnosis::{self, ConnectFailure};
+use super::diagnosis;
 use super::http::HttpSettings;
 use super::memory;
 use super::net::Net;
 use super::polling::{self, PollingTransport};
+use super::report::Attempt;
 use super::websocket::WebSocketTransport;
 use super::{Active, Transport};
+use crate::error::ConnectFailure;
 use crate::proto::engineio::{detect, EngineVersion, Handshake, Packet};
 use crate::Error;
-
-/// One transport tried while connecting.
-#[non_exhaustive]
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    /// Transport tried.
-    pub transport: Transport,
-    /// `Ok(())` if it delivered the open packet first, else what went wrong (or that another
-    /// transport won while it was still running).
-    pub outcome: Result<(), String>,
-    /// HTTP status of the failure, when there was one.
-    pub status: Option<u16>,
-    /// Time from the start of connecting to the start of this attempt.
-    pub started_after: Duration,
-    /// Time from the start of the attempt to its outcome.
-    pub elapsed: Duration,
-}
 
 /// What opening a session needs of the user's options (the transport layer does not see the
 /// rest of them).

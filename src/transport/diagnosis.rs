@@ -1,4 +1,4 @@
-//! What a failed connect means: every transport's attempt, and hints for the classic mistakes
+//! What a failed connect means: hints for the classic mistakes
 //! (TLS to a plain-HTTP server, the wrong path, a proxy that wants credentials or is not there,
 //! an untrusted certificate, nothing listening).
 //!
@@ -6,132 +6,8 @@
 //! the IO error kind, the HTTP status) and from the message text where a layer below only
 //! gave text (reqwest's DNS and connect errors).
 
-use std::fmt;
-
-use super::connect::Attempt;
+use super::report::Hint;
 use crate::Error;
-
-/// A connect that did not get through: the error that decided it, every transport's attempt,
-/// and what the failures suggest. Reached through [`Error::ConnectFailed`].
-#[non_exhaustive]
-#[derive(Debug, Clone)]
-pub struct ConnectFailure {
-    /// The URL as given to the builder.
-    pub url: String,
-    /// The last transport's error (or [`Error::ConnectTimeout`] when the whole race ran out of
-    /// time); the same as [`Error::last_failure`].
-    pub error: Error,
-    /// Every transport tried, in the order they started, with what went wrong for each.
-    pub attempts: Vec<Attempt>,
-    /// What the failures suggest, most likely first; empty when nothing stands out.
-    pub hints: Vec<Hint>,
-}
-
-impl fmt::Display for ConnectFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "could not connect to {}", self.url)?;
-        if self.attempts.is_empty() {
-            write!(f, ": {}", self.error)?;
-        }
-        for (i, attempt) in self.attempts.iter().enumerate() {
-            let sep = if i == 0 { ": " } else { "; " };
-            match &attempt.outcome {
-                Ok(()) => write!(f, "{sep}{} opened", attempt.transport)?,
-                Err(why) => write!(f, "{sep}{}: {why}", attempt.transport)?,
-            }
-        }
-        for hint in &self.hints {
-            write!(f, " (hint: {hint})")?;
-        }
-        Ok(())
-    }
-}
-
-/// A likely cause of a failed connect, with what to do about it (`Display` says both).
-#[non_exhaustive]
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hint {
-    /// An `https://`/`wss://` URL to a server that answered in plain HTTP.
-    PlainHttpServer,
-    /// The server answered 404 at the Engine.IO path: it serves something else there.
-    WrongPath {
-        /// The path that was asked for (the builder's `path`, default `/socket.io/`).
-        path: String,
-    },
-    /// A proxy answered 407: it wants credentials.
-    ProxyCredentials,
-    /// The proxy itself could not be reached.
-    ProxyUnreachable {
-        /// The proxy's address.
-        proxy: String,
-    },
-    /// Nothing accepts connections at the server's address.
-    NothingListening {
-        /// `host:port` of the server.
-        address: String,
-    },
-    /// The host name did not resolve.
-    HostNotFound {
-        /// The host name.
-        host: String,
-    },
-    /// The server's certificate is not signed by a trusted authority.
-    UntrustedCertificate,
-    /// The server's certificate is for another name.
-    CertificateNameMismatch {
-        /// The host name asked for.
-        host: String,
-    },
-    /// No transport got an answer in time: a firewall dropping packets, or a server that
-    /// accepts connections and never answers.
-    NoAnswer,
-}
-
-impl fmt::Display for Hint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Hint::PlainHttpServer => f.write_str(
-                "the server answered in plain HTTP, not TLS: use http:// (or ws://) for this port",
-            ),
-            Hint::WrongPath { path } => write!(
-                f,
-                "nothing answers at {path} on this server: socket.io servers listen on \
-                 /socket.io/ unless configured otherwise; set the builder's path() to the \
-                 server's `path` option"
-            ),
-            Hint::ProxyCredentials => f.write_str(
-                "the proxy wants credentials: put them in the proxy URL \
-                 (http://user:password@proxy:port, percent-encoded)",
-            ),
-            Hint::ProxyUnreachable { proxy } => write!(
-                f,
-                "the proxy {proxy} cannot be reached: check the builder's proxy() or \
-                 HTTPS_PROXY/HTTP_PROXY/ALL_PROXY/NO_PROXY (no_proxy() turns proxies off)"
-            ),
-            Hint::NothingListening { address } => write!(
-                f,
-                "nothing accepts connections at {address}: is the server running, and on this port?"
-            ),
-            Hint::HostNotFound { host } => {
-                write!(f, "the host name {host:?} does not resolve: check the URL")
-            }
-            Hint::UntrustedCertificate => f.write_str(
-                "the server's certificate is not signed by a trusted authority: add its CA with \
-                 add_root_certificate() (or SSL_CERT_FILE), or danger_accept_invalid_certs(true) \
-                 for testing only",
-            ),
-            Hint::CertificateNameMismatch { host } => write!(
-                f,
-                "the server's certificate is not valid for {host:?}: connect by the name the \
-                 certificate was issued for"
-            ),
-            Hint::NoAnswer => f.write_str(
-                "no transport got an answer in time: a firewall dropping packets, or a server \
-                 that accepts connections and never answers (raise timeout() if it is just slow)",
-            ),
-        }
-    }
-}
 
 /// What the diagnosis needs to know about the connect, besides the failures.
 pub(crate) struct Context<'a> {

@@ -44,6 +44,7 @@ pub(crate) mod memory;
 pub(crate) mod net;
 pub(crate) mod polling;
 pub(crate) mod proxy;
+pub(crate) mod report;
 pub(crate) mod retry;
 pub(crate) mod shared;
 pub(crate) mod url;

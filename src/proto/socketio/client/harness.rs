@@ -12,9 +12,10 @@ use serde_json::{json, Value};
 
 use super::{ClientCore, Command, CoreConfig, Output, Status, Token};
 use crate::config::AuthSource;
-use crate::event::{DisconnectReason, Event};
+use crate::event::Event;
 use crate::proto::engineio::EngineVersion;
 use crate::proto::socketio::{split_event, Packet, PacketType};
+use crate::reason::DisconnectReason;
 use crate::transport::Outgoing;
 use crate::{Args, Error, Transport};
 

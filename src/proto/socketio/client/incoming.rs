@@ -9,10 +9,11 @@ use serde_json::Value;
 use super::acks::Answered;
 use super::namespace::{self, Phase};
 use super::{is_socketio2_server, ClientCore, Link, Output, Status, Timer};
-use crate::event::{DisconnectReason, Event};
+use crate::event::Event;
 use crate::proto::engineio::{detect, EngineVersion};
 use crate::proto::socketio::{ack_args, split_event, Packet, PacketType};
 use crate::proto::ProtocolError;
+use crate::reason::DisconnectReason;
 use crate::{Args, Error, Transport};
 
 impl ClientCore {

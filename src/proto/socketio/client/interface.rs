@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::AuthSource;
-use crate::event::{DisconnectReason, Event};
+use crate::event::Event;
 use crate::proto::engineio::EngineVersion;
+use crate::reason::DisconnectReason;
 use crate::transport::Held;
 use crate::{Args, Error};
 

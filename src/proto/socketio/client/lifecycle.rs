@@ -8,9 +8,10 @@ use std::time::Instant;
 use super::namespace::{Namespace, Phase};
 use super::timers::TimerTable;
 use super::{ClientCore, Output, Status, Timer};
-use crate::event::{DisconnectReason, Event};
+use crate::event::Event;
 use crate::proto::engineio::EngineVersion;
 use crate::proto::time::deadline_after;
+use crate::reason::DisconnectReason;
 use crate::Error;
 
 impl ClientCore {

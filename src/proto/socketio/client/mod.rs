@@ -67,11 +67,12 @@ use self::acks::Queued;
 use self::namespace::{Namespace, Phase};
 use self::timers::TimerTable;
 use crate::config::AuthSource;
-use crate::event::{DisconnectReason, Event};
+use crate::event::Event;
 use crate::proto::backoff::Backoff;
 use crate::proto::engineio::{detect, EngineVersion};
 use crate::proto::socketio::{event_data, Packet};
 use crate::proto::time::deadline_after;
+use crate::reason::DisconnectReason;
 use crate::transport::Held;
 use crate::{Args, Error, Transport};
 

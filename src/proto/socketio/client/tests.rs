@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::harness::{config, Pair};
 use super::Status;
 use crate::config::AuthSource;
-use crate::event::DisconnectReason;
 use crate::proto::engineio::EngineVersion;
+use crate::reason::DisconnectReason;
 use crate::{Error, Transport};
 
 const SECOND: Duration = Duration::from_secs(1);
