@@ -1,4 +1,5 @@
-//! What a client reports to the application: events, disconnect reasons, ack senders.
+//! What a client reports to the application: events and ack senders (the disconnect reasons
+//! they carry are `reason.rs`).
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
