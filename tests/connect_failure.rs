@@ -261,3 +261,35 @@ async fn the_async_client_gets_the_same_report() {
         "last_failure() is the report's error"
     );
 }
+
+/// The same hints against a real socket.io 4.8 server (Node), not only the mock: TLS to its
+/// plain-HTTP port, and a path it does not serve.
+#[test]
+fn hints_against_node() {
+    use support::{NodeOptions, NodeServer, SioVersion};
+    let node = NodeServer::start(SioVersion::V4, NodeOptions::default());
+    let tls = report(
+        Client::builder(node.url().replacen("http://", "https://", 1))
+            .transports(ALL)
+            .remember_transport(false)
+            .timeout(WAIT)
+            .connect(),
+    );
+    assert!(tls.hints.contains(&Hint::PlainHttpServer), "{tls}");
+    let path = report(
+        Client::builder(node.url())
+            .path("/sockets/")
+            .transports([Transport::WebSocket, Transport::Polling])
+            .remember_transport(false)
+            .timeout(Duration::from_secs(3))
+            .connect(),
+    );
+    // engine.io cuts the upgrade at a path it does not serve; the bare Node HTTP server under
+    // it never answers the GET.
+    assert!(
+        path.hints.contains(&Hint::WrongPath {
+            path: "/sockets/".into()
+        }),
+        "{path}"
+    );
+}

@@ -68,6 +68,19 @@ pub(crate) fn hints(context: &Context<'_>, failures: &[&Error]) -> Vec<Hint> {
             }
         }
     }
+    // engine.io cuts a WebSocket upgrade to a path it does not serve without an HTTP answer
+    // (its `destroyUpgrade`), and a bare Node HTTP server leaves the polling GET unanswered:
+    // with no other cause in sight, that is the wrong path.
+    if hints.is_empty() && failures.iter().any(|e| Cause::of(e).upgrade_cut) {
+        hints.push(Hint::WrongPath {
+            path: context.path.to_string(),
+        });
+    }
+    let mut add = |hint: Hint| {
+        if !hints.contains(&hint) {
+            hints.push(hint);
+        }
+    };
     if !failures.is_empty() && failures.iter().all(|e| Cause::of(e).timed_out) {
         add(Hint::NoAnswer);
     }
@@ -95,6 +108,8 @@ struct Cause {
     refused: bool,
     dns: bool,
     timed_out: bool,
+    /// A WebSocket upgrade closed before any HTTP answer.
+    upgrade_cut: bool,
     text: String,
 }
 
@@ -132,6 +147,7 @@ impl Cause {
             || text.contains("failed to lookup address")
             || text.contains("name or service not known");
         cause.timed_out |= text.contains("timed out") || text.contains("no open packet within");
+        cause.upgrade_cut = text.contains("handshake not finished");
         cause
     }
 
