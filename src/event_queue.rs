@@ -8,6 +8,14 @@
 //! queue plus what one transport read delivered: a push never fails and never drops, the
 //! writer just does not read again while [`EventQueue::has_room`] is false.
 //!
+//! Wake-ups are per read, not per event: the driver queues everything one transport read
+//! delivered ([`EventQueue::push_deferred`]) and wakes the readers once at the end of the read
+//! ([`EventQueue::wake_readers`]); a blocking reader that takes an event while more wait and
+//! another reader sleeps passes the wake-up on. A reader that keeps up with a burst therefore
+//! takes events in runs instead of sleeping and waking for each (the futex wake-ups that cost
+//! more than decoding the event did), and the condvar is only signalled when a reader sleeps on
+//! it.
+//!
 //! Two policies drop instead, both visible to the application ([`EventQueue::dropped`] and an
 //! [`Event::Lagged`] before the next event a reader takes):
 //! - [`EventOverflow::DropOldest`], asked for by the application (telemetry streams where the
@@ -61,6 +69,11 @@ struct State {
     unreported: u64,
     /// The writer waits for room: the next pop that makes room wakes it.
     writer_waiting: bool,
+    /// Blocking readers inside `Condvar::wait`: a push wakes the condvar only when one is (a
+    /// futex wake is a system call even with nobody waiting).
+    blocked_readers: usize,
+    /// Events were pushed without waking readers ([`EventQueue::push_deferred`]).
+    unwoken: bool,
     policy: Option<Policy>,
 }
 
@@ -79,9 +92,16 @@ impl State {
 pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
 
 impl EventSink {
-    /// Sends an event that weighs `bytes` (a message's size on the wire).
-    pub(crate) fn send_sized(&self, event: Event, bytes: usize) {
-        self.0.push(event, bytes);
+    /// Queues an event that weighs `bytes` (a message's size on the wire) without waking
+    /// readers yet ([`wake`](Self::wake) does, once per read); returns whether the queue still
+    /// has room.
+    pub(crate) fn send_deferred(&self, event: Event, bytes: usize) -> bool {
+        self.0.push_deferred(event, bytes)
+    }
+
+    /// Wakes readers for what [`send_deferred`](Self::send_deferred) queued.
+    pub(crate) fn wake(&self) {
+        self.0.wake_readers();
     }
 
     /// Whether the writer may take more events from upstream now.
@@ -191,24 +211,47 @@ impl EventQueue {
         self.lock().dropped
     }
 
-    /// Appends `event`, weighing `bytes`. Never blocks and, under back-pressure, never drops:
-    /// the writer checks [`has_room`](Self::has_room) before reading more.
+    /// Appends `event`, weighing `bytes`, and wakes a reader. Never blocks and, under
+    /// back-pressure, never drops: the writer checks [`has_room`](Self::has_room) before
+    /// reading more.
     pub(crate) fn push(&self, event: Event, bytes: usize) {
-        {
-            let mut state = self.lock();
-            if state.policy() != Policy::Backpressure {
-                while !state.events.is_empty() && state.is_full(self.capacity, self.max_bytes) {
-                    if let Some((_, weight)) = state.events.pop_front() {
-                        state.bytes = state.bytes.saturating_sub(weight);
-                    }
-                    state.dropped += 1;
-                    state.unreported += 1;
+        self.push_deferred(event, bytes);
+        self.wake_readers();
+    }
+
+    /// [`push`](Self::push) without the wake-up: a writer that delivers a whole transport
+    /// read wakes its readers once at the end ([`wake_readers`](Self::wake_readers)), not once
+    /// per event, so a reader that keeps up is not put to sleep and woken for every event.
+    /// Returns whether the queue still has room (see [`has_room`](Self::has_room)).
+    pub(crate) fn push_deferred(&self, event: Event, bytes: usize) -> bool {
+        let mut state = self.lock();
+        if state.policy() != Policy::Backpressure {
+            while !state.events.is_empty() && state.is_full(self.capacity, self.max_bytes) {
+                if let Some((_, weight)) = state.events.pop_front() {
+                    state.bytes = state.bytes.saturating_sub(weight);
                 }
+                state.dropped += 1;
+                state.unreported += 1;
             }
-            state.bytes = state.bytes.saturating_add(bytes);
-            state.events.push_back((event, bytes));
         }
-        self.ready.notify_one();
+        state.bytes = state.bytes.saturating_add(bytes);
+        state.events.push_back((event, bytes));
+        state.unwoken = true;
+        state.policy() != Policy::Backpressure || !state.is_full(self.capacity, self.max_bytes)
+    }
+
+    /// Wakes a reader if events came since the last wake-up.
+    pub(crate) fn wake_readers(&self) {
+        let blocked = {
+            let mut state = self.lock();
+            if !std::mem::take(&mut state.unwoken) {
+                return;
+            }
+            state.blocked_readers > 0
+        };
+        if blocked {
+            self.ready.notify_one();
+        }
         self.notify.notify_one();
     }
 
@@ -237,16 +280,26 @@ impl EventQueue {
         Some((event, bytes))
     }
 
+    /// A blocking reader took `event`: another one waiting gets the next event.
+    fn pass_on(&self, state: &State) {
+        if state.blocked_readers > 0 && !state.events.is_empty() {
+            self.ready.notify_one();
+        }
+    }
+
     pub(crate) fn pop_blocking(&self) -> Option<Event> {
         let mut state = self.lock();
         loop {
             if let Some((event, _)) = self.take(&mut state) {
+                self.pass_on(&state);
                 return Some(event);
             }
             if state.closed {
                 return None;
             }
+            state.blocked_readers += 1;
             state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.blocked_readers -= 1;
         }
     }
 
@@ -255,17 +308,20 @@ impl EventQueue {
         let mut state = self.lock();
         loop {
             if let Some((event, _)) = self.take(&mut state) {
+                self.pass_on(&state);
                 return Some(event);
             }
             let now = std::time::Instant::now();
             if state.closed || now >= deadline {
                 return None;
             }
+            state.blocked_readers += 1;
             state = self
                 .ready
                 .wait_timeout(state, deadline - now)
                 .map(|(s, _)| s)
                 .unwrap_or_else(|e| e.into_inner().0);
+            state.blocked_readers -= 1;
         }
     }
 
@@ -383,6 +439,38 @@ mod tests {
         }
         // Full means at or over the bound before a push: the newest event always gets in.
         assert_eq!(dropping.dropped(), 1);
+    }
+
+    #[test]
+    fn a_deferred_push_reports_room_and_wakes_waiting_readers_once_asked() {
+        let queue = Arc::new(EventQueue::new(2, usize::MAX, EventOverflow::Backpressure));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let queue = queue.clone();
+                std::thread::spawn(move || name(queue.pop_blocking()))
+            })
+            .collect();
+        assert!(queue.push_deferred(message(0), 0), "one of two: room left");
+        assert!(!queue.push_deferred(message(1), 0), "two of two: full");
+        // One wake-up for both events: the first reader passes it on to the second.
+        queue.wake_readers();
+        let mut got: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, ["0", "1"]);
+        assert!(queue.has_room());
+    }
+
+    #[tokio::test]
+    async fn a_deferred_push_wakes_an_async_reader() {
+        let queue = Arc::new(EventQueue::new(8, usize::MAX, EventOverflow::Backpressure));
+        let reader = tokio::spawn({
+            let queue = queue.clone();
+            async move { name(queue.pop().await) }
+        });
+        tokio::task::yield_now().await;
+        queue.push_deferred(message(7), 0);
+        queue.wake_readers();
+        assert_eq!(reader.await.unwrap(), "7");
     }
 
     #[tokio::test]

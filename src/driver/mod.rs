@@ -145,6 +145,7 @@ impl Driver {
             if let Some(link) = self.link.as_mut() {
                 link.flush();
             }
+            self.routes.wake_readers();
             let deadline = self.next_deadline();
             if deadline != armed {
                 if let Some(at) = deadline {

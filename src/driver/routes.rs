@@ -22,24 +22,49 @@ struct Socket {
     /// Where its `AckSender`s send (one per namespace, shared by every event asking for one).
     acks: Arc<dyn AckRoute>,
     auth: AuthSource,
+    /// Events were queued since its readers were last woken.
+    unwoken: bool,
+    /// A push found the dispatcher's queue (`dispatch_full`) or the `events()` queue
+    /// (`events_full`) full: checked again (under its lock) only then, so delivering an event
+    /// costs one lock, not three.
+    dispatch_full: bool,
+    events_full: bool,
 }
 
 impl Socket {
     /// Through the dispatcher while the socket has listeners, else straight to `events()`.
-    fn push(&self, event: Event, size: usize) {
+    /// Readers are woken by [`wake`](Self::wake), after the whole read is delivered.
+    fn push(&mut self, event: Event, size: usize) {
         if self.sinks.listeners.has_incoming() {
-            self.sinks.dispatch.send_sized(event, size);
+            self.dispatch_full |= !self.sinks.dispatch.send_deferred(event, size);
         } else {
-            self.sinks.events.push(event, size);
+            self.events_full |= !self.sinks.events.push_deferred(event, size);
+        }
+        self.unwoken = true;
+    }
+
+    fn wake(&mut self) {
+        if std::mem::take(&mut self.unwoken) {
+            self.sinks.dispatch.wake();
+            self.sinks.events.wake_readers();
         }
     }
 
     /// Its queue that is full, if one is.
-    fn full_queue(&self) -> Option<Arc<EventQueue>> {
-        if !self.sinks.dispatch.has_room() {
-            return Some(self.sinks.dispatch.0.clone());
+    fn full_queue(&mut self) -> Option<Arc<EventQueue>> {
+        if self.dispatch_full {
+            self.dispatch_full = !self.sinks.dispatch.has_room();
+            if self.dispatch_full {
+                return Some(self.sinks.dispatch.0.clone());
+            }
         }
-        (!self.sinks.events.has_room()).then(|| self.sinks.events.clone())
+        if self.events_full {
+            self.events_full = !self.sinks.events.has_room();
+            if self.events_full {
+                return Some(self.sinks.events.clone());
+            }
+        }
+        None
     }
 }
 
@@ -122,6 +147,9 @@ impl Routes {
                 status,
                 acks,
                 auth,
+                unwoken: false,
+                dispatch_full: false,
+                events_full: false,
             },
         );
         let token = self.token();
@@ -167,7 +195,7 @@ impl Routes {
                 }
             }
             Output::Event { namespace, event } => {
-                if let Some(socket) = self.sockets.get(&namespace) {
+                if let Some(socket) = self.sockets.get_mut(&namespace) {
                     socket.push(event, 0);
                 }
             }
@@ -178,7 +206,7 @@ impl Routes {
                 ack,
                 size,
             } => {
-                if let Some(socket) = self.sockets.get(&namespace) {
+                if let Some(socket) = self.sockets.get_mut(&namespace) {
                     let ack = ack.map(|id| AckSender::new(socket.acks.clone(), id));
                     socket.push(
                         Event::Message {
@@ -192,8 +220,10 @@ impl Routes {
                 }
             }
             Output::Forget { namespace } => {
-                // Dropping the sink ends the namespace's event stream.
-                self.sockets.remove(&namespace);
+                // Dropping the sink ends the namespace's event stream (after what it holds).
+                if let Some(mut socket) = self.sockets.remove(&namespace) {
+                    socket.wake();
+                }
             }
             Output::OpenLink { .. }
             | Output::DropLink
@@ -203,12 +233,21 @@ impl Routes {
     }
 
     /// The queue of the first socket whose application has fallen a whole queue behind.
-    pub(super) fn full_queue(&self) -> Option<Arc<EventQueue>> {
-        self.sockets.values().find_map(Socket::full_queue)
+    pub(super) fn full_queue(&mut self) -> Option<Arc<EventQueue>> {
+        self.sockets.values_mut().find_map(Socket::full_queue)
+    }
+
+    /// Wakes the readers of every socket that was handed events since the last call: the
+    /// driver calls this once per turn of its loop, after a whole read is delivered.
+    pub(super) fn wake_readers(&mut self) {
+        for socket in self.sockets.values_mut() {
+            socket.wake();
+        }
     }
 
     /// The connection is over: every socket left is closed for its handles.
     pub(super) fn close_all(&mut self) {
+        self.wake_readers();
         for socket in self.sockets.values() {
             socket.status.closed.store(true, Ordering::Release);
         }
