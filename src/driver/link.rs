@@ -62,7 +62,9 @@ impl Link {
         Link {
             session,
             transport,
-            decoder: sio::Decoder::new(max_attachments).with_max_bytes(max_receive),
+            decoder: sio::Decoder::new(max_attachments)
+                .with_max_bytes(max_receive)
+                .lazy_args(),
             upgrade: None,
             preface: Vec::new(),
             settings,

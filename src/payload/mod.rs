@@ -8,7 +8,10 @@
 //! `serde_json::from_value` except that placeholders read as bytes.
 
 mod de;
+mod raw;
 mod ser;
+
+pub(crate) use raw::RawList;
 
 use bytes::Bytes;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, SerializeTuple};
@@ -58,10 +61,40 @@ fn resolve_placeholder<'a>(
 }
 
 /// The arguments of an event or an acknowledgement.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone, Default)]
 pub struct Args {
-    values: Vec<Value>,
+    values: Values,
     attachments: Vec<Bytes>,
+}
+
+/// The two forms arguments take: values, or (received without attachments) the JSON text they
+/// came in, parsed on demand (see `raw.rs`).
+#[derive(Clone)]
+enum Values {
+    Parsed(Vec<Value>),
+    Raw(Box<RawList>),
+}
+
+impl Default for Values {
+    fn default() -> Values {
+        Values::Parsed(Vec::new())
+    }
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("values", &self.values())
+            .field("attachments", &self.attachments)
+            .finish()
+    }
+}
+
+/// Arguments are equal when their values and attachments are, whatever their form.
+impl PartialEq for Args {
+    fn eq(&self, other: &Args) -> bool {
+        self.values() == other.values() && self.attachments == other.attachments
+    }
 }
 
 /// About how many bytes a JSON value takes encoded (strings without escapes).
@@ -85,8 +118,42 @@ impl Args {
     /// About how many bytes these arguments take on the wire (JSON and attachments): what an
     /// emit weighs in the send queue.
     pub(crate) fn wire_size_estimate(&self) -> usize {
-        self.values.iter().map(encoded_size).sum::<usize>()
-            + self.attachments.iter().map(Bytes::len).sum::<usize>()
+        let json = match &self.values {
+            Values::Parsed(values) => values.iter().map(encoded_size).sum::<usize>(),
+            Values::Raw(raw) => raw.wire_size(),
+        };
+        json + self.attachments.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Arguments received as the JSON text `list` (no attachments).
+    pub(crate) fn from_raw(list: RawList) -> Args {
+        Args {
+            values: Values::Raw(Box::new(list)),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// The last argument if it is a string (the offset of connection-state recovery).
+    pub(crate) fn last_string(&self) -> Option<String> {
+        match &self.values {
+            Values::Raw(raw) if !raw.is_parsed() => raw.last_string(),
+            _ => match self.values().last() {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            },
+        }
+    }
+
+    /// The values, in the value form from now on (for changes).
+    fn parsed_mut(&mut self) -> &mut Vec<Value> {
+        if let Values::Raw(raw) = &mut self.values {
+            let raw = std::mem::replace(raw, Box::new(RawList::empty()));
+            self.values = Values::Parsed(raw.into_values());
+        }
+        match &mut self.values {
+            Values::Parsed(values) => values,
+            Values::Raw(_) => unreachable!("just turned into values"),
+        }
     }
 
     /// No arguments.
@@ -110,7 +177,7 @@ impl Args {
             })
             .map_err(|e| Error::Serialize(e.to_string()))?;
         Ok(Args {
-            values,
+            values: Values::Parsed(values),
             attachments,
         })
     }
@@ -118,14 +185,18 @@ impl Args {
     /// Wraps wire values: placeholders in `values` refer to `attachments`.
     pub fn from_wire(values: Vec<Value>, attachments: Vec<Bytes>) -> Args {
         Args {
-            values,
+            values: Values::Parsed(values),
             attachments,
         }
     }
 
     /// The wire form.
     pub fn into_wire(self) -> (Vec<Value>, Vec<Bytes>) {
-        (self.values, self.attachments)
+        let values = match self.values {
+            Values::Parsed(values) => values,
+            Values::Raw(raw) => raw.into_values(),
+        };
+        (values, self.attachments)
     }
 
     /// Appends `value` as exactly one argument (a tuple becomes one array argument). Its binary
@@ -136,7 +207,7 @@ impl Args {
             attachments: &mut self.attachments,
         }) {
             Ok(value) => {
-                self.values.push(value);
+                self.parsed_mut().push(value);
                 Ok(())
             }
             Err(e) => {
@@ -148,12 +219,15 @@ impl Args {
 
     /// Number of arguments.
     pub fn len(&self) -> usize {
-        self.values.len()
+        match &self.values {
+            Values::Parsed(values) => values.len(),
+            Values::Raw(raw) => raw.len(),
+        }
     }
 
     /// Whether there are no arguments.
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.len() == 0
     }
 
     /// Deserialises argument `index`; binary placeholders deserialise as bytes (into `Bytes`,
@@ -166,14 +240,21 @@ impl Args {
     /// in an untagged enum put a `Bytes` variant before a `String` one). A placeholder whose
     /// `num` has no attachment is an error, wherever it sits (unless the target ignores it).
     pub fn get<T: DeserializeOwned>(&self, index: usize) -> Result<T, Error> {
-        match self.values.get(index) {
+        if let Values::Raw(raw) = &self.values {
+            if !raw.is_parsed() {
+                if let Some(read) = raw.get::<T>(index) {
+                    return read.map_err(|e| Error::Deserialize(format!("argument {index}: {e}")));
+                }
+            }
+        }
+        match self.values().get(index) {
             Some(value) => T::deserialize(de::ValueDe::new(value, &self.attachments))
                 .map_err(|e| Error::Deserialize(format!("argument {index}: {e}"))),
             None => T::deserialize(serde::de::value::UnitDeserializer::<serde_json::Error>::new())
                 .map_err(|_| {
                     Error::Deserialize(format!(
                         "argument {index} is missing: there are {} arguments",
-                        self.values.len()
+                        self.len()
                     ))
                 }),
         }
@@ -182,14 +263,14 @@ impl Args {
     /// Deserialises the whole list (into a tuple, a `Vec`, or a struct read as a sequence).
     /// The length must match for tuples and structs; `()` accepts an empty list.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        T::deserialize(de::ListDe::new(&self.values, &self.attachments))
+        T::deserialize(de::ListDe::new(self.values(), &self.attachments))
             .map_err(|e| Error::Deserialize(format!("argument list: {e}")))
     }
 
     /// The arguments as one value: a lone argument as itself (a struct, a string), several
     /// as a sequence (a tuple, a `Vec`); a lone argument read as a one-element tuple works too.
     pub fn parse_data<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        if self.values.len() == 1 {
+        if self.len() == 1 {
             match self.get::<T>(0) {
                 Ok(value) => Ok(value),
                 Err(first) => self.parse::<T>().map_err(|_| first),
@@ -201,12 +282,18 @@ impl Args {
 
     /// Argument `index` if it is binary (a placeholder referring to an existing attachment).
     pub fn binary(&self, index: usize) -> Option<&Bytes> {
-        resolve_placeholder(self.values.get(index)?, &self.attachments)?.ok()
+        if self.attachments.is_empty() {
+            return None;
+        }
+        resolve_placeholder(self.values().get(index)?, &self.attachments)?.ok()
     }
 
     /// Raw values, with binary values as `{"_placeholder":true,"num":N}`.
     pub fn values(&self) -> &[Value] {
-        &self.values
+        match &self.values {
+            Values::Parsed(values) => values,
+            Values::Raw(raw) => raw.values(),
+        }
     }
 
     /// Binary attachments referred to by the placeholders.
@@ -220,8 +307,9 @@ impl Args {
 /// A placeholder referring to a missing attachment is an error.
 impl Serialize for Args {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut tuple = serializer.serialize_tuple(self.values.len())?;
-        for value in &self.values {
+        let values = self.values();
+        let mut tuple = serializer.serialize_tuple(values.len())?;
+        for value in values {
             tuple.serialize_element(&WireValue {
                 value,
                 attachments: &self.attachments,

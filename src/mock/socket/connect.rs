@@ -115,5 +115,6 @@ pub(super) fn connect_packet(kind: PacketType, nsp: &str, data: Option<Value>) -
         id: None,
         data,
         attachments: Vec::new(),
+        lazy: None,
     }
 }

@@ -486,6 +486,7 @@ impl MockSocket {
                 id: None,
                 data: None,
                 attachments: Vec::new(),
+                lazy: None,
             },
         );
         self.detach("server namespace disconnect");

@@ -49,6 +49,9 @@ pub struct Decoder {
     completed_bytes: usize,
     /// A binary packet and the number of attachments it announced.
     pending: Option<(Packet, usize)>,
+    /// EVENTs and ACKs without attachments keep their arguments as JSON text
+    /// ([`lazy_args`](Self::lazy_args)).
+    lazy: bool,
 }
 
 impl Decoder {
@@ -60,6 +63,7 @@ impl Decoder {
             pending_bytes: 0,
             completed_bytes: 0,
             pending: None,
+            lazy: false,
         }
     }
 
@@ -70,6 +74,16 @@ impl Decoder {
     /// 32 bytes (a `serde_json::Value`) per value.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Decoder {
         self.max_bytes = max_bytes;
+        self
+    }
+
+    /// EVENTs and ACKs without attachments come out with their arguments still JSON text, in
+    /// the packet's `lazy` field instead of `data`: the client reads them that way, so that a
+    /// burst costs a syntax check per event on the connection's task rather than a tree of
+    /// values (see `payload/raw.rs`). Everything else, and every packet the general decoding
+    /// would refuse, decodes as before.
+    pub(crate) fn lazy_args(mut self) -> Decoder {
+        self.lazy = true;
         self
     }
 
@@ -85,7 +99,14 @@ impl Decoder {
         }
         // Decoded JSON can be 16 times its text (`[0,0,…]`): the limit is on that cost, not only
         // on the bytes received.
-        let values = json_value_count(text);
+        // Each value takes a byte at least: a text too short to exceed the limit however it
+        // nests is not scanned.
+        let most = text.len().saturating_add(1).saturating_mul(VALUE_COST);
+        let values = if most > self.max_bytes {
+            json_value_count(text)
+        } else {
+            0
+        };
         let cost = values.saturating_mul(VALUE_COST);
         if cost > self.max_bytes {
             return Err(ProtocolError::JsonTooLarge {
@@ -93,6 +114,12 @@ impl Decoder {
                 cost,
                 max: self.max_bytes,
             });
+        }
+        if self.lazy {
+            if let Some(packet) = Packet::decode_text_lazy(text) {
+                self.completed_bytes = text.len();
+                return Ok(Some(packet));
+            }
         }
         let (mut packet, count) = Packet::decode_text(text)?;
         self.completed_bytes = text.len();
@@ -168,6 +195,78 @@ mod tests {
     use super::*;
     use crate::proto::socketio::{placeholder, PacketType};
     use serde_json::{json, Value};
+
+    /// An EVENT's or ACK's name and arguments, whichever way it was decoded.
+    fn name_and_args(packet: Packet) -> (String, Option<u64>, Option<String>, crate::Args) {
+        let (nsp, id) = (packet.nsp.clone(), packet.id);
+        match packet.lazy {
+            Some(lazy) => (nsp, id, lazy.name, lazy.args),
+            None if packet.kind == PacketType::Event => {
+                let (name, values) = crate::proto::socketio::split_event(packet.data).unwrap();
+                (nsp, id, Some(name), crate::Args::from_wire(values, vec![]))
+            }
+            None => {
+                let values = crate::proto::socketio::ack_args(packet.data);
+                (nsp, id, None, crate::Args::from_wire(values, vec![]))
+            }
+        }
+    }
+
+    #[test]
+    fn lazy_arguments_decode_and_refuse_exactly_as_values_do() {
+        let cases = [
+            r#"2["item",7,"xxxx"]"#,
+            r#"2/chat,12["msg",{"a":[1,{"b":null}]},-1.5,true]"#,
+            r#"2["only"]"#,
+            r#"31["ok"]"#,
+            r#"3/admin,9[]"#,
+            r#"2["e","\u00e9"]"#,
+            r#"2["e",1e3]"#,
+            r#"2["e","a\"b\\c"]"#,
+            "2[\"e\" , 1 ,\n\"x\" ]",
+            r#"2["e",1"#,
+            r#"2["e",1] "#,
+            r#"2["e",1]x"#,
+            r#"2[1,2]"#,
+            r#"2[]"#,
+            r#"2{}"#,
+            r#"2"#,
+            r#"3["no id"]"#,
+            r#"3"#,
+            r#"2["e","\ud800"]"#,
+            r#"2["e",1e999]"#,
+            r#"2["e",{"_placeholder":true,"num":0}]"#,
+            r#"0{"sid":"x"}"#,
+            r#"1"#,
+        ];
+        for text in cases {
+            let lazy = Decoder::new(4).lazy_args().decode_text(text);
+            let plain = Decoder::new(4).decode_text(text);
+            match (lazy, plain) {
+                (Ok(Some(lazy)), Ok(Some(plain)))
+                    if matches!(plain.kind, PacketType::Event | PacketType::Ack) =>
+                {
+                    assert_eq!(lazy.kind, plain.kind, "{text}");
+                    let (lazy, plain) = (name_and_args(lazy), name_and_args(plain));
+                    assert_eq!(lazy, plain, "{text}");
+                    let (args, plain) = (&lazy.3, &plain.3);
+                    for i in 0..=args.len() {
+                        assert_eq!(
+                            args.get::<Value>(i).map_err(|e| e.to_string()),
+                            plain.get::<Value>(i).map_err(|e| e.to_string()),
+                            "{text} argument {i}"
+                        );
+                        assert_eq!(
+                            args.get::<u64>(i).map_err(|e| e.to_string()),
+                            plain.get::<u64>(i).map_err(|e| e.to_string()),
+                            "{text} argument {i} as u64"
+                        );
+                    }
+                }
+                (lazy, plain) => assert_eq!(lazy, plain, "{text}"),
+            }
+        }
+    }
 
     fn att(n: u8) -> Bytes {
         Bytes::from(vec![n; usize::from(n) + 1])

@@ -8,6 +8,7 @@ mod packet;
 
 pub use decoder::Decoder;
 pub use event::{ack_args, event_data, split_event};
+pub(crate) use packet::LazyData;
 pub use packet::{
     check_placeholders, is_reserved_event, placeholder, placeholder_num, placeholder_nums, Packet,
     PacketType, RESERVED_EVENTS,

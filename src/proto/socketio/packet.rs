@@ -153,6 +153,18 @@ pub struct Packet {
     pub data: Option<Value>,
     /// Binary attachments of a binary packet.
     pub attachments: Vec<Bytes>,
+    /// The data of an EVENT or ACK kept as JSON text (then `data` is `None`): what the client's
+    /// decoder produces when asked to ([`super::Decoder::lazy_args`]).
+    pub(crate) lazy: Option<LazyData>,
+}
+
+/// A packet's data as the client reads it: the event name and the arguments, the arguments
+/// still JSON text (`payload/raw.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LazyData {
+    /// The event name (EVENT), `None` for an ACK.
+    pub(crate) name: Option<String>,
+    pub(crate) args: crate::Args,
 }
 
 impl Packet {
@@ -170,6 +182,7 @@ impl Packet {
             id,
             data: Some(data),
             attachments,
+            lazy: None,
         }
     }
 
@@ -186,6 +199,7 @@ impl Packet {
             id: Some(id),
             data: Some(data),
             attachments,
+            lazy: None,
         }
     }
 
@@ -212,13 +226,17 @@ impl Packet {
             id: None,
             data,
             attachments: Vec::new(),
+            lazy: None,
         }
     }
 
     /// The event name of an EVENT/BINARY_EVENT packet (the first element of `data`).
     pub fn event_name(&self) -> Option<&str> {
         match self.kind {
-            PacketType::Event | PacketType::BinaryEvent => self.data.as_ref()?.get(0)?.as_str(),
+            PacketType::Event | PacketType::BinaryEvent => match &self.lazy {
+                Some(lazy) => lazy.name.as_deref(),
+                None => self.data.as_ref()?.get(0)?.as_str(),
+            },
             _ => None,
         }
     }
@@ -258,6 +276,66 @@ impl Packet {
     /// Decodes the text part of a packet. For a binary type the returned packet has no
     /// attachments yet and the count still expected is returned alongside; see [`super::Decoder`].
     pub fn decode_text(text: &str) -> Result<(Packet, usize), ProtocolError> {
+        let header = Header::decode(text)?;
+        let data = if header.rest.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::from_str::<Value>(header.rest)
+                    .map_err(|e| ProtocolError::InvalidJson(e.to_string()))?,
+            )
+        };
+
+        validate(header.kind, data.as_ref())?;
+        let packet = Packet {
+            kind: header.kind,
+            nsp: header.nsp.to_owned(),
+            id: header.id,
+            data,
+            attachments: Vec::new(),
+            lazy: None,
+        };
+        Ok((packet, header.count))
+    }
+
+    /// An EVENT or ACK without attachments decoded with its arguments left as JSON text
+    /// ([`LazyData`]); `None` for every other packet and for one [`decode_text`](Self::decode_text)
+    /// would refuse, so that refusals read the same either way.
+    pub(crate) fn decode_text_lazy(text: &str) -> Option<Packet> {
+        let header = Header::decode(text).ok()?;
+        let named = match header.kind {
+            PacketType::Event => true,
+            PacketType::Ack => false,
+            _ => return None,
+        };
+        let (name, list) = crate::payload::RawList::parse(header.rest, named)?;
+        Some(Packet {
+            kind: header.kind,
+            nsp: header.nsp.to_owned(),
+            id: header.id,
+            data: None,
+            attachments: Vec::new(),
+            lazy: Some(LazyData {
+                name,
+                args: crate::Args::from_raw(list),
+            }),
+        })
+    }
+}
+
+/// What comes before a packet's JSON: `<type>[<attachments>-][<nsp>,][<ack id>]`.
+struct Header<'a> {
+    kind: PacketType,
+    /// Attachments announced (binary types).
+    count: usize,
+    nsp: &'a str,
+    id: Option<u64>,
+    /// The JSON after the header (maybe empty).
+    rest: &'a str,
+}
+
+impl<'a> Header<'a> {
+    fn decode(text: &'a str) -> Result<Header<'a>, ProtocolError> {
         let first = text.chars().next().ok_or(ProtocolError::Empty)?;
         let kind = PacketType::from_char(first)
             .ok_or_else(|| ProtocolError::UnknownPacketType(first.to_string()))?;
@@ -313,24 +391,13 @@ impl Packet {
         let rest = text
             .get(pos..)
             .ok_or_else(|| invalid("bad packet layout"))?;
-        let data = if rest.is_empty() {
-            None
-        } else {
-            Some(
-                serde_json::from_str::<Value>(rest)
-                    .map_err(|e| ProtocolError::InvalidJson(e.to_string()))?,
-            )
-        };
-
-        validate(kind, data.as_ref())?;
-        let packet = Packet {
+        Ok(Header {
             kind,
-            nsp: nsp.to_owned(),
+            count,
+            nsp,
             id,
-            data,
-            attachments: Vec::new(),
-        };
-        Ok((packet, count))
+            rest,
+        })
     }
 }
 

@@ -11,7 +11,7 @@ use super::namespace::{self, Phase};
 use super::{is_socketio2_server, ClientCore, Link, Output, Status, Timer};
 use crate::event::Event;
 use crate::proto::engineio::{detect, EngineVersion};
-use crate::proto::socketio::{ack_args, split_event, Packet, PacketType};
+use crate::proto::socketio::{ack_args, split_event, LazyData, Packet, PacketType};
 use crate::proto::ProtocolError;
 use crate::reason::DisconnectReason;
 use crate::{Args, Error, Transport};
@@ -78,19 +78,28 @@ impl ClientCore {
                 let Some(namespace) = self.key(&packet.nsp) else {
                     return Ok(());
                 };
-                let (event, values) = split_event(packet.data)?;
+                let (event, args) = match packet.lazy {
+                    Some(LazyData {
+                        name: Some(name),
+                        args,
+                    }) => (name, args),
+                    _ => {
+                        let (event, values) = split_event(packet.data)?;
+                        (event, Args::from_wire(values, packet.attachments))
+                    }
+                };
                 let socket = self.namespaces.get_mut(&namespace).expect("present");
                 // With connection-state recovery on, the server appends its offset to every
                 // event as a last string argument (left in place, as the JS client does).
                 if socket.pid.is_some() {
-                    if let Some(Value::String(offset)) = values.last() {
-                        socket.offset = Some(offset.clone());
+                    if let Some(offset) = args.last_string() {
+                        socket.offset = Some(offset);
                     }
                 }
                 self.outputs.push_back(Output::Message {
                     namespace,
                     event,
-                    args: Args::from_wire(values, packet.attachments),
+                    args,
                     ack: packet.id,
                     size,
                 });
@@ -104,7 +113,10 @@ impl ClientCore {
                 };
                 let socket = self.namespaces.get_mut(&namespace).expect("present");
                 let answered = socket.acks.answer(id);
-                let args = || Args::from_wire(ack_args(packet.data), packet.attachments);
+                let args = || match packet.lazy {
+                    Some(lazy) => lazy.args,
+                    None => Args::from_wire(ack_args(packet.data), packet.attachments),
+                };
                 match answered {
                     Answered::Pending(token) => {
                         self.timers.cancel(&Timer::Ack(namespace, id));

@@ -1,0 +1,313 @@
+//! Arguments kept as the JSON text they arrived in, for the hot receive path: a burst of events
+//! costs one syntax check and one copy per event on the connection's task, instead of a tree of
+//! `serde_json::Value`s (an allocation per string, array and object) that the application
+//! mostly reads once, into its own types, and drops.
+//!
+//! Each argument is a span of the text, found by the syntax check. [`Args::get`](super::Args::get)
+//! deserialises the span straight into the caller's type (on the caller's thread); anything that
+//! needs values ([`Args::values`](super::Args::values), `parse`, serialising) parses them once and
+//! keeps them. Only packets without binary attachments and without the placeholder key take
+//! this form, so the placeholder rules of the value form never apply to it.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
+use serde::Deserializer as _;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+/// The key that marks a binary placeholder: text containing it takes the value form.
+const PLACEHOLDER_KEY: &str = "\"_placeholder\"";
+
+/// How deep one argument may nest: serde_json reads 127 levels of arrays and objects in all
+/// (its recursion limit, as measured), and the array around the arguments is one of them. Text
+/// that nests deeper is refused by the general decoding, so it must not pass here either.
+const MAX_ELEMENT_DEPTH: usize = 126;
+
+/// Whether serde_json's `Value` reads `json` (valid JSON syntax) as well: the syntax check lets
+/// through what that parse refuses, so text with any of it goes the general way, which
+/// refuses it as before. Those are `\u` escapes (a lone surrogate), numbers with an exponent
+/// or with 300 digits or more (which may be out of f64's range), and nesting deeper than
+/// [`MAX_ELEMENT_DEPTH`]. One pass over the bytes; a text without them is common by far.
+fn reads_as_value(json: &str) -> bool {
+    let (mut depth, mut digits) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                b'u' if escaped => return false,
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits >= 300 {
+                    return false;
+                }
+                continue;
+            }
+            b'e' | b'E' if digits > 0 => return false,
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_ELEMENT_DEPTH {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        // A '.' between digits continues the number.
+        if byte != b'.' {
+            digits = 0;
+        }
+    }
+    true
+}
+
+/// JSON arguments as text, with each argument's place in it.
+#[derive(Clone)]
+pub(crate) struct RawList {
+    text: Box<str>,
+    spans: Box<[Range<u32>]>,
+    values: OnceLock<Vec<Value>>,
+}
+
+impl fmt::Debug for RawList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.values()).finish()
+    }
+}
+
+impl RawList {
+    /// The elements of the JSON array `text`: after the first, a string returned as the event
+    /// name, when `named`. `None` when `text` is not an array of that shape, is not valid JSON,
+    /// or mentions the placeholder key: the caller then decodes it the general way (and
+    /// reports what is wrong with it exactly as that way does).
+    pub(crate) fn parse(text: &str, named: bool) -> Option<(Option<String>, RawList)> {
+        if text.len() > u32::MAX as usize || text.contains(PLACEHOLDER_KEY) {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let (name, spans) = de
+            .deserialize_seq(ElementSpans {
+                base: text.as_ptr() as usize,
+                named,
+            })
+            .ok()?;
+        de.end().ok()?;
+        if named && name.is_none() {
+            return None;
+        }
+        let list = RawList {
+            text: text.into(),
+            spans: spans.into_boxed_slice(),
+            values: OnceLock::new(),
+        };
+        Some((name, list))
+    }
+
+    /// No arguments.
+    pub(crate) fn empty() -> RawList {
+        RawList {
+            text: "[]".into(),
+            spans: Box::new([]),
+            values: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Argument `index` as text.
+    pub(crate) fn element(&self, index: usize) -> Option<&str> {
+        let span = self.spans.get(index)?;
+        self.text.get(span.start as usize..span.end as usize)
+    }
+
+    /// About how many bytes the arguments take on the wire.
+    pub(crate) fn wire_size(&self) -> usize {
+        self.spans
+            .iter()
+            .map(|s| (s.end - s.start) as usize + 1)
+            .sum()
+    }
+
+    /// The values, parsed on first use.
+    pub(crate) fn values(&self) -> &[Value] {
+        self.values.get_or_init(|| {
+            (0..self.len())
+                .map(|i| {
+                    self.element(i)
+                        .and_then(|text| serde_json::from_str(text).ok())
+                        // The syntax check accepted every span: a value always parses.
+                        .unwrap_or(Value::Null)
+                })
+                .collect()
+        })
+    }
+
+    /// The values, taken.
+    pub(crate) fn into_values(mut self) -> Vec<Value> {
+        match self.values.take() {
+            Some(values) => values,
+            None => {
+                self.values();
+                self.values.take().unwrap_or_default()
+            }
+        }
+    }
+
+    /// Whether the values were parsed already (then they, not the text, are read).
+    pub(crate) fn is_parsed(&self) -> bool {
+        self.values.get().is_some()
+    }
+
+    /// Deserialises argument `index` from its text. Error messages are those of
+    /// `serde_json::from_value` (no position: the position in one argument helps nobody).
+    pub(crate) fn get<T: DeserializeOwned>(&self, index: usize) -> Option<Result<T, String>> {
+        let text = self.element(index)?;
+        Some(serde_json::from_str(text).map_err(|e| without_position(&e)))
+    }
+
+    /// The last argument if it is a string (the recovery offset the server appends).
+    pub(crate) fn last_string(&self) -> Option<String> {
+        let last = self.element(self.len().checked_sub(1)?)?;
+        if !last.starts_with('"') {
+            return None;
+        }
+        serde_json::from_str(last).ok()
+    }
+}
+
+/// `e`'s message without serde_json's " at line L column C".
+fn without_position(e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    if e.line() == 0 {
+        return message;
+    }
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    match message.strip_suffix(&position) {
+        Some(bare) => bare.to_owned(),
+        None => message,
+    }
+}
+
+/// Visits a JSON array, noting where each element is (and reading the first as a name).
+struct ElementSpans {
+    base: usize,
+    named: bool,
+}
+
+impl<'de> Visitor<'de> for ElementSpans {
+    type Value = (Option<String>, Vec<Range<u32>>);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let name = if self.named {
+            match seq.next_element::<String>()? {
+                Some(name) => Some(name),
+                None => return Err(de::Error::custom("an event without a name")),
+            }
+        } else {
+            None
+        };
+        let mut spans = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+            let text = raw.get();
+            if !reads_as_value(text) {
+                return Err(de::Error::custom("left to the general decoding"));
+            }
+            let start = (text.as_ptr() as usize).wrapping_sub(self.base);
+            // The input is at most u32::MAX bytes long (checked before parsing).
+            let start = u32::try_from(start).map_err(de::Error::custom)?;
+            let end = start.saturating_add(text.len() as u32);
+            spans.push(start..end);
+        }
+        Ok((name, spans))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn spans_cover_each_argument_and_parse_as_values_do() {
+        let (name, list) =
+            RawList::parse(r#"["item", 12, "x\"y", {"a":[1,2]} , null]"#, true).unwrap();
+        assert_eq!(name.as_deref(), Some("item"));
+        assert_eq!(list.len(), 4);
+        assert_eq!(list.element(1), Some(r#""x\"y""#));
+        assert_eq!(list.get::<u64>(0).unwrap().unwrap(), 12);
+        assert_eq!(list.get::<String>(1).unwrap().unwrap(), "x\"y");
+        assert_eq!(
+            list.values(),
+            &[json!(12), json!("x\"y"), json!({"a": [1, 2]}), json!(null)]
+        );
+        assert!(list.get::<u64>(4).is_none());
+        assert_eq!(list.last_string(), None);
+    }
+
+    #[test]
+    fn errors_read_as_from_value_ones() {
+        let (_, list) = RawList::parse(r#"["e","x"]"#, true).unwrap();
+        let raw = list.get::<u64>(0).unwrap().unwrap_err();
+        let value = serde_json::from_value::<u64>(json!("x"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(raw, value);
+    }
+
+    #[test]
+    fn what_is_not_a_plain_named_array_is_left_to_the_general_decoder() {
+        for text in [
+            r#"{"a":1}"#,
+            r#"[]"#,
+            r#"[1,2]"#,
+            r#"["a",1"#,
+            r#"["a",1] x"#,
+            r#"["a",{"_placeholder":true,"num":0}]"#,
+        ] {
+            assert!(RawList::parse(text, true).is_none(), "{text}");
+        }
+        // As deep as serde_json reads, and one level deeper.
+        let nested = |depth: usize| format!("[\"e\",{}{}]", "[".repeat(depth), "]".repeat(depth));
+        assert!(serde_json::from_str::<Value>(&nested(MAX_ELEMENT_DEPTH)).is_ok());
+        assert!(RawList::parse(&nested(MAX_ELEMENT_DEPTH), true).is_some());
+        assert!(serde_json::from_str::<Value>(&nested(MAX_ELEMENT_DEPTH + 1)).is_err());
+        for text in [
+            nested(MAX_ELEMENT_DEPTH + 1),
+            nested(10_000),
+            r#"["e","\ud800"]"#.to_owned(),
+            r#"["e",{"a":["\u0041"]}]"#.to_owned(),
+            r#"["e",1e999]"#.to_owned(),
+            r#"["e",[1.5E3]]"#.to_owned(),
+            format!(r#"["e",1{}]"#, "0".repeat(400)),
+        ] {
+            assert!(RawList::parse(&text, true).is_none(), "{text}");
+        }
+        let (name, list) = RawList::parse("[]", false).unwrap();
+        assert_eq!((name, list.len()), (None, 0));
+        let (_, list) = RawList::parse(
+            r#"["e",-1.25,true,false,null,"e\"\\",18446744073709551615]"#,
+            true,
+        )
+        .unwrap();
+        assert_eq!(list.len(), 6);
+        let (_, list) = RawList::parse(r#"["e",1,"off-7"]"#, true).unwrap();
+        assert_eq!(list.last_string().as_deref(), Some("off-7"));
+    }
+}
