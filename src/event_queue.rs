@@ -9,12 +9,14 @@
 //! writer just does not read again while [`EventQueue::has_room`] is false.
 //!
 //! Wake-ups are per read, not per event: the driver queues everything one transport read
-//! delivered ([`EventQueue::push_deferred`]) and wakes the readers once at the end of the read
-//! ([`EventQueue::wake_readers`]); a blocking reader that takes an event while more wait and
+//! delivered under one lock ([`EventQueue::push_all_deferred`]) and wakes the readers once at
+//! the end of the read ([`EventQueue::wake_readers`]); a blocking reader that takes an event while more wait and
 //! another reader sleeps passes the wake-up on. A reader that keeps up with a burst therefore
 //! takes events in runs instead of sleeping and waking for each (the futex wake-ups that cost
 //! more than decoding the event did), and the condvar is only signalled when a reader sleeps on
-//! it.
+//! it. The same holds the other way: a writer waiting for room is woken once the queue is down
+//! to half its bounds, not as soon as one event fits, so a reader slower than the server still
+//! gets events in runs.
 //!
 //! Two policies drop instead, both visible to the application ([`EventQueue::dropped`] and an
 //! [`Event::Lagged`] before the next event a reader takes):
@@ -92,14 +94,14 @@ impl State {
 pub(crate) struct EventSink(pub(crate) std::sync::Arc<EventQueue>);
 
 impl EventSink {
-    /// Queues an event that weighs `bytes` (a message's size on the wire) without waking
-    /// readers yet ([`wake`](Self::wake) does, once per read); returns whether the queue still
-    /// has room.
-    pub(crate) fn send_deferred(&self, event: Event, bytes: usize) -> bool {
-        self.0.push_deferred(event, bytes)
+    /// Queues every event in `events` with its weight in bytes (a message's size on the
+    /// wire) under one lock, without waking readers yet ([`wake`](Self::wake) does, once per
+    /// read); returns whether the queue still has room.
+    pub(crate) fn send_all_deferred(&self, events: &mut Vec<(Event, usize)>) -> bool {
+        self.0.push_all_deferred(events)
     }
 
-    /// Wakes readers for what [`send_deferred`](Self::send_deferred) queued.
+    /// Wakes readers for what [`send_all_deferred`](Self::send_all_deferred) queued.
     pub(crate) fn wake(&self) {
         self.0.wake_readers();
     }
@@ -225,6 +227,21 @@ impl EventQueue {
     /// Returns whether the queue still has room (see [`has_room`](Self::has_room)).
     pub(crate) fn push_deferred(&self, event: Event, bytes: usize) -> bool {
         let mut state = self.lock();
+        self.append(&mut state, event, bytes);
+        state.policy() != Policy::Backpressure || !state.is_full(self.capacity, self.max_bytes)
+    }
+
+    /// [`push_deferred`](Self::push_deferred) of every event in `events` (which ends empty),
+    /// under one lock.
+    pub(crate) fn push_all_deferred(&self, events: &mut Vec<(Event, usize)>) -> bool {
+        let mut state = self.lock();
+        for (event, bytes) in events.drain(..) {
+            self.append(&mut state, event, bytes);
+        }
+        state.policy() != Policy::Backpressure || !state.is_full(self.capacity, self.max_bytes)
+    }
+
+    fn append(&self, state: &mut State, event: Event, bytes: usize) {
         if state.policy() != Policy::Backpressure {
             while !state.events.is_empty() && state.is_full(self.capacity, self.max_bytes) {
                 if let Some((_, weight)) = state.events.pop_front() {
@@ -237,7 +254,6 @@ impl EventQueue {
         state.bytes = state.bytes.saturating_add(bytes);
         state.events.push_back((event, bytes));
         state.unwoken = true;
-        state.policy() != Policy::Backpressure || !state.is_full(self.capacity, self.max_bytes)
     }
 
     /// Wakes a reader if events came since the last wake-up.
@@ -273,7 +289,12 @@ impl EventQueue {
         }
         let (event, bytes) = state.events.pop_front()?;
         state.bytes = state.bytes.saturating_sub(bytes);
-        if state.writer_waiting && !state.is_full(self.capacity, self.max_bytes) {
+        // A waiting writer is woken at half the bounds, not as soon as one event fits: woken
+        // for every event taken, it would read (and wake the reader) once per event too.
+        if state.writer_waiting
+            && state.events.len() <= self.capacity / 2
+            && state.bytes <= self.max_bytes / 2
+        {
             state.writer_waiting = false;
             self.room.notify_one();
         }

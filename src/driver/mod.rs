@@ -356,7 +356,7 @@ impl Driver {
             if let Some(link) = self.link.as_mut() {
                 link.session.handle_timeout(now);
             }
-            self.drain_link();
+            self.drain_link(now);
         }
     }
 
@@ -486,17 +486,19 @@ impl Driver {
                 return;
             };
             link.session.handle_packet(now, packet);
-            self.drain_link();
+            self.drain_link(now);
         }
     }
 
     /// Hands what the session decoded to the core, until the session has nothing or the
-    /// link is gone.
-    fn drain_link(&mut self) {
+    /// link is gone. `now` is when the packets were read: one clock read per read, not per
+    /// packet.
+    fn drain_link(&mut self, now: Instant) {
         while let Some(input) = self.link.as_mut().and_then(Link::poll_input) {
             match input {
                 LinkInput::Packet(packet, size) => {
-                    self.feed_core(|core, now| core.handle_message(now, packet, size));
+                    self.core.handle_message(now, packet, size);
+                    self.pump();
                 }
                 LinkInput::Lost(reason, error) => {
                     self.lose_link(reason, error);
@@ -543,7 +545,7 @@ impl Driver {
         self.read_before_heartbeat_verdict(now);
         if let Some(link) = self.link.as_mut() {
             link.session.handle_timeout(now);
-            self.drain_link();
+            self.drain_link(now);
         }
         let progress = match self.link.as_mut() {
             Some(link) => link.upgrade_parts().on_timeout(now),

@@ -15,6 +15,9 @@ use crate::proto::socketio::client::{Output, Status, Token};
 use crate::request::{Request, SocketSinks, SocketStatus, WeakRequestSender};
 use crate::{Args, Error};
 
+/// Events one socket holds back before they go into its queue in one lock.
+const PENDING_MAX: usize = 64;
+
 /// One namespace as the application sees it.
 struct Socket {
     sinks: SocketSinks,
@@ -22,7 +25,11 @@ struct Socket {
     /// Where its `AckSender`s send (one per namespace, shared by every event asking for one).
     acks: Arc<dyn AckRoute>,
     auth: AuthSource,
-    /// Events were queued since its readers were last woken.
+    /// Events for the dispatcher and for `events()` not yet in their queues: a read's events
+    /// go in under one lock each (at most [`PENDING_MAX`] wait).
+    to_dispatch: Vec<(Event, usize)>,
+    to_events: Vec<(Event, usize)>,
+    /// Events came since its readers were last woken.
     unwoken: bool,
     /// A push found the dispatcher's queue (`dispatch_full`) or the `events()` queue
     /// (`events_full`) full: checked again (under its lock) only then, so delivering an event
@@ -35,19 +42,36 @@ impl Socket {
     /// Through the dispatcher while the socket has listeners, else straight to `events()`.
     /// Readers are woken by [`wake`](Self::wake), after the whole read is delivered.
     fn push(&mut self, event: Event, size: usize) {
-        if self.sinks.listeners.has_incoming() {
-            self.dispatch_full |= !self.sinks.dispatch.send_deferred(event, size);
+        let pending = if self.sinks.listeners.has_incoming() {
+            &mut self.to_dispatch
         } else {
-            self.events_full |= !self.sinks.events.push_deferred(event, size);
-        }
+            &mut self.to_events
+        };
+        pending.push((event, size));
         self.unwoken = true;
+        if pending.len() >= PENDING_MAX {
+            self.hand_over();
+        }
     }
 
-    fn wake(&mut self) {
-        if std::mem::take(&mut self.unwoken) {
-            self.sinks.dispatch.wake();
-            self.sinks.events.wake_readers();
+    /// Moves the pending events into their queues (readers are not woken yet).
+    fn hand_over(&mut self) {
+        if !self.to_dispatch.is_empty() {
+            self.dispatch_full |= !self.sinks.dispatch.send_all_deferred(&mut self.to_dispatch);
         }
+        if !self.to_events.is_empty() {
+            self.events_full |= !self.sinks.events.push_all_deferred(&mut self.to_events);
+        }
+    }
+
+    /// Hands the pending events over and wakes the readers of what came since the last time.
+    fn wake(&mut self) {
+        if !std::mem::take(&mut self.unwoken) {
+            return;
+        }
+        self.hand_over();
+        self.sinks.dispatch.wake();
+        self.sinks.events.wake_readers();
     }
 
     /// Its queue that is full, if one is.
@@ -147,6 +171,8 @@ impl Routes {
                 status,
                 acks,
                 auth,
+                to_dispatch: Vec::new(),
+                to_events: Vec::new(),
                 unwoken: false,
                 dispatch_full: false,
                 events_full: false,

@@ -32,6 +32,16 @@ const MAX_ELEMENT_DEPTH: usize = 126;
 /// or with 300 digits or more (which may be out of f64's range), and nesting deeper than
 /// [`MAX_ELEMENT_DEPTH`]. One pass over the bytes; a text without them is common by far.
 fn reads_as_value(json: &str) -> bool {
+    match json.as_bytes().first() {
+        // A string: only an escape can be refused (a `\\u` that is an escaped backslash
+        // followed by `u` goes the general way too, which reads it right).
+        Some(b'"') => return !json.contains("\\u"),
+        Some(b't' | b'f' | b'n') => return true,
+        Some(b'-' | b'0'..=b'9') => {
+            return json.len() < 300 && !json.bytes().any(|b| b == b'e' || b == b'E')
+        }
+        _ => {}
+    }
     let (mut depth, mut digits) = (0usize, 0usize);
     let (mut in_string, mut escaped) = (false, false);
     for byte in json.bytes() {
