@@ -346,11 +346,16 @@ impl EventQueue {
         }
     }
 
-    /// The next event with its weight if one is waiting, without waiting (the dispatcher takes
-    /// what has piled up in one go).
-    pub(crate) fn try_pop_sized(&self) -> Option<(Event, usize)> {
+    /// Moves up to `max` waiting events with their weights into `into`, under one lock,
+    /// without waiting.
+    pub(crate) fn try_pop_many(&self, max: usize, into: &mut VecDeque<(Event, usize)>) {
         let mut state = self.lock();
-        self.take(&mut state)
+        for _ in 0..max {
+            match self.take(&mut state) {
+                Some(event) => into.push_back(event),
+                None => break,
+            }
+        }
     }
 
     pub(crate) async fn pop(&self) -> Option<Event> {

@@ -181,7 +181,7 @@ fn join(
 
 /// Events the dispatcher takes in one go when they have piled up (a burst): they cost one
 /// trip to the blocking pool instead of one each.
-const DISPATCH_BATCH: usize = 64;
+const DISPATCH_BATCH: usize = 256;
 
 /// Runs listeners off the driver, in order, and hands everything else to `events()` readers.
 /// Back-pressure passes through: the dispatcher takes more only when the listeners of what it
@@ -204,12 +204,7 @@ fn spawn_dispatcher(
                     break;
                 };
                 pending.push_back(first);
-                while pending.len() < DISPATCH_BATCH {
-                    match inbound.try_pop_sized() {
-                        Some(next) => pending.push_back(next),
-                        None => break,
-                    }
-                }
+                inbound.try_pop_many(DISPATCH_BATCH - 1, &mut pending);
             }
             if !matches!(pending.front(), Some((Event::Message { .. }, _))) {
                 // State changes go straight to `events()`.
