@@ -49,9 +49,19 @@ impl Wake for ThreadWaker {
     }
 }
 
+thread_local! {
+    /// The calling thread's waker, made once per thread rather than once per wait (a thread
+    /// that waits for 64 acks in turn waits a lot).
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+}
+
 /// Runs a future that only waits on channels to completion on the calling thread.
 pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    // During thread-local destruction (a client dropped by another thread-local's destructor)
+    // the cached waker is gone: a fresh one does the same.
+    let waker = THREAD_WAKER
+        .try_with(Waker::clone)
+        .unwrap_or_else(|_| Waker::from(Arc::new(ThreadWaker(thread::current()))));
     let mut cx = Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
     loop {

@@ -29,6 +29,9 @@ struct Hostile {
     child: Child,
     _stdin: ChildStdin,
     lines: mpsc::Receiver<Value>,
+    /// Lines read while waiting for another key: the client's next GET and its pong POST race,
+    /// so `{"pongs":N}` may come before `{"next":true}` and must not be lost waiting for it.
+    unclaimed: std::cell::RefCell<std::collections::VecDeque<Value>>,
     port: u16,
 }
 
@@ -61,6 +64,7 @@ impl Hostile {
             child,
             _stdin: stdin,
             lines,
+            unclaimed: Default::default(),
             port,
         }
     }
@@ -69,8 +73,14 @@ impl Hostile {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Waits for a line with `key`.
+    /// Waits for a line with `key` (the first one not yet claimed, whenever it came).
     fn wait_for(&self, key: &str) -> Value {
+        {
+            let mut unclaimed = self.unclaimed.borrow_mut();
+            if let Some(at) = unclaimed.iter().position(|line| line.get(key).is_some()) {
+                return unclaimed.remove(at).expect("present");
+            }
+        }
         let until = Instant::now() + WAIT;
         loop {
             let left = until.saturating_duration_since(Instant::now());
@@ -81,6 +91,7 @@ impl Hostile {
             if line.get(key).is_some() {
                 return line;
             }
+            self.unclaimed.borrow_mut().push_back(line);
         }
     }
 }

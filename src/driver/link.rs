@@ -133,7 +133,7 @@ impl Link {
     pub(super) fn poll_input(&mut self) -> Option<LinkInput> {
         loop {
             let decoded = match self.session.poll_event()? {
-                SessionEvent::Message(Data::Text(text)) => self.decoder.decode_text(&text),
+                SessionEvent::Message(Data::Text(text)) => self.decoder.decode_text_owned(text),
                 SessionEvent::Message(Data::Binary(bytes)) => self.decoder.decode_binary(bytes),
                 SessionEvent::Closed(CloseReason::PingTimeout) => {
                     return Some(LinkInput::Lost(DisconnectReason::PingTimeout, None))

@@ -55,12 +55,15 @@ impl Socket {
     }
 
     /// Moves the pending events into their queues (readers are not woken yet).
+    /// The vectors go with them (taken, not drained): an idle client keeps no batch buffer.
     fn hand_over(&mut self) {
         if !self.to_dispatch.is_empty() {
-            self.dispatch_full |= !self.sinks.dispatch.send_all_deferred(&mut self.to_dispatch);
+            let mut batch = std::mem::take(&mut self.to_dispatch);
+            self.dispatch_full |= !self.sinks.dispatch.send_all_deferred(&mut batch);
         }
         if !self.to_events.is_empty() {
-            self.events_full |= !self.sinks.events.push_all_deferred(&mut self.to_events);
+            let mut batch = std::mem::take(&mut self.to_events);
+            self.events_full |= !self.sinks.events.push_all_deferred(&mut batch);
         }
     }
 

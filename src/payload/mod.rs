@@ -72,7 +72,7 @@ pub struct Args {
 #[derive(Clone)]
 enum Values {
     Parsed(Vec<Value>),
-    Raw(Box<RawList>),
+    Raw(RawList),
 }
 
 impl Default for Values {
@@ -128,7 +128,7 @@ impl Args {
     /// Arguments received as the JSON text `list` (no attachments).
     pub(crate) fn from_raw(list: RawList) -> Args {
         Args {
-            values: Values::Raw(Box::new(list)),
+            values: Values::Raw(list),
             attachments: Vec::new(),
         }
     }
@@ -147,7 +147,7 @@ impl Args {
     /// The values, in the value form from now on (for changes).
     fn parsed_mut(&mut self) -> &mut Vec<Value> {
         if let Values::Raw(raw) = &mut self.values {
-            let raw = std::mem::replace(raw, Box::new(RawList::empty()));
+            let raw = std::mem::replace(raw, RawList::empty());
             self.values = Values::Parsed(raw.into_values());
         }
         match &mut self.values {

@@ -10,7 +10,6 @@
 //! this form, so the placeholder rules of the value form never apply to it.
 
 use std::fmt;
-use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
@@ -82,11 +81,52 @@ fn reads_as_value(json: &str) -> bool {
     true
 }
 
-/// JSON arguments as text, with each argument's place in it.
+/// Where each argument is in the text (start, end): up to [`INLINE_SPANS`] without an
+/// allocation of their own, since most events have a few arguments.
+#[derive(Clone)]
+enum Spans {
+    Inline(u8, [(u32, u32); INLINE_SPANS]),
+    Heap(Vec<(u32, u32)>),
+}
+
+const INLINE_SPANS: usize = 4;
+
+impl Spans {
+    fn new() -> Spans {
+        Spans::Inline(0, [(0, 0); INLINE_SPANS])
+    }
+
+    fn push(&mut self, span: (u32, u32)) {
+        match self {
+            Spans::Inline(len, items) => match items.get_mut(usize::from(*len)) {
+                Some(slot) => {
+                    *slot = span;
+                    *len += 1;
+                }
+                None => {
+                    let mut heap = items.to_vec();
+                    heap.push(span);
+                    *self = Spans::Heap(heap);
+                }
+            },
+            Spans::Heap(items) => items.push(span),
+        }
+    }
+
+    fn as_slice(&self) -> &[(u32, u32)] {
+        match self {
+            Spans::Inline(len, items) => items.get(..usize::from(*len)).unwrap_or_default(),
+            Spans::Heap(items) => items,
+        }
+    }
+}
+
+/// JSON arguments as text, with each argument's place in it. The text is the whole packet as
+/// it came off the transport (no copy); the spans say where the arguments are in it.
 #[derive(Clone)]
 pub(crate) struct RawList {
-    text: Box<str>,
-    spans: Box<[Range<u32>]>,
+    text: String,
+    spans: Spans,
     values: OnceLock<Vec<Value>>,
 }
 
@@ -97,57 +137,66 @@ impl fmt::Debug for RawList {
 }
 
 impl RawList {
-    /// The elements of the JSON array `text`: after the first, a string returned as the event
-    /// name, when `named`. `None` when `text` is not an array of that shape, is not valid JSON,
-    /// or mentions the placeholder key: the caller then decodes it the general way (and
-    /// reports what is wrong with it exactly as that way does).
-    pub(crate) fn parse(text: &str, named: bool) -> Option<(Option<String>, RawList)> {
-        if text.len() > u32::MAX as usize || text.contains(PLACEHOLDER_KEY) {
-            return None;
+    /// The elements of the JSON array `text[start..]`: after the first, a string returned as
+    /// the event name, when `named`. `Err` (with `text` back) when that is not an array of
+    /// that shape, is not valid JSON, or mentions the placeholder key: the caller then decodes
+    /// it the general way (and reports what is wrong with it exactly as that way does).
+    pub(crate) fn parse(
+        text: String,
+        start: usize,
+        named: bool,
+    ) -> Result<(Option<String>, RawList), String> {
+        let Some(json) = text.get(start..) else {
+            return Err(text);
+        };
+        if text.len() > u32::MAX as usize || json.contains(PLACEHOLDER_KEY) {
+            return Err(text);
         }
-        let mut de = serde_json::Deserializer::from_str(text);
-        let (name, spans) = de
-            .deserialize_seq(ElementSpans {
-                base: text.as_ptr() as usize,
-                named,
-            })
-            .ok()?;
-        de.end().ok()?;
+        let mut de = serde_json::Deserializer::from_str(json);
+        let parsed = de.deserialize_seq(ElementSpans {
+            base: text.as_ptr() as usize,
+            named,
+        });
+        let (name, spans) = match (parsed, de.end()) {
+            (Ok(parsed), Ok(())) => parsed,
+            _ => return Err(text),
+        };
         if named && name.is_none() {
-            return None;
+            return Err(text);
         }
         let list = RawList {
-            text: text.into(),
-            spans: spans.into_boxed_slice(),
+            text,
+            spans,
             values: OnceLock::new(),
         };
-        Some((name, list))
+        Ok((name, list))
     }
 
     /// No arguments.
     pub(crate) fn empty() -> RawList {
         RawList {
-            text: "[]".into(),
-            spans: Box::new([]),
+            text: String::new(),
+            spans: Spans::new(),
             values: OnceLock::new(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.spans.len()
+        self.spans.as_slice().len()
     }
 
     /// Argument `index` as text.
     pub(crate) fn element(&self, index: usize) -> Option<&str> {
-        let span = self.spans.get(index)?;
-        self.text.get(span.start as usize..span.end as usize)
+        let (start, end) = *self.spans.as_slice().get(index)?;
+        self.text.get(start as usize..end as usize)
     }
 
     /// About how many bytes the arguments take on the wire.
     pub(crate) fn wire_size(&self) -> usize {
-        self.spans
+        let spans = self.spans.as_slice();
+        spans
             .iter()
-            .map(|s| (s.end - s.start) as usize + 1)
+            .map(|(start, end)| (end - start) as usize + 1)
             .sum()
     }
 
@@ -218,7 +267,7 @@ struct ElementSpans {
 }
 
 impl<'de> Visitor<'de> for ElementSpans {
-    type Value = (Option<String>, Vec<Range<u32>>);
+    type Value = (Option<String>, Spans);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an array")
@@ -233,7 +282,7 @@ impl<'de> Visitor<'de> for ElementSpans {
         } else {
             None
         };
-        let mut spans = Vec::with_capacity(seq.size_hint().unwrap_or(2).min(16));
+        let mut spans = Spans::new();
         while let Some(raw) = seq.next_element::<&'de RawValue>()? {
             let text = raw.get();
             if !reads_as_value(text) {
@@ -243,7 +292,7 @@ impl<'de> Visitor<'de> for ElementSpans {
             // The input is at most u32::MAX bytes long (checked before parsing).
             let start = u32::try_from(start).map_err(de::Error::custom)?;
             let end = start.saturating_add(text.len() as u32);
-            spans.push(start..end);
+            spans.push((start, end));
         }
         Ok((name, spans))
     }
@@ -254,10 +303,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse(text: &str, named: bool) -> Option<(Option<String>, RawList)> {
+        RawList::parse(text.to_owned(), 0, named).ok()
+    }
+
     #[test]
     fn spans_cover_each_argument_and_parse_as_values_do() {
-        let (name, list) =
-            RawList::parse(r#"["item", 12, "x\"y", {"a":[1,2]} , null]"#, true).unwrap();
+        let (name, list) = parse(r#"["item", 12, "x\"y", {"a":[1,2]} , null]"#, true).unwrap();
         assert_eq!(name.as_deref(), Some("item"));
         assert_eq!(list.len(), 4);
         assert_eq!(list.element(1), Some(r#""x\"y""#));
@@ -273,7 +325,7 @@ mod tests {
 
     #[test]
     fn errors_read_as_from_value_ones() {
-        let (_, list) = RawList::parse(r#"["e","x"]"#, true).unwrap();
+        let (_, list) = parse(r#"["e","x"]"#, true).unwrap();
         let raw = list.get::<u64>(0).unwrap().unwrap_err();
         let value = serde_json::from_value::<u64>(json!("x"))
             .unwrap_err()
@@ -291,12 +343,12 @@ mod tests {
             r#"["a",1] x"#,
             r#"["a",{"_placeholder":true,"num":0}]"#,
         ] {
-            assert!(RawList::parse(text, true).is_none(), "{text}");
+            assert!(parse(text, true).is_none(), "{text}");
         }
         // As deep as serde_json reads, and one level deeper.
         let nested = |depth: usize| format!("[\"e\",{}{}]", "[".repeat(depth), "]".repeat(depth));
         assert!(serde_json::from_str::<Value>(&nested(MAX_ELEMENT_DEPTH)).is_ok());
-        assert!(RawList::parse(&nested(MAX_ELEMENT_DEPTH), true).is_some());
+        assert!(parse(&nested(MAX_ELEMENT_DEPTH), true).is_some());
         assert!(serde_json::from_str::<Value>(&nested(MAX_ELEMENT_DEPTH + 1)).is_err());
         for text in [
             nested(MAX_ELEMENT_DEPTH + 1),
@@ -307,17 +359,21 @@ mod tests {
             r#"["e",[1.5E3]]"#.to_owned(),
             format!(r#"["e",1{}]"#, "0".repeat(400)),
         ] {
-            assert!(RawList::parse(&text, true).is_none(), "{text}");
+            assert!(parse(&text, true).is_none(), "{text}");
         }
-        let (name, list) = RawList::parse("[]", false).unwrap();
+        let (name, list) = parse("[]", false).unwrap();
         assert_eq!((name, list.len()), (None, 0));
-        let (_, list) = RawList::parse(
+        let (_, list) = parse(
             r#"["e",-1.25,true,false,null,"e\"\\",18446744073709551615]"#,
             true,
         )
         .unwrap();
         assert_eq!(list.len(), 6);
-        let (_, list) = RawList::parse(r#"["e",1,"off-7"]"#, true).unwrap();
+        // More arguments than fit inline.
+        let (_, list) = parse(r#"["e",1,2,3,4,5,[6]]"#, true).unwrap();
+        assert_eq!((list.len(), list.element(5)), (6, Some("[6]")));
+        assert_eq!(list.values()[4], json!(5));
+        let (_, list) = parse(r#"["e",1,"off-7"]"#, true).unwrap();
         assert_eq!(list.last_string().as_deref(), Some("off-7"));
     }
 }

@@ -77,10 +77,11 @@ impl Decoder {
         self
     }
 
-    /// EVENTs and ACKs without attachments come out with their arguments still JSON text, in
-    /// the packet's `lazy` field instead of `data`: the client reads them that way, so that a
-    /// burst costs a syntax check per event on the connection's task rather than a tree of
-    /// values (see `payload/raw.rs`). Everything else, and every packet the general decoding
+    /// EVENTs and ACKs without attachments fed through
+    /// [`decode_text_owned`](Self::decode_text_owned) come out with their arguments still JSON
+    /// text, in the packet's `lazy` field instead of `data`: the client reads them that way, so
+    /// that a burst costs a syntax check per event on the connection's task rather than a tree
+    /// of values (see `payload/raw.rs`). Everything else, and every packet the general decoding
     /// would refuse, decodes as before.
     pub(crate) fn lazy_args(mut self) -> Decoder {
         self.lazy = true;
@@ -92,15 +93,40 @@ impl Decoder {
     ///
     /// After any error the decoder is back in its initial state, ready for the next packet.
     pub fn decode_text(&mut self, text: &str) -> Result<Option<Packet>, ProtocolError> {
+        self.check_text(text)?;
+        self.decode_checked(text)
+    }
+
+    /// [`decode_text`](Self::decode_text) of a message the decoder may keep: with
+    /// [`lazy_args`](Self::lazy_args), an EVENT's or ACK's arguments stay in `text` itself.
+    pub(crate) fn decode_text_owned(
+        &mut self,
+        text: String,
+    ) -> Result<Option<Packet>, ProtocolError> {
+        self.check_text(&text)?;
+        if !self.lazy {
+            return self.decode_checked(&text);
+        }
+        let size = text.len();
+        match Packet::decode_text_lazy(text) {
+            Ok(packet) => {
+                self.completed_bytes = size;
+                Ok(Some(packet))
+            }
+            Err(text) => self.decode_checked(&text),
+        }
+    }
+
+    /// Refuses a text message while attachments are pending, or one too large decoded.
+    fn check_text(&mut self, text: &str) -> Result<(), ProtocolError> {
         if let Some((packet, expected)) = self.pending.take() {
             return Err(ProtocolError::AttachmentsMissing {
                 missing: expected.saturating_sub(packet.attachments.len()),
             });
         }
         // Decoded JSON can be 16 times its text (`[0,0,…]`): the limit is on that cost, not only
-        // on the bytes received.
-        // Each value takes a byte at least: a text too short to exceed the limit however it
-        // nests is not scanned.
+        // on the bytes received. Each value takes a byte at least: a text too short to exceed
+        // the limit however it nests is not scanned.
         let most = text.len().saturating_add(1).saturating_mul(VALUE_COST);
         let values = if most > self.max_bytes {
             json_value_count(text)
@@ -115,12 +141,11 @@ impl Decoder {
                 max: self.max_bytes,
             });
         }
-        if self.lazy {
-            if let Some(packet) = Packet::decode_text_lazy(text) {
-                self.completed_bytes = text.len();
-                return Ok(Some(packet));
-            }
-        }
+        Ok(())
+    }
+
+    /// Decodes a text message [`check_text`](Self::check_text) let through.
+    fn decode_checked(&mut self, text: &str) -> Result<Option<Packet>, ProtocolError> {
         let (mut packet, count) = Packet::decode_text(text)?;
         self.completed_bytes = text.len();
         if count > self.max_attachments {
@@ -240,7 +265,9 @@ mod tests {
             r#"1"#,
         ];
         for text in cases {
-            let lazy = Decoder::new(4).lazy_args().decode_text(text);
+            let lazy = Decoder::new(4)
+                .lazy_args()
+                .decode_text_owned(text.to_owned());
             let plain = Decoder::new(4).decode_text(text);
             match (lazy, plain) {
                 (Ok(Some(lazy)), Ok(Some(plain)))

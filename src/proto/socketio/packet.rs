@@ -299,20 +299,26 @@ impl Packet {
     }
 
     /// An EVENT or ACK without attachments decoded with its arguments left as JSON text
-    /// ([`LazyData`]); `None` for every other packet and for one [`decode_text`](Self::decode_text)
-    /// would refuse, so that refusals read the same either way.
-    pub(crate) fn decode_text_lazy(text: &str) -> Option<Packet> {
-        let header = Header::decode(text).ok()?;
+    /// ([`LazyData`], which keeps `text` itself); `Err(text)` for every other packet and for
+    /// one [`decode_text`](Self::decode_text) would refuse, so that refusals read the same
+    /// either way.
+    pub(crate) fn decode_text_lazy(text: String) -> Result<Packet, String> {
+        let Ok(header) = Header::decode(&text) else {
+            return Err(text);
+        };
         let named = match header.kind {
             PacketType::Event => true,
             PacketType::Ack => false,
-            _ => return None,
+            _ => return Err(text),
         };
-        let (name, list) = crate::payload::RawList::parse(header.rest, named)?;
-        Some(Packet {
-            kind: header.kind,
-            nsp: header.nsp.to_owned(),
-            id: header.id,
+        let (kind, id) = (header.kind, header.id);
+        let nsp = header.nsp.to_owned();
+        let start = text.len() - header.rest.len();
+        let (name, list) = crate::payload::RawList::parse(text, start, named)?;
+        Ok(Packet {
+            kind,
+            nsp,
+            id,
             data: None,
             attachments: Vec::new(),
             lazy: Some(LazyData {

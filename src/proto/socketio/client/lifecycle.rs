@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::namespace::{Namespace, Phase};
+use super::namespace::Phase;
 use super::timers::TimerTable;
 use super::{ClientCore, Output, Status, Timer};
 use crate::event::Event;
@@ -20,7 +20,7 @@ impl ClientCore {
     /// once, speaks v3. `false` when that does not apply (not `Auto`, already v3, or a
     /// namespace already connected on the link, which a socket.io 2 server never allows).
     pub(super) fn switch_to_v3(&mut self, now: Instant) -> bool {
-        let connected = self.namespaces.values().any(Namespace::is_connected);
+        let connected = self.namespaces.values().any(|n| n.is_connected());
         if !self.detect_version || self.version == EngineVersion::V3 || connected {
             return false;
         }
