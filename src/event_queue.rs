@@ -208,6 +208,14 @@ impl EventQueue {
         }
     }
 
+    /// Frees the queue's memory while it is empty (it keeps the size of its longest run).
+    pub(crate) fn release_if_empty(&self) {
+        let mut state = self.lock();
+        if state.events.is_empty() {
+            state.events = VecDeque::new();
+        }
+    }
+
     /// Events dropped by a dropping policy so far.
     pub(crate) fn dropped(&self) -> u64 {
         self.lock().dropped

@@ -79,6 +79,7 @@ pub(crate) fn spawn(
         resolving: FuturesUnordered::new(),
         closing: Vec::new(),
         finished: None,
+        heartbeats_seen: 0,
     };
     runtime.spawn(driver.run(requests).instrument(span));
 }
@@ -124,6 +125,10 @@ struct Driver {
     closing: Vec<Active>,
     /// The core is done: why, and the error for requests still queued.
     finished: Option<Option<Error>>,
+    /// The link's heartbeat count when its buffers were last released: at every heartbeat
+    /// the queues that are empty give their memory back, so that an idle client holds no
+    /// more than it needs however large its last burst was, at no cost per message.
+    heartbeats_seen: u64,
 }
 
 impl Driver {
@@ -146,6 +151,7 @@ impl Driver {
                 link.flush();
             }
             self.routes.wake_readers();
+            self.release_at_heartbeat();
             let deadline = self.next_deadline();
             if deadline != armed {
                 if let Some(at) = deadline {
@@ -225,6 +231,21 @@ impl Driver {
         for transport in self.closing.drain(..) {
             close_transport(transport).await;
         }
+    }
+
+    /// At each new heartbeat of the link, the empty queues give their memory back.
+    fn release_at_heartbeat(&mut self) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        let beats = link.session.heartbeats();
+        if beats == self.heartbeats_seen {
+            return;
+        }
+        self.heartbeats_seen = beats;
+        link.session.release_idle_buffers();
+        self.core.release_idle_buffers();
+        self.routes.release_idle_buffers();
     }
 
     /// Calls the core, then carries out what it asked for.

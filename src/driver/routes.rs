@@ -274,6 +274,14 @@ impl Routes {
         }
     }
 
+    /// Frees what the sockets' empty queues hold (the driver calls it at each heartbeat).
+    pub(super) fn release_idle_buffers(&mut self) {
+        for socket in self.sockets.values() {
+            socket.sinks.dispatch.0.release_if_empty();
+            socket.sinks.events.release_if_empty();
+        }
+    }
+
     /// The connection is over: every socket left is closed for its handles.
     pub(super) fn close_all(&mut self) {
         self.wake_readers();

@@ -57,6 +57,8 @@ pub struct Session {
     /// A pong is queued and not yet taken: a flood of pings is answered by one pong (each
     /// ping only resets the server's timer), so the queue cannot grow with the flood.
     pong_queued: bool,
+    /// Heartbeats so far: pings received (v4) or pongs to our pings (v3).
+    heartbeats: u64,
 }
 
 /// `now + a + b`, or `None` when that is past what `Instant` can hold.
@@ -87,6 +89,7 @@ impl Session {
             heartbeat,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
+            heartbeats: 0,
             closed: false,
             pong_queued: false,
         }
@@ -95,6 +98,22 @@ impl Session {
     /// The handshake the session was opened with.
     pub fn handshake(&self) -> &Handshake {
         &self.handshake
+    }
+
+    /// How many heartbeats the session has had: pings from a v4 server, answers to our pings
+    /// from a v3 one. A driver that sees it change knows a heartbeat period went by.
+    pub fn heartbeats(&self) -> u64 {
+        self.heartbeats
+    }
+
+    /// Frees the queues' memory while they are empty (an idle session keeps none).
+    pub fn release_idle_buffers(&mut self) {
+        if self.transmit.is_empty() {
+            self.transmit = VecDeque::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
     }
 
     /// Feeds one packet received from the server at `now`.
@@ -110,6 +129,7 @@ impl Session {
             Packet::Close => self.end(CloseReason::ServerClose),
             Packet::Ping(data) => {
                 if let Heartbeat::ServerPings { deadline } = &mut self.heartbeat {
+                    self.heartbeats += 1;
                     *deadline = deadline_after(
                         now,
                         self.handshake.ping_interval,
@@ -132,6 +152,7 @@ impl Session {
                     // Only the answer to our own empty ping counts; a stray `3probe` from an
                     // upgrade must not reset the heartbeat.
                     if *awaiting_pong && data.is_empty() {
+                        self.heartbeats += 1;
                         *awaiting_pong = false;
                         *pong_deadline = None;
                         *next_ping = now.checked_add(self.handshake.ping_interval);

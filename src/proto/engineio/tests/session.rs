@@ -8,8 +8,10 @@ fn v4_ping_is_answered_and_resets_the_deadline() {
     let mut session = Session::new(V4, handshake(25_000, 20_000), t0);
     assert_eq!(session.handshake().sid, "abc");
     assert_eq!(session.poll_timeout(), Some(t0 + ms(45_000)));
+    assert_eq!(session.heartbeats(), 0);
 
     session.handle_packet(t0 + ms(25_000), Packet::Ping(String::new()));
+    assert_eq!(session.heartbeats(), 1);
     assert_eq!(
         drain_transmit(&mut session),
         vec![Packet::Pong(String::new())]
@@ -113,7 +115,9 @@ fn v3_client_pings_and_expects_pong() {
     session.handle_timeout(t0 + ms(25_001));
     assert!(drain_transmit(&mut session).is_empty());
 
+    assert_eq!(session.heartbeats(), 0);
     session.handle_packet(t0 + ms(26_000), Packet::Pong(String::new()));
+    assert_eq!(session.heartbeats(), 1, "the answer to our ping is a heartbeat");
     assert_eq!(session.poll_timeout(), Some(t0 + ms(51_000)));
     session.handle_timeout(t0 + ms(30_000));
     assert!(!session.is_closed());

@@ -138,6 +138,17 @@ pub(crate) struct ClientCore {
 }
 
 impl ClientCore {
+    /// Frees the output queues' memory while they are empty: they grow with a burst of
+    /// outputs and would keep that size for the connection's life.
+    pub(crate) fn release_idle_buffers(&mut self) {
+        if self.transmit.is_empty() {
+            self.transmit = VecDeque::new();
+        }
+        if self.outputs.is_empty() {
+            self.outputs = VecDeque::new();
+        }
+    }
+
     /// A core with no namespace yet; `seed` drives the reconnection jitter.
     pub(crate) fn new(config: CoreConfig, handshake_auth: AuthSource, seed: u64) -> ClientCore {
         let backoff = Backoff::new(
