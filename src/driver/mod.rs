@@ -80,8 +80,11 @@ pub(crate) fn spawn(
         closing: Vec::new(),
         finished: None,
         heartbeats_seen: 0,
+        release_due: false,
     };
-    runtime.spawn(driver.run(requests).instrument(span));
+    // Boxed: an async fn keeps its by-value arguments twice in its state (as the argument
+    // and as the binding), and the driver is 1.7 KiB, every client's task.
+    runtime.spawn(Box::new(driver).run(requests).instrument(span));
 }
 
 /// Closes a transport politely. Boxed: the close future is large (a WebSocket close handshake,
@@ -129,10 +132,12 @@ struct Driver {
     /// the queues that are empty give their memory back, so that an idle client holds no
     /// more than it needs however large its last burst was, at no cost per message.
     heartbeats_seen: u64,
+    /// A connect was answered since the buffers were last released.
+    release_due: bool,
 }
 
 impl Driver {
-    async fn run(mut self, mut requests: RequestReceiver) {
+    async fn run(mut self: Box<Self>, mut requests: RequestReceiver) {
         // The first namespace's CONNECT is already queued.
         while let Ok(request) = requests.try_recv() {
             self.on_request(*request);
@@ -233,16 +238,18 @@ impl Driver {
         }
     }
 
-    /// At each new heartbeat of the link, the empty queues give their memory back.
+    /// At each new heartbeat of the link, and once a connect was answered, the empty queues
+    /// give their memory back.
     fn release_at_heartbeat(&mut self) {
         let Some(link) = self.link.as_mut() else {
             return;
         };
         let beats = link.session.heartbeats();
-        if beats == self.heartbeats_seen {
+        if beats == self.heartbeats_seen && !self.release_due {
             return;
         }
         self.heartbeats_seen = beats;
+        self.release_due = false;
         link.session.release_idle_buffers();
         self.core.release_idle_buffers();
         self.routes.release_idle_buffers();
@@ -293,7 +300,12 @@ impl Driver {
                     self.finished = Some(error);
                     self.opening = None;
                 }
-                other => self.routes.deliver(other),
+                other => {
+                    // A namespace's connect is answered: the burst of outputs that came with
+                    // it is over, its buffers can go (see `release_at_heartbeat`).
+                    self.release_due |= matches!(other, Output::ConnectReply { .. });
+                    self.routes.deliver(other)
+                }
             }
         }
         if let Some(link) = self.link.as_mut() {

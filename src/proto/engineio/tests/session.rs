@@ -117,7 +117,11 @@ fn v3_client_pings_and_expects_pong() {
 
     assert_eq!(session.heartbeats(), 0);
     session.handle_packet(t0 + ms(26_000), Packet::Pong(String::new()));
-    assert_eq!(session.heartbeats(), 1, "the answer to our ping is a heartbeat");
+    assert_eq!(
+        session.heartbeats(),
+        1,
+        "the answer to our ping is a heartbeat"
+    );
     assert_eq!(session.poll_timeout(), Some(t0 + ms(51_000)));
     session.handle_timeout(t0 + ms(30_000));
     assert!(!session.is_closed());
