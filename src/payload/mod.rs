@@ -11,7 +11,7 @@ mod de;
 mod raw;
 mod ser;
 
-pub(crate) use raw::RawList;
+pub(crate) use raw::{JsonByte, JsonStrings, RawList};
 
 use bytes::Bytes;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq, SerializeTuple};

@@ -25,6 +25,46 @@ const PLACEHOLDER_KEY: &str = "\"_placeholder\"";
 /// that nests deeper is refused by the general decoding, so it must not pass here either.
 const MAX_ELEMENT_DEPTH: usize = 126;
 
+/// Where a byte of JSON text stands: outside strings, inside one (its quotes included), or
+/// right after a backslash inside one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JsonByte {
+    Outside,
+    InString,
+    Escaped,
+}
+
+/// Follows string boundaries through JSON text byte by byte, for scans that look at the
+/// structure without parsing (the decoder's size estimate, [`reads_as_value`]).
+#[derive(Debug, Default)]
+pub(crate) struct JsonStrings {
+    in_string: bool,
+    escaped: bool,
+}
+
+impl JsonStrings {
+    /// Where `byte`, the next byte of the text, stands.
+    pub(crate) fn step(&mut self, byte: u8) -> JsonByte {
+        if self.in_string {
+            if self.escaped {
+                self.escaped = false;
+                return JsonByte::Escaped;
+            }
+            match byte {
+                b'\\' => self.escaped = true,
+                b'"' => self.in_string = false,
+                _ => {}
+            }
+            return JsonByte::InString;
+        }
+        if byte == b'"' {
+            self.in_string = true;
+            return JsonByte::InString;
+        }
+        JsonByte::Outside
+    }
+}
+
 /// Whether serde_json's `Value` reads `json` (valid JSON syntax) as well: the syntax check lets
 /// through what that parse refuses, so text with any of it goes the general way, which
 /// refuses it as before. Those are `\u` escapes (a lone surrogate), numbers with an exponent
@@ -42,17 +82,15 @@ fn reads_as_value(json: &str) -> bool {
         _ => {}
     }
     let (mut depth, mut digits) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
+    let mut strings = JsonStrings::default();
     for byte in json.bytes() {
-        if in_string {
-            match byte {
-                b'u' if escaped => return false,
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
+        match strings.step(byte) {
+            JsonByte::Escaped if byte == b'u' => return false,
+            JsonByte::Escaped | JsonByte::InString => {
+                digits = 0;
+                continue;
             }
-            continue;
+            JsonByte::Outside => {}
         }
         match byte {
             b'0'..=b'9' => {
@@ -63,7 +101,6 @@ fn reads_as_value(json: &str) -> bool {
                 continue;
             }
             b'e' | b'E' if digits > 0 => return false,
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_ELEMENT_DEPTH {

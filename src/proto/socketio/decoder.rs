@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::Packet;
+use crate::payload::{JsonByte, JsonStrings};
 use crate::proto::ProtocolError;
 
 /// Attachments reserved up front at most, whatever count the header announces: the count comes
@@ -17,21 +18,10 @@ const VALUE_COST: usize = std::mem::size_of::<serde_json::Value>();
 /// a linear scan that costs nothing next to the parse it may save.
 pub fn json_value_count(text: &str) -> usize {
     let mut count = 1usize;
-    let (mut in_string, mut escaped) = (false, false);
+    let mut strings = JsonStrings::default();
     for byte in text.bytes() {
-        if in_string {
-            match byte {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' | b',' => count = count.saturating_add(1),
-            _ => {}
+        if strings.step(byte) == JsonByte::Outside && matches!(byte, b'[' | b'{' | b',') {
+            count = count.saturating_add(1);
         }
     }
     count
