@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
-use crate::driver;
+use crate::driver::{self, DriverCell};
 use crate::event_queue::{EventQueue, EventSink};
 use crate::listeners::Listeners;
 use crate::proto::socketio::is_reserved_event;
@@ -21,10 +21,30 @@ use crate::transport::report::Attempt;
 use crate::transport::url::Endpoint;
 use crate::{AckHandle, Args, DisconnectReason, Error, Event, Transport};
 
+/// The way from the handles to their connection's driver: its request channel, and the
+/// driver itself for requests a handle's thread can carry out while the driver is idle (see
+/// `driver::DriverCell`).
+#[derive(Clone)]
+struct Commands {
+    channel: RequestSender,
+    driver: Arc<DriverCell>,
+}
+
+impl Commands {
+    /// Hands `request` to the driver: carried out now on this thread when it can be, else
+    /// queued for the driver's task. Fails when the driver is gone.
+    fn send(&self, request: Box<Request>) -> Result<(), ()> {
+        match self.driver.try_direct(request) {
+            Ok(()) => Ok(()),
+            Err(request) => self.channel.send(request).map_err(|_| ()),
+        }
+    }
+}
+
 /// One namespace of one connection.
 pub(crate) struct SocketCore {
     pub(crate) namespace: Arc<str>,
-    commands: RequestSender,
+    commands: Commands,
     shared: Arc<Shared>,
     status: Arc<SocketStatus>,
     pub(crate) queue: Arc<EventQueue>,
@@ -105,8 +125,13 @@ pub(crate) fn start(
     if let Ok(url) = url::Url::parse(&config.url) {
         net.proxy_for(&url)?;
     }
-    let (commands, receiver) = mpsc::unbounded_channel();
-    let weak = commands.downgrade();
+    let (channel, receiver) = mpsc::unbounded_channel();
+    let weak = channel.downgrade();
+    let cell = DriverCell::new();
+    let commands = Commands {
+        channel,
+        driver: cell.clone(),
+    };
     let shared = Arc::new(Shared::default());
     let namespace: Arc<str> = Arc::from(builder.namespace.as_str());
     let (core, reply) = join(
@@ -118,7 +143,7 @@ pub(crate) fn start(
         runtime.clone(),
         config.clone(),
     )?;
-    driver::spawn(&runtime, config, receiver, weak, shared, auth, net);
+    driver::spawn(&runtime, &cell, config, receiver, weak, shared, auth, net);
     Ok(Pending { core, reply })
 }
 
@@ -127,7 +152,7 @@ fn join(
     namespace: Arc<str>,
     auth: AuthSource,
     handlers: Handlers,
-    commands: RequestSender,
+    commands: Commands,
     shared: Arc<Shared>,
     runtime: tokio::runtime::Handle,
     config: Arc<Config>,

@@ -3,6 +3,7 @@
 //! (heartbeat, close) and the decoder (attachments reassembled) and comes out as complete
 //! Socket.IO packets. Frames are decoded in one place, here.
 
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::proto::engineio::{CloseReason, Data, Packet as EnginePacket, Session, SessionEvent};
@@ -13,7 +14,7 @@ use crate::transport::http::HttpSettings;
 use crate::transport::{Active, Io, Transport};
 use crate::Error;
 
-use super::upgrade::{self, upgrade_step, Parts, Upgrade, UpgradeOptions, UpgradeStep};
+use super::upgrade::{self, poll_upgrade_step, Parts, Upgrade, UpgradeOptions, UpgradeStep};
 
 /// What the link has for the core.
 pub(super) enum LinkInput {
@@ -37,18 +38,6 @@ pub(super) struct Link {
 pub(super) enum LinkEvent {
     Io(Result<Io, Error>),
     Upgrade(UpgradeStep),
-}
-
-/// The link's next event. With `read` false (an application queue is full) nothing new is
-/// taken from the server, but sending and the upgrade probe go on.
-pub(super) async fn link_next(link: &mut Option<Link>, read: bool) -> LinkEvent {
-    let Some(link) = link else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        io = link.transport.io(read) => LinkEvent::Io(io),
-        step = upgrade_step(&mut link.upgrade) => LinkEvent::Upgrade(step),
-    }
 }
 
 impl Link {
@@ -75,6 +64,24 @@ impl Link {
         self.transport.kind()
     }
 
+    /// The link's next event. With `read` false (an application queue is full) nothing new
+    /// is taken from the server, but sending and the upgrade probe go on.
+    pub(super) fn poll_next(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<LinkEvent> {
+        if let Poll::Ready(io) = self.transport.poll_io(cx, read) {
+            return Poll::Ready(LinkEvent::Io(io));
+        }
+        poll_upgrade_step(&mut self.upgrade, cx).map(LinkEvent::Upgrade)
+    }
+
+    /// Whether the link can take a handle's request on the handle's own thread: a WebSocket
+    /// that carries the session alone (no upgrade in flight) and whose heartbeat is not
+    /// overdue (that verdict reads the socket first, which is the driver's task's job).
+    pub(super) fn writes_directly(&self, now: Instant) -> bool {
+        self.upgrade.is_none()
+            && self.transport.kind() == Transport::WebSocket
+            && !self.session.has_ping_expired(now)
+    }
+
     /// Queues a Socket.IO packet (text part, then its attachments) on the session.
     pub(super) fn send(&mut self, packet: sio::Packet) {
         let text = packet.encode();
@@ -86,7 +93,7 @@ impl Link {
 
     /// Hands everything the session (and the upgrade probe) wants to send to the transports.
     /// Never waits for the network: the transports write as their sockets take it (driven by
-    /// `link_next`), and a write that makes no progress for pingTimeout ends the link.
+    /// `poll_next`), and a write that makes no progress for pingTimeout ends the link.
     pub(super) fn flush(&mut self) {
         if let Some(Upgrade::Probing { ws, probe }) = &mut self.upgrade {
             let mut probes = Vec::new();

@@ -1,8 +1,15 @@
 //! The connection driver: one tokio task per client connection, the thin IO loop around the
-//! sans-IO client core (`proto::socketio::client`). A `select!` over the handles' requests, the
-//! link's transport, a link being opened and the next deadline; each wakes feeds the core (or
-//! the link's Engine.IO session) and then flushes what came out. No protocol decision is made
-//! here: which namespace joins, what fails, when to reconnect is the core's.
+//! sans-IO client core (`proto::socketio::client`). Each turn polls the handles' requests, the
+//! link's transport, a link being opened, auth being resolved, room in a full queue and the
+//! next deadline, starting from a different one each turn; what fired feeds the core (or the
+//! link's Engine.IO session), and what came out is flushed. No protocol decision is made here:
+//! which namespace joins, what fails, when to reconnect is the core's.
+//!
+//! The driver's state sits in a [`DriverCell`], locked by the task for each poll (never
+//! across an await), so that a handle's thread can carry out an emit itself while the task is
+//! idle: the round trip then has one thread hop (the answer's) instead of two. The turn is a
+//! hand-written poll rather than a `select!` because a `select!`'s futures borrow the state
+//! across the await, which a lock shared with the handles cannot allow.
 //!
 //! - `link`: the session + transport + decoder of one Engine.IO session;
 //! - `upgrade`: the IO half of the polling → WebSocket upgrade;
@@ -17,18 +24,18 @@ mod open;
 mod routes;
 mod upgrade;
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use futures_util::FutureExt;
 use serde_json::Value;
 use tracing::Instrument;
 
-use self::link::{link_next, Link, LinkEvent, LinkInput};
+use self::link::{Link, LinkEvent, LinkInput};
 use self::open::{OpenedLink, Opening};
 
 use self::routes::Routes;
@@ -50,10 +57,80 @@ type Resolving = Pin<Box<dyn Future<Output = (Arc<str>, u64, Value)> + Send>>;
 /// Most requests, or incoming frames, handled in one turn of the loop before it flushes.
 const BATCH: usize = 64;
 
-/// Starts a client's driver on `runtime`. The first namespace to join is already queued in
-/// `requests`.
+/// A connection's driver, shared by its task and its handles.
+///
+/// Why shared: a round trip that goes caller → driver task → socket costs a thread wake-up
+/// (a futex or eventfd write, a worker unparked) before the frame is even written, next to
+/// the one that brings the answer back. When the driver is idle, a handle's emit (or ack)
+/// therefore runs the driver's code on the handle's own thread: it takes the lock, hands the
+/// request to the core, and writes the frame to the WebSocket itself, with the task's waker
+/// registered for whatever the socket does not take. Everything else — reading, timers,
+/// opening links, upgrades, HTTP transports, requests while others still wait in the channel
+/// — stays with the task, which takes the same lock for each of its turns (never across an
+/// await). A handle that finds the lock taken sends its request through the channel, as
+/// before; order is kept because the direct way is only taken while the channel is empty.
+pub(crate) struct DriverCell {
+    driver: Mutex<Option<Box<Driver>>>,
+    /// The task waits for the lock: handles leave it to the task (through the channel), so
+    /// that a thread emitting in a tight loop cannot keep the task from reading.
+    task_waiting: AtomicBool,
+}
+
+impl DriverCell {
+    /// A cell for a driver about to be started by [`spawn`].
+    pub(crate) fn new() -> Arc<DriverCell> {
+        Arc::new(DriverCell {
+            driver: Mutex::new(None),
+            task_waiting: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Driver>>> {
+        self.driver.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The task's lock: taken at once when free, else announced to the handles while waited.
+    fn lock_for_task(&self) -> std::sync::MutexGuard<'_, Option<Box<Driver>>> {
+        if let Ok(guard) = self.driver.try_lock() {
+            return guard;
+        }
+        self.task_waiting.store(true, Ordering::Relaxed);
+        let guard = self.lock();
+        self.task_waiting.store(false, Ordering::Relaxed);
+        guard
+    }
+
+    /// Runs `request` on the calling thread if the driver is idle and the request can go
+    /// straight to the socket; gives it back (for the channel) otherwise.
+    pub(crate) fn try_direct(&self, request: Box<Request>) -> Result<(), Box<Request>> {
+        if self.task_waiting.load(Ordering::Relaxed) {
+            return Err(request);
+        }
+        let Ok(mut guard) = self.driver.try_lock() else {
+            return Err(request);
+        };
+        let mut replies = Vec::new();
+        match guard.as_mut() {
+            Some(driver) if driver.takes_directly(&request) => {
+                driver.run_directly(*request);
+                driver.routes.take_replies(&mut replies);
+            }
+            _ => return Err(request),
+        }
+        drop(guard);
+        for (reply, result) in replies {
+            let _ = reply.send(result);
+        }
+        Ok(())
+    }
+}
+
+/// Starts a client's driver on `runtime`, in `cell`. The first namespace to join is already
+/// queued in `requests`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn spawn(
     runtime: &tokio::runtime::Handle,
+    cell: &Arc<DriverCell>,
     config: Arc<Config>,
     requests: RequestReceiver,
     weak: WeakRequestSender,
@@ -67,6 +144,12 @@ pub(crate) fn spawn(
         _ => None,
     };
     let core = ClientCore::new(core_config(&config), handshake_auth, rand::random());
+    // One timer for the driver's whole life, moved only when the next deadline changes: a
+    // fresh `sleep_until` on every turn is a timer-wheel insert and removal per packet.
+    let sleep = {
+        let _runtime = runtime.enter();
+        Box::pin(tokio::time::sleep(Duration::from_secs(3600)))
+    };
     let driver = Driver {
         config,
         shared,
@@ -81,10 +164,18 @@ pub(crate) fn spawn(
         finished: None,
         heartbeats_seen: 0,
         release_due: false,
+        requests,
+        sleep,
+        armed: None,
+        room: None,
+        read: true,
+        waker: None,
+        rotation: 0,
+        runtime: runtime.clone(),
+        span: span.clone(),
     };
-    // Boxed: an async fn keeps its by-value arguments twice in its state (as the argument
-    // and as the binding), and the driver is 1.7 KiB, every client's task.
-    runtime.spawn(Box::new(driver).run(requests).instrument(span));
+    *cell.lock() = Some(Box::new(driver));
+    runtime.spawn(run(cell.clone()).instrument(span));
 }
 
 /// Closes a transport politely. Boxed: the close future is large (a WebSocket close handshake,
@@ -134,88 +225,275 @@ struct Driver {
     heartbeats_seen: u64,
     /// A connect was answered since the buffers were last released.
     release_due: bool,
+    /// The handles' requests.
+    requests: RequestReceiver,
+    /// The timer of the next deadline, and the deadline it is set to.
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+    /// Waits for room in a full application queue (back-pressure), while one is full.
+    room: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Whether the server is read from (no application queue is full).
+    read: bool,
+    /// The task's waker, for what a handle's thread leaves to the task.
+    waker: Option<Waker>,
+    /// Which source a turn polls first: each in turn, so that none starves the others.
+    rotation: usize,
+    runtime: tokio::runtime::Handle,
+    span: tracing::Span,
+}
+
+/// What woke the driver.
+enum Fired {
+    Request(Option<Box<Request>>),
+    /// Boxed: a link opens once in a while, and the outcome is large.
+    Opened(Box<Result<OpenedLink, Error>>, EngineVersion),
+    Resolved(Arc<str>, u64, Value),
+    Link(LinkEvent),
+    Room,
+    Timeout,
+}
+
+/// Most events one poll of the task handles before it yields to the runtime's other tasks.
+const TURNS: usize = 256;
+
+/// The driver's task: turns until the core is finished, closing dropped transports between
+/// turns (they are awaited, so outside the lock), then winds the connection down.
+async fn run(cell: Arc<DriverCell>) {
+    let mut replies = Vec::new();
+    loop {
+        let (closing, finished) = std::future::poll_fn(|cx| {
+            let turned = match cell.lock_for_task().as_mut() {
+                Some(driver) => {
+                    let turned = driver.poll_turns(cx);
+                    driver.routes.take_replies(&mut replies);
+                    turned
+                }
+                None => Poll::Ready((Vec::new(), true)),
+            };
+            // Answers go out with the lock released (see `Routes::take_replies`).
+            for (reply, result) in replies.drain(..) {
+                let _ = reply.send(result);
+            }
+            turned
+        })
+        .await;
+        for transport in closing {
+            close_transport(transport).await;
+        }
+        if finished {
+            break;
+        }
+    }
+    let driver = cell.lock().take();
+    if let Some(driver) = driver {
+        driver.wind_down().await;
+    }
 }
 
 impl Driver {
-    async fn run(mut self: Box<Self>, mut requests: RequestReceiver) {
-        // The first namespace's CONNECT is already queued.
-        while let Ok(request) = requests.try_recv() {
-            self.on_request(*request);
+    /// Turns of the loop until there is nothing to do (pending), or transports to close or
+    /// the core finished (ready: the task does those outside the lock).
+    fn poll_turns(&mut self, cx: &mut Context<'_>) -> Poll<(Vec<Active>, bool)> {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
         }
-        // One timer for the driver's whole life, moved only when the next deadline changes: a
-        // fresh `sleep_until` on every turn of the loop is a timer-wheel insert and removal per
-        // packet.
-        let sleep = tokio::time::sleep(Duration::from_secs(3600));
-        tokio::pin!(sleep);
-        let mut armed: Option<Instant> = None;
-        while self.finished.is_none() {
-            for transport in self.closing.drain(..) {
-                close_transport(transport).await;
+        for _ in 0..TURNS {
+            if self.finished.is_some() || !self.closing.is_empty() {
+                self.routes.wake_readers();
+                return Poll::Ready((std::mem::take(&mut self.closing), self.finished.is_some()));
             }
-            if let Some(link) = self.link.as_mut() {
-                link.flush();
+            self.prepare_turn();
+            match self.poll_sources(cx) {
+                Poll::Ready(fired) => self.on_fired(fired, cx),
+                Poll::Pending => return Poll::Pending,
             }
-            self.routes.wake_readers();
-            self.release_at_heartbeat();
-            let deadline = self.next_deadline();
-            if deadline != armed {
-                if let Some(at) = deadline {
-                    sleep.as_mut().reset(at.into());
+        }
+        // Busy for a long while: the runtime's other tasks get their turn.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// What each turn starts with: what the core queued goes to the transport, readers of
+    /// delivered events are woken, idle buffers released, the timer set, back-pressure noted.
+    fn prepare_turn(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            link.flush();
+        }
+        self.routes.wake_readers();
+        self.release_at_heartbeat();
+        let deadline = self.next_deadline();
+        if deadline != self.armed {
+            if let Some(at) = deadline {
+                self.sleep.as_mut().reset(at.into());
+            }
+            self.armed = deadline;
+        }
+        // Back-pressure: while a socket's queue is full, nothing more is read from the
+        // server until its application has made room.
+        match self.routes.full_queue() {
+            Some(queue) => {
+                self.read = false;
+                if self.room.is_none() {
+                    self.room = Some(Box::pin(async move { queue.room().await }));
                 }
-                armed = deadline;
             }
-            // Back-pressure: while a socket's queue is full, nothing more is read from the
-            // server until its application has made room.
-            let full = self.routes.full_queue();
-            let read = full.is_none();
-            tokio::select! {
-                request = requests.recv() => match request {
-                    Some(request) => {
-                        self.on_request(*request);
-                        // Requests already queued go out in the same write (one flush).
-                        for _ in 0..BATCH {
-                            if self.finished.is_some() {
-                                break;
-                            }
-                            let Ok(request) = requests.try_recv() else { break };
-                            self.on_request(*request);
-                        }
+            None => {
+                self.read = true;
+                self.room = None;
+            }
+        }
+    }
+
+    /// The first source that has something, starting from a different one each turn.
+    fn poll_sources(&mut self, cx: &mut Context<'_>) -> Poll<Fired> {
+        const SOURCES: usize = 6;
+        self.rotation = (self.rotation + 1) % SOURCES;
+        for i in 0..SOURCES {
+            let fired = match (self.rotation + i) % SOURCES {
+                0 => self.requests.poll_recv(cx).map(Fired::Request),
+                1 => open::poll_opened(&mut self.opening, cx)
+                    .map(|(opened, version)| Fired::Opened(Box::new(opened), version)),
+                2 if !self.resolving.is_empty() => match self.resolving.poll_next_unpin(cx) {
+                    Poll::Ready(Some((namespace, link, value))) => {
+                        Poll::Ready(Fired::Resolved(namespace, link, value))
                     }
-                    None => self.feed_core(|core, now| core.handle_command(now, Command::DisconnectAll)),
+                    _ => Poll::Pending,
                 },
-                (opened, version) = open::next_opened(&mut self.opening) => {
-                    self.opening = None;
-                    // Namespaces that asked to join meanwhile join on this link too.
-                    while let Ok(request) = requests.try_recv() {
-                        self.on_request(*request);
-                    }
-                    self.on_opened(opened, version);
-                }
-                Some((namespace, link, value)) = self.resolving.next(), if !self.resolving.is_empty() => {
-                    self.feed_core(|core, now| core.handle_auth(now, &namespace, link, Some(value)));
-                }
-                event = link_next(&mut self.link, read) => {
-                    self.on_link_event(event);
-                    // Frames already read are handled before the next flush, so what they
-                    // trigger (acks, pongs) shares one write as well.
-                    for _ in 0..BATCH {
-                        if self.finished.is_some() || self.link.is_none() {
-                            break;
-                        }
-                        let read = self.routes.full_queue().is_none();
-                        let Some(event) = link_next(&mut self.link, read).now_or_never() else {
-                            break;
-                        };
-                        self.on_link_event(event);
-                    }
-                }
-                () = async { if let Some(queue) = &full { queue.room().await } }, if !read => {}
-                () = &mut sleep, if armed.is_some() => {
-                    armed = None;
-                    self.on_timeout(Instant::now());
-                }
+                3 => match self.link.as_mut() {
+                    Some(link) => link.poll_next(cx, self.read).map(Fired::Link),
+                    None => Poll::Pending,
+                },
+                4 => match self.room.as_mut() {
+                    Some(room) => room.as_mut().poll(cx).map(|()| {
+                        self.room = None;
+                        Fired::Room
+                    }),
+                    None => Poll::Pending,
+                },
+                5 if self.armed.is_some() => self.sleep.as_mut().poll(cx).map(|()| {
+                    self.armed = None;
+                    Fired::Timeout
+                }),
+                _ => Poll::Pending,
+            };
+            if fired.is_ready() {
+                return fired;
             }
         }
+        Poll::Pending
+    }
+
+    fn on_fired(&mut self, fired: Fired, cx: &mut Context<'_>) {
+        match fired {
+            Fired::Request(Some(request)) => {
+                self.on_request(*request);
+                // Requests already queued go out in the same write (one flush).
+                for _ in 0..BATCH {
+                    if self.finished.is_some() {
+                        break;
+                    }
+                    let Ok(request) = self.requests.try_recv() else {
+                        break;
+                    };
+                    self.on_request(*request);
+                }
+            }
+            Fired::Request(None) => {
+                self.feed_core(|core, now| core.handle_command(now, Command::DisconnectAll))
+            }
+            Fired::Opened(opened, version) => {
+                self.opening = None;
+                // Namespaces that asked to join meanwhile join on this link too.
+                while let Ok(request) = self.requests.try_recv() {
+                    self.on_request(*request);
+                }
+                self.on_opened(*opened, version);
+            }
+            Fired::Resolved(namespace, link, value) => {
+                self.feed_core(|core, now| core.handle_auth(now, &namespace, link, Some(value)));
+            }
+            Fired::Link(event) => {
+                self.on_link_event(event);
+                // Frames already read are handled before the next flush, so what they
+                // trigger (acks, pongs) shares one write as well.
+                for _ in 0..BATCH {
+                    if self.finished.is_some() {
+                        break;
+                    }
+                    let read = self.routes.full_queue().is_none();
+                    let Some(Poll::Ready(event)) =
+                        self.link.as_mut().map(|link| link.poll_next(cx, read))
+                    else {
+                        break;
+                    };
+                    self.on_link_event(event);
+                }
+            }
+            Fired::Room => {}
+            Fired::Timeout => self.on_timeout(Instant::now()),
+        }
+    }
+
+    /// Whether a handle's thread can carry out `request` itself (see [`DriverCell`]).
+    fn takes_directly(&self, request: &Request) -> bool {
+        matches!(request, Request::Emit { .. } | Request::Ack { .. })
+            && self.finished.is_none()
+            && self.waker.is_some()
+            && self.opening.is_none()
+            && self.closing.is_empty()
+            && self.requests.is_empty()
+            && self
+                .link
+                .as_ref()
+                .is_some_and(|link| link.writes_directly(Instant::now()))
+    }
+
+    /// A handle's request, carried out on the handle's thread: to the core, and what the
+    /// core sends straight into the socket. What is left for the task wakes it.
+    fn run_directly(&mut self, request: Request) {
+        let _runtime = self.runtime.enter();
+        let span = self.span.clone();
+        let _span = span.enter();
+        let resolving = self.resolving.len();
+        self.on_request(request);
+        let Some(waker) = self.waker.clone() else {
+            return;
+        };
+        if let Some(link) = self.link.as_mut() {
+            link.flush();
+            // What the socket does not take now, it takes when the task's waker is called.
+            if let Poll::Ready(Err(error)) =
+                link.transport.poll_write(&mut Context::from_waker(&waker))
+            {
+                self.on_link_event(LinkEvent::Io(Err(error)));
+            }
+        }
+        self.routes.wake_readers();
+        let mut wake = self.finished.is_some()
+            || self.link.is_none()
+            || self.opening.is_some()
+            || !self.closing.is_empty()
+            || self.resolving.len() != resolving;
+        // A deadline earlier than the timer's (an ack timeout): the timer moves, or, if none
+        // is set, the task sets it.
+        if let Some(at) = self.next_deadline() {
+            match self.armed {
+                Some(armed) if at < armed => {
+                    self.sleep.as_mut().reset(at.into());
+                    self.armed = Some(at);
+                }
+                Some(_) => {}
+                None => wake = true,
+            }
+        }
+        if wake {
+            waker.wake();
+        }
+    }
+
+    /// The core is finished: handles hear it, requests still queued are refused, what was
+    /// queued last goes out, and the transports close.
+    async fn wind_down(mut self: Box<Self>) {
         self.shared.close();
         self.routes.close_all();
         let error = self
@@ -223,7 +501,7 @@ impl Driver {
             .take()
             .flatten()
             .unwrap_or(Error::Disconnected(DisconnectReason::IoClientDisconnect));
-        refuse_pending(&mut requests, &error);
+        refuse_pending(&mut self.requests, &error);
         // What was queued last (the DISCONNECTs of a client leaving) goes out before the
         // transport closes, so the server hears the client's reason, not a network failure.
         if let Some(link) = self.link.take() {
@@ -233,7 +511,7 @@ impl Driver {
                 close_transport(transport).await;
             }
         }
-        for transport in self.closing.drain(..) {
+        for transport in std::mem::take(&mut self.closing) {
             close_transport(transport).await;
         }
     }
@@ -550,7 +828,13 @@ impl Driver {
             if !expired || self.finished.is_some() || self.routes.full_queue().is_some() {
                 return;
             }
-            let Some(event) = link_next(&mut self.link, true).now_or_never() else {
+            // With the task's waker: this also runs on a handle's thread, and whatever the
+            // socket registers must wake the task.
+            let waker = self.waker.clone().unwrap_or_else(|| Waker::noop().clone());
+            let mut cx = Context::from_waker(&waker);
+            let Some(Poll::Ready(event)) =
+                self.link.as_mut().map(|link| link.poll_next(&mut cx, true))
+            else {
                 return;
             };
             self.on_link_event(event);

@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use serde_json::Value;
 
@@ -28,13 +29,17 @@ pub(super) struct OpenedLink {
 
 pub(super) type Opening = Pin<Box<dyn Future<Output = Result<OpenedLink, Error>> + Send>>;
 
-/// The outcome of the link being opened, if any (pending forever when there is none).
-pub(super) async fn next_opened(
+/// The outcome of the link being opened, if any (pending while there is none).
+pub(super) fn poll_opened(
     opening: &mut Option<(Opening, EngineVersion)>,
-) -> (Result<OpenedLink, Error>, EngineVersion) {
+    cx: &mut Context<'_>,
+) -> Poll<(Result<OpenedLink, Error>, EngineVersion)> {
     match opening {
-        Some((future, version)) => (future.as_mut().await, *version),
-        None => std::future::pending().await,
+        Some((future, version)) => {
+            let version = *version;
+            future.as_mut().poll(cx).map(|opened| (opened, version))
+        }
+        None => Poll::Pending,
     }
 }
 

@@ -123,8 +123,14 @@ pub(super) struct Routes {
     sockets: HashMap<Arc<str>, Socket>,
     connects: HashMap<Token, oneshot::Sender<Result<(), Error>>>,
     acks: HashMap<Token, oneshot::Sender<Result<Args, Error>>>,
+    /// Acknowledgements answered but not yet handed to their callers: they are sent once the
+    /// driver's lock is released (see [`take_replies`](Self::take_replies)).
+    replies: Vec<AckReply>,
     next_token: u64,
 }
+
+/// An acknowledgement's caller and its answer.
+pub(super) type AckReply = (oneshot::Sender<Result<Args, Error>>, Result<Args, Error>);
 
 impl Routes {
     pub(super) fn new(requests: WeakRequestSender) -> Routes {
@@ -133,6 +139,7 @@ impl Routes {
             sockets: HashMap::new(),
             connects: HashMap::new(),
             acks: HashMap::new(),
+            replies: Vec::new(),
             next_token: 0,
         }
     }
@@ -203,7 +210,7 @@ impl Routes {
             }
             Output::AckReply { token, result } => {
                 if let Some(reply) = self.acks.remove(&token) {
-                    let _ = reply.send(result);
+                    self.replies.push((reply, result));
                 }
             }
             Output::Status { namespace, status } => {
@@ -280,6 +287,16 @@ impl Routes {
             socket.sinks.dispatch.0.release_if_empty();
             socket.sinks.events.release_if_empty();
         }
+        if self.replies.is_empty() {
+            self.replies = Vec::new();
+        }
+    }
+
+    /// Moves the answered acknowledgements into `into`, for sending once the driver's lock is
+    /// released: the caller an answer wakes often emits again at once, and then finds the
+    /// driver free to take its emit on its own thread instead of through the channel.
+    pub(super) fn take_replies(&mut self, into: &mut Vec<AckReply>) {
+        into.append(&mut self.replies);
     }
 
     /// The connection is over: every socket left is closed for its handles.

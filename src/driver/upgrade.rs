@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::proto::engineio::{EngineVersion, Packet as EnginePacket, ProbeState, UpgradeProbe};
@@ -29,11 +30,16 @@ pub(super) enum UpgradeStep {
     Frame(Result<Option<EnginePacket>, Error>),
 }
 
-pub(super) async fn upgrade_step(upgrade: &mut Option<Upgrade>) -> UpgradeStep {
+/// The upgrade's next step: the WebSocket dialled, or a frame of the probe (pending while
+/// there is no upgrade).
+pub(super) fn poll_upgrade_step(
+    upgrade: &mut Option<Upgrade>,
+    cx: &mut Context<'_>,
+) -> Poll<UpgradeStep> {
     match upgrade {
-        None => std::future::pending().await,
-        Some(Upgrade::Connecting(fut)) => UpgradeStep::Connected(fut.await),
-        Some(Upgrade::Probing { ws, .. }) => UpgradeStep::Frame(ws.recv().await),
+        None => Poll::Pending,
+        Some(Upgrade::Connecting(fut)) => fut.as_mut().poll(cx).map(UpgradeStep::Connected),
+        Some(Upgrade::Probing { ws, .. }) => ws.poll_io(cx, true).map(UpgradeStep::Frame),
     }
 }
 

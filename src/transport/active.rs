@@ -1,6 +1,8 @@
 //! The transport carrying a session right now, whichever kind it is: one interface for the
 //! driver over WebSocket and the HTTP transports.
 
+use std::task::{Context, Poll};
+
 use super::polling::PollingTransport;
 use super::websocket::WebSocketTransport;
 use super::{Io, Outgoing, Transport};
@@ -23,7 +25,7 @@ impl Active {
     }
 
     /// Queues packets for sending; never waits for the network (WebSocket: written as the
-    /// socket takes them, polling: in the next POST), both driven by [`recv`](Self::recv).
+    /// socket takes them, polling: in the next POST), both driven by [`poll_io`](Self::poll_io).
     pub(crate) fn send(&mut self, packets: Vec<Packet>) {
         match self {
             Active::WebSocket(ws) => ws.queue(packets),
@@ -53,16 +55,24 @@ impl Active {
     /// With `read` false nothing is read from the server (back-pressure: the WebSocket is not
     /// read, no GET is started and a GET's body is not read), while what was queued for
     /// sending still goes out.
-    pub(crate) async fn io(&mut self, read: bool) -> Result<Io, Error> {
+    pub(crate) fn poll_io(&mut self, cx: &mut Context<'_>, read: bool) -> Poll<Result<Io, Error>> {
         match self {
-            Active::WebSocket(ws) => {
-                let packet = std::future::poll_fn(|cx| ws.poll_io(cx, read)).await?;
-                Ok(match packet {
+            Active::WebSocket(ws) => ws.poll_io(cx, read).map(|packet| {
+                Ok(match packet? {
                     Some(packet) => Io::Received(vec![packet]),
                     None => Io::Closed,
                 })
-            }
-            Active::Polling(polling) => std::future::poll_fn(|cx| polling.poll_io(cx, read)).await,
+            }),
+            Active::Polling(polling) => polling.poll_io(cx, read),
+        }
+    }
+
+    /// Hands what is queued to the socket now, as far as it takes it (WebSocket only: the
+    /// HTTP transports write from their own requests). Ready only with an error.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        match self {
+            Active::WebSocket(ws) => ws.poll_write(cx),
+            Active::Polling(_) => Poll::Pending,
         }
     }
 

@@ -220,7 +220,7 @@ impl WebSocketTransport {
     }
 
     /// Moves the outbox into the socket as far as it takes it. Ready only with an error.
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut stream = Pin::new(&mut *self.stream);
         while !self.outbox.is_empty() {
             match stream.as_mut().poll_ready(cx) {
