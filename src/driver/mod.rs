@@ -171,6 +171,7 @@ pub(crate) fn spawn(
         read: true,
         waker: None,
         rotation: 0,
+        wrote_directly: false,
         runtime: runtime.clone(),
         span: span.clone(),
     };
@@ -178,11 +179,15 @@ pub(crate) fn spawn(
     runtime.spawn(run(cell.clone()).instrument(span));
 }
 
-/// Closes a transport politely. Boxed: the close future is large (a WebSocket close handshake,
-/// a polling close POST) and rare, and awaited inline it would make every client's driver
-/// future, kept for the whole life of the connection, that much larger.
-async fn close_transport(transport: Active) {
-    Box::pin(transport.close()).await;
+/// Closes transports politely, one after the other. Boxed: the close futures are large (a
+/// WebSocket close handshake, a polling close POST) and rare, and awaited inline they would
+/// make every client's task, kept for the whole life of the connection, that much larger.
+fn close_transports(transports: Vec<Active>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        for transport in transports {
+            transport.close().await;
+        }
+    })
 }
 
 /// What of the user's options the core acts on.
@@ -238,6 +243,11 @@ struct Driver {
     waker: Option<Waker>,
     /// Which source a turn polls first: each in turn, so that none starves the others.
     rotation: usize,
+    /// A handle wrote directly since the task's last poll: the next requests go through the
+    /// channel, where the task takes them in batches (one write for up to [`BATCH`]). A round
+    /// trip at a time keeps the direct way (the task polls to read each answer); a thread
+    /// emitting in a loop, or with 64 acks in flight, gets the batches.
+    wrote_directly: bool,
     runtime: tokio::runtime::Handle,
     span: tracing::Span,
 }
@@ -277,8 +287,8 @@ async fn run(cell: Arc<DriverCell>) {
             turned
         })
         .await;
-        for transport in closing {
-            close_transport(transport).await;
+        if !closing.is_empty() {
+            close_transports(closing).await;
         }
         if finished {
             break;
@@ -286,7 +296,7 @@ async fn run(cell: Arc<DriverCell>) {
     }
     let driver = cell.lock().take();
     if let Some(driver) = driver {
-        driver.wind_down().await;
+        close_transports(driver.wind_down()).await;
     }
 }
 
@@ -297,6 +307,7 @@ impl Driver {
         if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             self.waker = Some(cx.waker().clone());
         }
+        self.wrote_directly = false;
         for _ in 0..TURNS {
             if self.finished.is_some() || !self.closing.is_empty() {
                 self.routes.wake_readers();
@@ -437,6 +448,7 @@ impl Driver {
     /// Whether a handle's thread can carry out `request` itself (see [`DriverCell`]).
     fn takes_directly(&self, request: &Request) -> bool {
         matches!(request, Request::Emit { .. } | Request::Ack { .. })
+            && !self.wrote_directly
             && self.finished.is_none()
             && self.waker.is_some()
             && self.opening.is_none()
@@ -455,6 +467,7 @@ impl Driver {
         let span = self.span.clone();
         let _span = span.enter();
         let resolving = self.resolving.len();
+        self.wrote_directly = true;
         self.on_request(request);
         let Some(waker) = self.waker.clone() else {
             return;
@@ -491,9 +504,9 @@ impl Driver {
         }
     }
 
-    /// The core is finished: handles hear it, requests still queued are refused, what was
-    /// queued last goes out, and the transports close.
-    async fn wind_down(mut self: Box<Self>) {
+    /// The core is finished: handles hear it, requests still queued are refused, and what was
+    /// queued last is handed to the transports, which are returned for closing.
+    fn wind_down(mut self: Box<Self>) -> Vec<Active> {
         self.shared.close();
         self.routes.close_all();
         let error = self
@@ -504,16 +517,13 @@ impl Driver {
         refuse_pending(&mut self.requests, &error);
         // What was queued last (the DISCONNECTs of a client leaving) goes out before the
         // transport closes, so the server hears the client's reason, not a network failure.
-        if let Some(link) = self.link.take() {
-            let mut link = link;
+        let mut transports = Vec::new();
+        if let Some(mut link) = self.link.take() {
             link.flush();
-            for transport in link.into_transports() {
-                close_transport(transport).await;
-            }
+            transports.extend(link.into_transports());
         }
-        for transport in std::mem::take(&mut self.closing) {
-            close_transport(transport).await;
-        }
+        transports.append(&mut self.closing);
+        transports
     }
 
     /// At each new heartbeat of the link, and once a connect was answered, the empty queues
