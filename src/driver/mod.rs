@@ -424,7 +424,8 @@ impl Driver {
                 self.feed_core(|core, now| core.handle_auth(now, &namespace, link, Some(value)));
             }
             Fired::Link(event) => {
-                self.on_link_event(event);
+                let now = Instant::now();
+                self.on_link_event(event, now);
                 // Frames already read are handled before the next flush, so what they
                 // trigger (acks, pongs) shares one write as well.
                 for _ in 0..BATCH {
@@ -437,7 +438,7 @@ impl Driver {
                     else {
                         break;
                     };
-                    self.on_link_event(event);
+                    self.on_link_event(event, now);
                 }
             }
             Fired::Room => {}
@@ -478,7 +479,7 @@ impl Driver {
             if let Poll::Ready(Err(error)) =
                 link.transport.poll_write(&mut Context::from_waker(&waker))
             {
-                self.on_link_event(LinkEvent::Io(Err(error)));
+                self.on_link_event(LinkEvent::Io(Err(error)), Instant::now());
             }
         }
         self.routes.wake_readers();
@@ -732,14 +733,22 @@ impl Driver {
         let engine_sid = link.session.handshake().sid.clone();
         self.link = Some(link);
         self.feed_core(|core, now| core.handle_link_open(now, kind, &engine_sid));
-        self.feed_packets(now, initial);
+        for packet in initial {
+            self.feed_packet(now, packet);
+        }
     }
 
-    fn on_link_event(&mut self, event: LinkEvent) {
+    /// What the link delivered; `now` is when it was read (one clock read per batch).
+    fn on_link_event(&mut self, event: LinkEvent, now: Instant) {
         match event {
             LinkEvent::Io(io) => {
                 match io {
-                    Ok(Io::Received(packets)) => self.feed_packets(Instant::now(), packets),
+                    Ok(Io::Received(packets)) => {
+                        for packet in packets {
+                            self.feed_packet(now, packet);
+                        }
+                    }
+                    Ok(Io::One(packet)) => self.feed_packet(now, packet),
                     Ok(Io::Progress) => {}
                     Ok(Io::Closed) => self.lose_link(DisconnectReason::TransportClose, None),
                     Err(Error::Protocol(e)) => {
@@ -747,21 +756,21 @@ impl Driver {
                     }
                     Err(error) => self.lose_link(DisconnectReason::TransportError, Some(error)),
                 }
-                let outgoing = self.shared.outgoing.clone();
                 let progress = match self.link.as_mut() {
-                    Some(link) => link.upgrade_parts().check_ready(&outgoing),
+                    Some(link) => link.upgrade_parts().check_ready(&self.shared.outgoing),
                     None => Progress::Going,
                 };
                 self.on_upgrade_progress(progress);
             }
             LinkEvent::Upgrade(step) => {
-                let outgoing = self.shared.outgoing.clone();
                 let probe_timeout = self.config.upgrade_timeout;
                 let progress = match self.link.as_mut() {
-                    Some(link) => {
-                        link.upgrade_parts()
-                            .on_step(Instant::now(), step, probe_timeout, &outgoing)
-                    }
+                    Some(link) => link.upgrade_parts().on_step(
+                        now,
+                        step,
+                        probe_timeout,
+                        &self.shared.outgoing,
+                    ),
                     None => Progress::Going,
                 };
                 self.on_upgrade_progress(progress);
@@ -800,15 +809,13 @@ impl Driver {
         }
     }
 
-    /// Feeds received Engine.IO packets through the session, and what they carry to the core.
-    fn feed_packets(&mut self, now: Instant, packets: Vec<crate::proto::engineio::Packet>) {
-        for packet in packets {
-            let Some(link) = self.link.as_mut() else {
-                return;
-            };
-            link.session.handle_packet(now, packet);
-            self.drain_link(now);
-        }
+    /// Feeds a received Engine.IO packet through the session, and what it carries to the core.
+    fn feed_packet(&mut self, now: Instant, packet: crate::proto::engineio::Packet) {
+        let Some(link) = self.link.as_mut() else {
+            return;
+        };
+        link.session.handle_packet(now, packet);
+        self.drain_link(now);
     }
 
     /// Hands what the session decoded to the core, until the session has nothing or the
@@ -847,7 +854,7 @@ impl Driver {
             else {
                 return;
             };
-            self.on_link_event(event);
+            self.on_link_event(event, now);
         }
     }
 

@@ -59,7 +59,7 @@ impl Active {
         match self {
             Active::WebSocket(ws) => ws.poll_io(cx, read).map(|packet| {
                 Ok(match packet? {
-                    Some(packet) => Io::Received(vec![packet]),
+                    Some(packet) => Io::One(packet),
                     None => Io::Closed,
                 })
             }),

@@ -57,6 +57,8 @@ pub(crate) use active::Active;
 pub(crate) enum Io {
     /// Packets from the server.
     Received(Vec<Packet>),
+    /// One packet from the server (a WebSocket frame): not worth a `Vec` each.
+    One(Packet),
     /// The server closed the connection.
     Closed,
     /// Writes went out (a POST was answered) or a request ended empty: nothing to read, but
