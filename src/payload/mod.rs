@@ -8,6 +8,7 @@
 //! `serde_json::from_value` except that placeholders read as bytes.
 
 mod de;
+mod json_scan;
 mod raw;
 mod ser;
 

@@ -12,18 +12,10 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use serde::de::{self, DeserializeOwned, SeqAccess, Visitor};
-use serde::Deserializer as _;
-use serde_json::value::RawValue;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-/// The key that marks a binary placeholder: text containing it takes the value form.
-const PLACEHOLDER_KEY: &str = "\"_placeholder\"";
-
-/// How deep one argument may nest: serde_json reads 127 levels of arrays and objects in all
-/// (its recursion limit, as measured), and the array around the arguments is one of them. Text
-/// that nests deeper is refused by the general decoding, so it must not pass here either.
-const MAX_ELEMENT_DEPTH: usize = 126;
+use super::json_scan::scan_arguments;
 
 /// Where a byte of JSON text stands: outside strings, inside one (its quotes included), or
 /// right after a backslash inside one.
@@ -63,59 +55,6 @@ impl JsonStrings {
         }
         JsonByte::Outside
     }
-}
-
-/// Whether serde_json's `Value` reads `json` (valid JSON syntax) as well: the syntax check lets
-/// through what that parse refuses, so text with any of it goes the general way, which
-/// refuses it as before. Those are `\u` escapes (a lone surrogate), numbers with an exponent
-/// or with 300 digits or more (which may be out of f64's range), and nesting deeper than
-/// [`MAX_ELEMENT_DEPTH`]. One pass over the bytes; a text without them is common by far.
-fn reads_as_value(json: &str) -> bool {
-    match json.as_bytes().first() {
-        // A string: only an escape can be refused (a `\\u` that is an escaped backslash
-        // followed by `u` goes the general way too, which reads it right).
-        Some(b'"') => return !json.contains("\\u"),
-        Some(b't' | b'f' | b'n') => return true,
-        Some(b'-' | b'0'..=b'9') => {
-            return json.len() < 300 && !json.bytes().any(|b| b == b'e' || b == b'E')
-        }
-        _ => {}
-    }
-    let (mut depth, mut digits) = (0usize, 0usize);
-    let mut strings = JsonStrings::default();
-    for byte in json.bytes() {
-        match strings.step(byte) {
-            JsonByte::Escaped if byte == b'u' => return false,
-            JsonByte::Escaped | JsonByte::InString => {
-                digits = 0;
-                continue;
-            }
-            JsonByte::Outside => {}
-        }
-        match byte {
-            b'0'..=b'9' => {
-                digits += 1;
-                if digits >= 300 {
-                    return false;
-                }
-                continue;
-            }
-            b'e' | b'E' if digits > 0 => return false,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_ELEMENT_DEPTH {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-        // A '.' between digits continues the number.
-        if byte != b'.' {
-            digits = 0;
-        }
-    }
-    true
 }
 
 /// Where each argument is in the text (start, end): up to [`INLINE_SPANS`] without an
@@ -186,17 +125,24 @@ impl RawList {
         let Some(json) = text.get(start..) else {
             return Err(text);
         };
-        if text.len() > u32::MAX as usize || json.contains(PLACEHOLDER_KEY) {
+        if text.len() > u32::MAX as usize {
             return Err(text);
         }
-        let mut de = serde_json::Deserializer::from_str(json);
-        let parsed = de.deserialize_seq(ElementSpans {
-            base: text.as_ptr() as usize,
-            named,
+        // The text is at most u32::MAX bytes long (checked above): the offsets fit.
+        let mut spans = Spans::new();
+        let scanned = scan_arguments(json, named, &mut |from, to| {
+            spans.push(((start + from) as u32, (start + to) as u32));
         });
-        let (name, spans) = match (parsed, de.end()) {
-            (Ok(parsed), Ok(())) => parsed,
-            _ => return Err(text),
+        let name = match scanned {
+            None => return Err(text),
+            Some(None) => None,
+            Some(Some((from, to, false))) => json.get(from + 1..to - 1).map(str::to_owned),
+            Some(Some((from, to, true))) => {
+                match json.get(from..to).map(serde_json::from_str::<String>) {
+                    Some(Ok(name)) => Some(name),
+                    _ => return Err(text),
+                }
+            }
         };
         if named && name.is_none() {
             return Err(text);
@@ -297,46 +243,9 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// Visits a JSON array, noting where each element is (and reading the first as a name).
-struct ElementSpans {
-    base: usize,
-    named: bool,
-}
-
-impl<'de> Visitor<'de> for ElementSpans {
-    type Value = (Option<String>, Spans);
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let name = if self.named {
-            match seq.next_element::<String>()? {
-                Some(name) => Some(name),
-                None => return Err(de::Error::custom("an event without a name")),
-            }
-        } else {
-            None
-        };
-        let mut spans = Spans::new();
-        while let Some(raw) = seq.next_element::<&'de RawValue>()? {
-            let text = raw.get();
-            if !reads_as_value(text) {
-                return Err(de::Error::custom("left to the general decoding"));
-            }
-            let start = (text.as_ptr() as usize).wrapping_sub(self.base);
-            // The input is at most u32::MAX bytes long (checked before parsing).
-            let start = u32::try_from(start).map_err(de::Error::custom)?;
-            let end = start.saturating_add(text.len() as u32);
-            spans.push((start, end));
-        }
-        Ok((name, spans))
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::json_scan::MAX_ELEMENT_DEPTH;
     use super::*;
     use serde_json::json;
 
