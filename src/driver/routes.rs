@@ -285,6 +285,7 @@ impl Routes {
             }
             Output::Message {
                 namespace,
+                namespace_text,
                 event,
                 args,
                 ack,
@@ -294,7 +295,7 @@ impl Routes {
                     let ack = ack.map(|id| AckSender::new(socket.acks.clone(), id));
                     socket.push(
                         Event::Message {
-                            namespace: namespace.to_string(),
+                            namespace: namespace_text,
                             event,
                             args,
                             ack,

@@ -98,6 +98,7 @@ impl ClientCore {
                 }
                 self.outputs.push_back(Output::Message {
                     namespace,
+                    namespace_text: packet.nsp,
                     event,
                     args,
                     ack: packet.id,

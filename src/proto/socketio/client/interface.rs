@@ -84,6 +84,9 @@ pub(crate) enum Output {
     /// The server emitted an event; `ack` is its acknowledgement id, `size` its wire size.
     Message {
         namespace: Arc<str>,
+        /// The namespace's name as the packet carried it (the same text as `namespace`): the
+        /// event's own copy, so that delivering it allocates no other.
+        namespace_text: String,
         event: String,
         args: Args,
         ack: Option<u64>,
