@@ -74,6 +74,9 @@ struct State {
     /// Blocking readers inside `Condvar::wait`: a push wakes the condvar only when one is (a
     /// futex wake is a system call even with nobody waiting).
     blocked_readers: usize,
+    /// Async readers waiting for a notification: only then does a reader that took an event
+    /// with more left pass the wake-up on (each pass is two locks of the `Notify`).
+    async_waiting: usize,
     /// Events were pushed without waking readers ([`EventQueue::push_deferred`]).
     unwoken: bool,
     policy: Option<Policy>,
@@ -372,25 +375,54 @@ impl EventQueue {
 
     /// [`pop`](Self::pop), with the event's weight (for the dispatcher to pass on).
     pub(crate) async fn pop_sized(&self) -> Option<(Event, usize)> {
+        // An event already waiting needs no registration for a wake-up: one lock, not five.
+        {
+            let mut state = self.lock();
+            if let Some(event) = self.take(&mut state) {
+                self.pass_on_async(&state);
+                return Some(event);
+            }
+            if state.closed {
+                return None;
+            }
+        }
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
+            // Registered before the check: a push between the check and the wait is not missed.
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
                 if let Some(event) = self.take(&mut state) {
-                    if !state.events.is_empty() {
-                        // Pass the wake-up on to another reader.
-                        self.notify.notify_one();
-                    }
+                    self.pass_on_async(&state);
                     return Some(event);
                 }
                 if state.closed {
                     return None;
                 }
+                state.async_waiting += 1;
             }
+            // Counted out however the wait ends (the future may be dropped while it waits).
+            let _waiting = AsyncWaiting(self);
             notified.await;
         }
+    }
+
+    /// An async reader took an event and more are left: another one waiting gets a wake-up.
+    fn pass_on_async(&self, state: &State) {
+        if state.async_waiting > 0 && !state.events.is_empty() {
+            self.notify.notify_one();
+        }
+    }
+}
+
+/// An async reader in its wait, counted in `State::async_waiting` until dropped.
+struct AsyncWaiting<'a>(&'a EventQueue);
+
+impl Drop for AsyncWaiting<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.async_waiting = state.async_waiting.saturating_sub(1);
     }
 }
 
