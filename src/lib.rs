@@ -33,9 +33,10 @@
 //!
 //! ```text
 //!   Client / AsyncClient / Events            handles: send requests, read status and events
-//!        │ request (channel)   ▲ event queues, oneshot answers, status atomics
+//!        │ request (channel, or  ▲ event queues, oneshot answers, status atomics
+//!        │ on the caller's thread while the driver is idle)
 //!        ▼                     │
-//!   driver  ─ one task per connection: a select! loop that feeds the core and flushes it
+//!   driver  ─ one task per connection: a poll loop that feeds the core and flushes it
 //!   │  routes (token → answer), link (session + transport + decoder), upgrade (IO half), open
 //!   │
 //!   ├── proto::socketio::client   the client state machine (sans-IO): namespaces, acks,
