@@ -283,3 +283,49 @@ fn an_ack_timeout_armed_from_the_callers_thread_fires_at_its_deadline() {
         );
     }
 }
+
+/// A runtime shut down under a connected `AsyncClient` drops its connection's task: emits then
+/// fail at the call site (and an ack wait ends with an error) instead of being accepted by a
+/// driver nobody runs any more.
+#[test]
+fn emits_fail_once_the_clients_runtime_is_gone() {
+    let server = MockServer::builder()
+        .on("/", "ack", |_socket, args, ack| {
+            if let Some(ack) = ack {
+                ack.send(args);
+            }
+        })
+        .start_background()
+        .expect("mock");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = runtime.block_on(async {
+        let client = sio_client::AsyncClient::builder(server.url())
+            .transports([sio_client::Transport::WebSocket])
+            .connect_async()
+            .await
+            .expect("connect");
+        // The connection works, and is idle afterwards (the next emit may go straight out).
+        let args = client.emit_with_ack("ack", 1, WAIT).await.expect("ack");
+        assert_eq!(args.get::<u64>(0).expect("arg"), 1);
+        client
+    });
+    runtime.shutdown_timeout(WAIT);
+    let other = tokio::runtime::Runtime::new().expect("runtime");
+    assert!(!client.is_connected(), "connected with its runtime gone");
+    other.block_on(async {
+        let emitted = client.emit("ack", 2).await;
+        assert!(
+            emitted.is_err(),
+            "an emit was accepted with nobody to send it: {emitted:?}"
+        );
+        let answered = tokio::time::timeout(WAIT, client.emit_with_ack("ack", 3, WAIT)).await;
+        assert!(
+            matches!(answered, Ok(Err(_))),
+            "an ack wait did not fail at once: {answered:?}"
+        );
+    });
+}

@@ -179,6 +179,23 @@ pub(crate) fn spawn(
     runtime.spawn(run(cell.clone()).instrument(span));
 }
 
+/// Empties the cell when the task ends, however it ends: a runtime shut down drops the task
+/// mid-way, and a driver left in the cell would take handles' emits with nobody to send them.
+/// Emptied, the cell sends handles to the channel, whose closed end fails their requests.
+struct EmptiedOnDrop(Arc<DriverCell>);
+
+impl Drop for EmptiedOnDrop {
+    fn drop(&mut self) {
+        let driver = self.0.lock().take();
+        if let Some(mut driver) = driver {
+            // The task was dropped before the core finished: the handles hear the connection
+            // is gone. Dropped outside the lock (waiting acks fail as their senders go).
+            driver.shared.close();
+            driver.routes.close_all();
+        }
+    }
+}
+
 /// Closes transports politely, one after the other. Boxed: the close futures are large (a
 /// WebSocket close handshake, a polling close POST) and rare, and awaited inline they would
 /// make every client's task, kept for the whole life of the connection, that much larger.
@@ -269,6 +286,8 @@ const TURNS: usize = 256;
 /// The driver's task: turns until the core is finished, closing dropped transports between
 /// turns (they are awaited, so outside the lock), then winds the connection down.
 async fn run(cell: Arc<DriverCell>) {
+    let cell = EmptiedOnDrop(cell);
+    let cell = &cell.0;
     let mut replies = Vec::new();
     loop {
         let (closing, finished) = std::future::poll_fn(|cx| {
