@@ -516,6 +516,11 @@ mod tests {
                 std::thread::spawn(move || name(queue.pop_blocking()))
             })
             .collect();
+        // Both readers must be asleep before the pushes: one still starting up would take
+        // the first event itself, without a wake-up, and the queue would not be full.
+        while queue.lock().blocked_readers < 2 {
+            std::thread::yield_now();
+        }
         assert!(queue.push_deferred(message(0), 0), "one of two: room left");
         assert!(!queue.push_deferred(message(1), 0), "two of two: full");
         // One wake-up for both events: the first reader passes it on to the second.
