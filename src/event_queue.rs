@@ -376,15 +376,8 @@ impl EventQueue {
     /// [`pop`](Self::pop), with the event's weight (for the dispatcher to pass on).
     pub(crate) async fn pop_sized(&self) -> Option<(Event, usize)> {
         // An event already waiting needs no registration for a wake-up: one lock, not five.
-        {
-            let mut state = self.lock();
-            if let Some(event) = self.take(&mut state) {
-                self.pass_on_async(&state);
-                return Some(event);
-            }
-            if state.closed {
-                return None;
-            }
+        if let Some(done) = self.take_async(&mut self.lock()) {
+            return done;
         }
         loop {
             let notified = self.notify.notified();
@@ -393,12 +386,8 @@ impl EventQueue {
             notified.as_mut().enable();
             {
                 let mut state = self.lock();
-                if let Some(event) = self.take(&mut state) {
-                    self.pass_on_async(&state);
-                    return Some(event);
-                }
-                if state.closed {
-                    return None;
+                if let Some(done) = self.take_async(&mut state) {
+                    return done;
                 }
                 state.async_waiting += 1;
             }
@@ -408,11 +397,16 @@ impl EventQueue {
         }
     }
 
-    /// An async reader took an event and more are left: another one waiting gets a wake-up.
-    fn pass_on_async(&self, state: &State) {
-        if state.async_waiting > 0 && !state.events.is_empty() {
-            self.notify.notify_one();
+    /// What an async reader gets without waiting: an event (another waiting reader is woken
+    /// if more are left), or the end of a closed queue; `None` when it must wait.
+    fn take_async(&self, state: &mut State) -> Option<Option<(Event, usize)>> {
+        if let Some(event) = self.take(state) {
+            if state.async_waiting > 0 && !state.events.is_empty() {
+                self.notify.notify_one();
+            }
+            return Some(Some(event));
         }
+        state.closed.then_some(None)
     }
 }
 

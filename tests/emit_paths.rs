@@ -62,6 +62,14 @@ fn recorded(all: &Value, base: u64) -> Vec<u64> {
         .collect()
 }
 
+/// The server's answer to "recorded" holds `base..base + EMITS` once each, in order.
+fn assert_recorded_in_order(all: &sio_client::Args, base: u64, mode: Mode) {
+    let got = recorded(&all.get::<Value>(0).expect("list"), base);
+    let want: Vec<u64> = (base..base + EMITS).collect();
+    assert_eq!(got.len(), want.len(), "{mode:?}: emits lost or repeated");
+    assert_eq!(got, want, "{mode:?}: emits out of order");
+}
+
 fn blocking_order(mode: Mode) {
     let server = server();
     let client = builder(server.url(), SioVersion::V4, mode)
@@ -113,10 +121,7 @@ fn blocking_order(mode: Mode) {
     let all = client
         .emit_with_ack("recorded", (), WAIT)
         .expect("recorded");
-    let got = recorded(&all.get::<Value>(0).expect("list"), base);
-    let want: Vec<u64> = (base..base + EMITS).collect();
-    assert_eq!(got.len(), want.len(), "{mode:?}: emits lost or repeated");
-    assert_eq!(got, want, "{mode:?}: emits out of order");
+    assert_recorded_in_order(&all, base, mode);
     assert_eq!(
         reader.join().expect("reader"),
         BURST,
@@ -175,10 +180,7 @@ async fn async_order(mode: Mode) {
         .emit_with_ack("recorded", (), WAIT)
         .await
         .expect("recorded");
-    let got = recorded(&all.get::<Value>(0).expect("list"), base);
-    let want: Vec<u64> = (base..base + EMITS).collect();
-    assert_eq!(got.len(), want.len(), "{mode:?}: emits lost or repeated");
-    assert_eq!(got, want, "{mode:?}: emits out of order");
+    assert_recorded_in_order(&all, base, mode);
     assert_eq!(
         reader.await.expect("reader"),
         BURST,
