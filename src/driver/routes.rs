@@ -2,8 +2,6 @@
 //! become oneshot answers, namespaces become event queues, and status changes become the
 //! atomics the handles read. It is the only writer of [`SocketStatus`].
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -12,6 +10,7 @@ use tokio::sync::oneshot;
 use crate::config::{AsyncAuth, AuthSource};
 use crate::event::{AckRoute, AckSender, Event};
 use crate::event_queue::EventQueue;
+use crate::proto::local_map::LocalMap;
 use crate::proto::socketio::client::{Output, Status, Token};
 use crate::request::{Request, SocketSinks, SocketStatus, WeakRequestSender};
 use crate::{Args, Error};
@@ -116,53 +115,6 @@ impl AckRoute for RequestAcks {
                 args,
             }))
             .map_err(|_| Error::Closed)
-    }
-}
-
-/// A map keyed by what the driver chose (its tokens) or the application did (namespace
-/// names), never by anything a server sends: it needs no flood-resistant hash, and SipHash was
-/// a percent of a burst's CPU (a lookup per event delivered).
-type LocalMap<K, V> = HashMap<K, V, BuildHasherDefault<LocalHasher>>;
-
-/// A multiply-rotate hash (as rustc's own `FxHasher`), for [`LocalMap`].
-#[derive(Default)]
-struct LocalHasher(u64);
-
-impl LocalHasher {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::K);
-    }
-}
-
-impl Hasher for LocalHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        for &byte in chunks.remainder() {
-            self.add(u64::from(byte));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
     }
 }
 

@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod engineio;
 mod error;
+pub(crate) mod local_map;
 pub mod socketio;
 pub(crate) mod time;
 

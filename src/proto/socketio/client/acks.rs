@@ -2,11 +2,13 @@
 //! token) and the at-least-once queue (emits resent until acknowledged, one in flight at a
 //! time, in order).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::Value;
+
+use crate::proto::local_map::LocalMap;
 
 use super::interface::Token;
 use crate::transport::Held;
@@ -48,7 +50,7 @@ pub(super) enum Answered {
 #[derive(Debug, Default)]
 pub(super) struct Acks {
     next_id: u64,
-    pending: HashMap<u64, PendingAck>,
+    pending: LocalMap<u64, PendingAck>,
     queue: VecDeque<Queued>,
     /// The ack id of the queue head's attempt on the wire.
     inflight: Option<u64>,

@@ -8,16 +8,18 @@
 //! O(log n) and O(1), which matters with thousands of acks in flight.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::time::Instant;
+
+use crate::proto::local_map::LocalMap;
 
 /// Deadlines keyed by `K`, at most one per key.
 #[derive(Debug)]
 pub(crate) struct TimerTable<K> {
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
     /// The generation of each live timer; a heap entry with another one is stale.
-    live: HashMap<K, u64>,
+    live: LocalMap<K, u64>,
     generation: u64,
 }
 
@@ -25,7 +27,7 @@ impl<K: Hash + Eq + Ord + Clone> Default for TimerTable<K> {
     fn default() -> Self {
         TimerTable {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: LocalMap::default(),
             generation: 0,
         }
     }
