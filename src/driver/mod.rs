@@ -69,6 +69,13 @@ const BATCH: usize = 64;
 /// — stays with the task, which takes the same lock for each of its turns (never across an
 /// await). A handle that finds the lock taken sends its request through the channel, as
 /// before; order is kept because the direct way is only taken while the channel is empty.
+///
+/// The direct way is for a connection with nothing awaited: a round trip at a time, or
+/// fire-and-forget emits. While a caller awaits an ack, answers are on their way and the task
+/// will be polled for them anyway, so an emit goes through the channel and is written in the
+/// task's next batch: with 64 acks in flight, writing each emit from its caller's thread cost
+/// a `send` per emit (half the caller's time by a profile) against one per batch, 125–160k
+/// acks/s against 147–185k in alternating runs.
 pub(crate) struct DriverCell {
     driver: Mutex<Option<Box<Driver>>>,
     /// The task waits for the lock: handles leave it to the task (through the channel), so
@@ -474,6 +481,7 @@ impl Driver {
             && self.opening.is_none()
             && self.closing.is_empty()
             && self.requests.is_empty()
+            && self.routes.acks_awaited() == 0
             && self
                 .link
                 .as_ref()

@@ -133,6 +133,11 @@ pub(super) struct Routes {
 pub(super) type AckReply = (oneshot::Sender<Result<Args, Error>>, Result<Args, Error>);
 
 impl Routes {
+    /// Callers waiting for an acknowledgement.
+    pub(super) fn acks_awaited(&self) -> usize {
+        self.acks.len()
+    }
+
     pub(super) fn new(requests: WeakRequestSender) -> Routes {
         Routes {
             requests,
