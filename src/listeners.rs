@@ -10,10 +10,10 @@
 //! each event goes to one of them, as with a work queue (a broadcast to every reader would
 //! have to hold each event until the slowest reader took it).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use crate::proto::local_map::LocalMap;
 use crate::{AckSender, Args};
 
 /// A handler for one event: gets the arguments and, when the server asked for one, an ack sender.
@@ -73,9 +73,9 @@ where
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ListenerId(u64);
 
-struct Entry<H> {
+pub(crate) struct Entry<H> {
     id: u64,
-    handler: H,
+    pub(crate) handler: H,
     once: bool,
 }
 
@@ -90,10 +90,16 @@ impl<H: Clone> Clone for Entry<H> {
 }
 
 /// The listeners of one socket.
+///
+/// Each event's list, and the `on_any` list, is shared (`Arc`) with the [`Calls`] taken from
+/// it and copied only when it changes while a call still holds it: an incoming event costs
+/// two reference counts, not two vectors and a reference count per listener (a burst's
+/// events each take their calls). The map is keyed by the application's event names; a
+/// server only looks names up, which a [`LocalMap`] allows.
 #[derive(Clone, Default)]
 pub(crate) struct Table {
-    by_event: HashMap<String, Vec<Entry<Listener>>>,
-    any: Vec<Entry<AnyHandler>>,
+    by_event: LocalMap<String, Arc<Vec<Entry<Listener>>>>,
+    any: Arc<Vec<Entry<AnyHandler>>>,
     outgoing: Vec<Entry<OutgoingHandler>>,
     next_id: u64,
 }
@@ -106,10 +112,7 @@ impl Table {
 
     pub(crate) fn on(&mut self, event: String, handler: Listener, once: bool) -> ListenerId {
         let id = self.id();
-        self.by_event
-            .entry(event)
-            .or_default()
-            .push(Entry { id, handler, once });
+        Arc::make_mut(self.by_event.entry(event).or_default()).push(Entry { id, handler, once });
         ListenerId(id)
     }
 
@@ -120,10 +123,11 @@ impl Table {
             handler,
             once: false,
         };
+        let any = Arc::make_mut(&mut self.any);
         if prepend {
-            self.any.insert(0, entry);
+            any.insert(0, entry);
         } else {
-            self.any.push(entry);
+            any.push(entry);
         }
         ListenerId(id)
     }
@@ -143,10 +147,10 @@ impl Table {
     }
 }
 
-/// What one incoming event calls, in order.
+/// What one incoming event calls, in order: the `on_any` listeners, then the event's own.
 pub(crate) struct Calls {
-    pub(crate) any: Vec<AnyHandler>,
-    pub(crate) event: Vec<Listener>,
+    pub(crate) any: Arc<Vec<Entry<AnyHandler>>>,
+    pub(crate) event: Option<Arc<Vec<Entry<Listener>>>>,
 }
 
 /// A socket's listeners, shared by its handles (which add and remove them) and its dispatcher
@@ -196,13 +200,16 @@ impl Listeners {
         self.edit(|table| {
             let mut found = false;
             for listeners in table.by_event.values_mut() {
-                let before = listeners.len();
-                listeners.retain(|e| e.id != id.0);
-                found |= listeners.len() != before;
+                if listeners.iter().any(|e| e.id == id.0) {
+                    Arc::make_mut(listeners).retain(|e| e.id != id.0);
+                    found = true;
+                }
             }
             table.by_event.retain(|_, l| !l.is_empty());
             let before = table.any.len() + table.outgoing.len();
-            table.any.retain(|e| e.id != id.0);
+            if table.any.iter().any(|e| e.id == id.0) {
+                Arc::make_mut(&mut table.any).retain(|e| e.id != id.0);
+            }
             table.outgoing.retain(|e| e.id != id.0);
             found || table.any.len() + table.outgoing.len() != before
         })
@@ -216,7 +223,7 @@ impl Listeners {
     }
 
     pub(crate) fn off_any(&self) {
-        self.edit(|table| table.any.clear());
+        self.edit(|table| table.any = Arc::default());
     }
 
     pub(crate) fn off_any_outgoing(&self) {
@@ -228,18 +235,16 @@ impl Listeners {
     pub(crate) fn take_calls(&self, event: &str) -> Calls {
         let (calls, removed_once) = {
             let mut table = self.lock();
-            let any = table.any.iter().map(|e| e.handler.clone()).collect();
+            let any = table.any.clone();
             let mut removed_once = false;
-            let event_calls = match table.by_event.get_mut(event) {
-                Some(listeners) => {
-                    let calls = listeners.iter().map(|e| e.handler.clone()).collect();
-                    let before = listeners.len();
-                    listeners.retain(|e| !e.once);
-                    removed_once = listeners.len() != before;
-                    calls
+            let event_calls = table.by_event.get_mut(event).map(|listeners| {
+                let calls = listeners.clone();
+                if listeners.iter().any(|e| e.once) {
+                    Arc::make_mut(listeners).retain(|e| !e.once);
+                    removed_once = true;
                 }
-                None => Vec::new(),
-            };
+                calls
+            });
             if removed_once {
                 table.by_event.retain(|_, l| !l.is_empty());
             }

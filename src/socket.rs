@@ -299,10 +299,10 @@ fn run_batch(listeners: &Listeners, mut batch: VecDeque<(Event, usize)>) -> Batc
             };
         };
         let calls = listeners.take_calls(&event);
-        for any in &calls.any {
-            guarded(|| any(&event, args.clone(), ack.clone()));
+        for any in calls.any.iter() {
+            guarded(|| (any.handler)(&event, args.clone(), ack.clone()));
         }
-        if calls.event.is_empty() {
+        let Some(own) = calls.event.as_deref().filter(|own| !own.is_empty()) else {
             let message = Event::Message {
                 namespace,
                 event,
@@ -314,13 +314,13 @@ fn run_batch(listeners: &Listeners, mut batch: VecDeque<(Event, usize)>) -> Batc
                 for_events: Some((message, bytes)),
                 rest: batch,
             };
-        }
+        };
         // The last listener gets the arguments themselves.
-        let (last, others) = calls.event.split_last().expect("not empty");
+        let (last, others) = own.split_last().expect("not empty");
         for listener in others {
-            errors.extend(guarded(|| listener.call(args.clone(), ack.clone())).flatten());
+            errors.extend(guarded(|| listener.handler.call(args.clone(), ack.clone())).flatten());
         }
-        errors.extend(guarded(|| last.call(args, ack)).flatten());
+        errors.extend(guarded(|| last.handler.call(args, ack)).flatten());
     }
     BatchOutcome {
         errors,
