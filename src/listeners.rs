@@ -10,7 +10,7 @@
 //! each event goes to one of them, as with a work queue (a broadcast to every reader would
 //! have to hold each event until the slowest reader took it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::proto::local_map::LocalMap;
@@ -163,6 +163,22 @@ pub(crate) struct Listeners {
     incoming: AtomicBool,
     /// Whether any outgoing listener exists (checked on every emit without locking).
     outgoing: AtomicBool,
+    /// Counts the table's changes (bumped under its lock): a dispatcher's [`CallsCache`] is
+    /// good while this has not moved.
+    version: AtomicU64,
+}
+
+/// The calls of the last event a dispatcher ran, kept while the listeners do not change: a
+/// burst of one event takes the table's lock for its first event only. An `on`, `off` or
+/// `once` made inside a listener changes the version, so it still holds from the very next
+/// event on.
+#[derive(Default)]
+pub(crate) struct CallsCache {
+    version: u64,
+    event: String,
+    calls: Option<Calls>,
+    /// False for calls that removed a `once` listener: they are for their one event only.
+    reusable: bool,
 }
 
 impl Listeners {
@@ -186,7 +202,12 @@ impl Listeners {
 
     /// Changes the table and refreshes the flags.
     pub(crate) fn edit<T>(&self, change: impl FnOnce(&mut Table) -> T) -> T {
-        let out = change(&mut self.lock());
+        let out = {
+            let mut table = self.lock();
+            let out = change(&mut table);
+            self.version.fetch_add(1, Ordering::Release);
+            out
+        };
         self.refresh();
         out
     }
@@ -230,10 +251,28 @@ impl Listeners {
         self.edit(|table| table.outgoing.clear());
     }
 
+    /// The listeners one incoming `event` calls, from `cache` when nothing changed since it
+    /// was filled for the same event, else taken from the table (see [`take_calls`](Self::take_calls)).
+    pub(crate) fn calls<'c>(&self, cache: &'c mut CallsCache, event: &str) -> &'c Calls {
+        let current = cache.reusable
+            && cache.version == self.version.load(Ordering::Acquire)
+            && cache.event == event;
+        if !current || cache.calls.is_none() {
+            let (version, calls, removed_once) = self.take_calls(event);
+            cache.version = version;
+            cache.event.clear();
+            cache.event.push_str(event);
+            cache.reusable = !removed_once;
+            return cache.calls.insert(calls);
+        }
+        cache.calls.as_ref().expect("checked above")
+    }
+
     /// The listeners one incoming `event` calls, `once` ones removed as they are taken (so a
-    /// `once` listener runs once even when events arrive back to back).
-    pub(crate) fn take_calls(&self, event: &str) -> Calls {
-        let (calls, removed_once) = {
+    /// `once` listener runs once even when events arrive back to back), with the table's
+    /// version after that and whether a `once` listener was removed.
+    fn take_calls(&self, event: &str) -> (u64, Calls, bool) {
+        let (version, calls, removed_once) = {
             let mut table = self.lock();
             let any = table.any.clone();
             let mut removed_once = false;
@@ -247,19 +286,18 @@ impl Listeners {
             });
             if removed_once {
                 table.by_event.retain(|_, l| !l.is_empty());
+                self.version.fetch_add(1, Ordering::Release);
             }
-            (
-                Calls {
-                    any,
-                    event: event_calls,
-                },
-                removed_once,
-            )
+            let calls = Calls {
+                any,
+                event: event_calls,
+            };
+            (self.version.load(Ordering::Acquire), calls, removed_once)
         };
         if removed_once {
             self.refresh();
         }
-        calls
+        (version, calls, removed_once)
     }
 
     /// Calls the outgoing listeners with an emit about to go out.

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::{check_namespace, AuthSource, ClientBuilder, Config, Handlers};
 use crate::driver::{self, DriverCell};
 use crate::event_queue::{EventQueue, EventSink};
-use crate::listeners::Listeners;
+use crate::listeners::{CallsCache, Listeners};
 use crate::proto::socketio::is_reserved_event;
 use crate::proto::time::deadline_after;
 use crate::request::{AckRequest, Request, RequestSender, Shared, SocketSinks, SocketStatus};
@@ -284,6 +284,7 @@ struct BatchOutcome {
 /// it, still run.
 fn run_batch(listeners: &Listeners, mut batch: VecDeque<(Event, usize)>) -> BatchOutcome {
     let mut errors = Vec::new();
+    let mut cache = CallsCache::default();
     while let Some((event, bytes)) = batch.pop_front() {
         let Event::Message {
             namespace,
@@ -298,7 +299,7 @@ fn run_batch(listeners: &Listeners, mut batch: VecDeque<(Event, usize)>) -> Batc
                 rest: batch,
             };
         };
-        let calls = listeners.take_calls(&event);
+        let calls = listeners.calls(&mut cache, &event);
         for any in calls.any.iter() {
             guarded(|| (any.handler)(&event, args.clone(), ack.clone()));
         }
