@@ -47,23 +47,9 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// This process's user + system CPU time.
+/// This process's user + system CPU time (zero where `/proc` is missing).
 fn cpu_now() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime, in clock ticks of 10 ms (Linux's USER_HZ).
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    support::cpu::cpu_time().unwrap_or_default()
 }
 
 /// One measured run: operations done, those wrong (misdelivered or out of order), wall time

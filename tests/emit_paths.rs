@@ -249,21 +249,28 @@ fn emits_from_eight_threads_each_keep_their_order() {
     }
 }
 
-/// An emit made while the driver is idle arms its ack timeout from the caller's thread: the
-/// timer must move to the ack's deadline. The heartbeat here is 30 s away, so an ack timeout
-/// that waited for the driver's next deadline would take that long.
-#[test]
-fn an_ack_timeout_armed_from_the_callers_thread_fires_at_its_deadline() {
-    let server = MockServer::builder()
-        .ping_interval(Duration::from_secs(30))
-        .ping_timeout(Duration::from_secs(30))
+/// A mock whose "ack" answers with its own arguments.
+fn acking_mock(builder: sio_client::mock::MockServerBuilder) -> MockServer {
+    builder
         .on("/", "ack", |_socket, args, ack| {
             if let Some(ack) = ack {
                 ack.send(args);
             }
         })
         .start_background()
-        .expect("mock");
+        .expect("mock")
+}
+
+/// An emit made while the driver is idle arms its ack timeout from the caller's thread: the
+/// timer must move to the ack's deadline. The heartbeat here is 30 s away, so an ack timeout
+/// that waited for the driver's next deadline would take that long.
+#[test]
+fn an_ack_timeout_armed_from_the_callers_thread_fires_at_its_deadline() {
+    let server = acking_mock(
+        MockServer::builder()
+            .ping_interval(Duration::from_secs(30))
+            .ping_timeout(Duration::from_secs(30)),
+    );
     let client = Client::builder(server.url())
         .transports([sio_client::Transport::WebSocket])
         .connect()
@@ -291,14 +298,7 @@ fn an_ack_timeout_armed_from_the_callers_thread_fires_at_its_deadline() {
 /// driver nobody runs any more.
 #[test]
 fn emits_fail_once_the_clients_runtime_is_gone() {
-    let server = MockServer::builder()
-        .on("/", "ack", |_socket, args, ack| {
-            if let Some(ack) = ack {
-                ack.send(args);
-            }
-        })
-        .start_background()
-        .expect("mock");
+    let server = acking_mock(MockServer::builder());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

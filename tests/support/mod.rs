@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod background;
+pub mod cpu;
 pub mod events;
 pub mod fixtures;
 pub mod hostile;

@@ -25,9 +25,11 @@
 //! Timing is plain `std::time::Instant`: each figure is one long loop over thousands of
 //! network round trips, where criterion's statistics add run time but nothing of value.
 
-// The Node server machinery of the main crate's tests: only the two files that need nothing
-// but std (the rest of tests/support needs the main crate's dev-dependencies). Siblings at the
-// crate root, as node.rs reaches process.rs through `super::`.
+// The Node server machinery and the CPU clock of the main crate's tests: only the files that
+// need nothing but std (the rest of tests/support needs the main crate's dev-dependencies).
+// Siblings at the crate root, as node.rs reaches process.rs through `super::`.
+#[path = "../../../tests/support/cpu.rs"]
+mod cpu;
 #[allow(dead_code)]
 #[path = "../../../tests/support/node.rs"]
 mod node;
@@ -41,6 +43,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cpu::cpu_time;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use node::{NodeOptions, NodeServer, SioVersion};
@@ -320,19 +323,6 @@ async fn latency_rs(url: &str, mode: Mode, samples: usize) -> Samples {
 
 // ---------------------------------------------------------------------------------------------
 // Throughput.
-
-/// CPU time (user + system) this process has used so far, from `/proc/self/stat`; `None`
-/// where that file does not exist. The Node server is another process and is not included.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // Linux reports these in USER_HZ, which is 100 on every mainstream architecture.
-    Some(Duration::from_millis((utime + stime) * 10))
-}
 
 /// Runs `f` and adds the process CPU time it used to `cpu`.
 async fn with_cpu<T>(cpu: &mut Option<Duration>, f: impl Future<Output = T>) -> T {
